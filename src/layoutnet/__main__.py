@@ -1,0 +1,3 @@
+from layoutnet.train import main
+
+main()

@@ -1,0 +1,59 @@
+"""The export callback: at the end of every fit, export the best checkpoint's network."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+
+from layoutnet.checkpoints import net_from_checkpoint, read_checkpoint
+from layoutnet.errors import ExportError
+from layoutnet.export.pipeline import ModelInfo, export_model
+from layoutnet.export.settings import ExportSettings
+from layoutnet.export.summary import print_export_summary
+from layoutnet.report import update_report
+
+log = logging.getLogger(__name__)
+
+
+class CoreMLExportCallback(pl.Callback):
+    """Runs on rank 0 only, on CPU, in eval mode, on the best checkpoint's weights (the final
+    weights when no checkpoint was kept). Writes the `export` section of `report.json` and
+    fails the fit when the export fails."""
+
+    def __init__(self, settings: Any, run_dir: str):
+        self.settings = ExportSettings.from_config(settings)
+        self.run_dir = Path(run_dir)
+
+    def _best_net(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> tuple[torch.nn.Module, str]:
+        best = getattr(trainer.checkpoint_callback, "best_model_path", "") if trainer.checkpoint_callback else ""
+        if best and Path(best).is_file():
+            net, _ = net_from_checkpoint(read_checkpoint(best), best)
+            return net, best
+        log.warning("no best checkpoint was saved; exporting the final weights")
+        net, _ = net_from_checkpoint(pl_module.checkpoint_payload(), "final weights")
+        return net, "final weights"
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not self.settings.enabled:
+            update_report(self.run_dir, export={"status": "disabled", "reason": "export=none"})
+            return
+        if not trainer.is_global_zero:
+            return
+        net, source = self._best_net(trainer, pl_module)
+        val_ids, val_labels = trainer.datamodule.val_tensors() if trainer.datamodule else (None, None)
+        score = getattr(trainer.checkpoint_callback, "best_model_score", None)
+        info = ModelInfo(run_id=self.run_dir.name, source=source,
+                         val_accuracy=None if score is None else float(score))
+        section: dict = {"weights": source}
+        try:
+            export_model(net, self.settings, self.run_dir / "export", info, val_ids, val_labels, section)
+        except ExportError:
+            update_report(self.run_dir, export=section)
+            print_export_summary(section)
+            raise
+        update_report(self.run_dir, export=section)
+        print_export_summary(section)

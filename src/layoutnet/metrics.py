@@ -1,0 +1,36 @@
+"""Accuracy, per-class accuracy and the confusion matrix from logits and labels."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from layoutnet.contract import CLASSES, NUM_CLASSES
+
+
+def predict_logits(net: nn.Module, ids: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
+    net = net.eval()
+    with torch.no_grad():
+        return torch.cat([net(ids[i : i + batch_size]) for i in range(0, len(ids), batch_size)]) if len(ids) else (
+            torch.zeros(0, NUM_CLASSES)
+        )
+
+
+def classification_summary(predictions: np.ndarray, labels: np.ndarray) -> dict:
+    """accuracy, per-class accuracy (recall of each true class) and confusion[true][pred]."""
+    predictions = np.asarray(predictions, dtype=np.int64)
+    labels = np.asarray(labels, dtype=np.int64)
+    confusion = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
+    np.add.at(confusion, (labels, predictions), 1)
+    support = confusion.sum(axis=1)
+    per_class = {
+        name: (float(confusion[i, i] / support[i]) if support[i] else None) for i, name in enumerate(CLASSES)
+    }
+    return {
+        "samples": int(len(labels)),
+        "accuracy": float((predictions == labels).mean()) if len(labels) else None,
+        "per_class_accuracy": per_class,
+        "support": {name: int(support[i]) for i, name in enumerate(CLASSES)},
+        "confusion_matrix": confusion.tolist(),
+    }

@@ -1,0 +1,176 @@
+"""The one LightningModule for every model family: the network comes from config."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
+
+from layoutnet.contract import CLASSES, NUM_CLASSES
+from layoutnet.errors import ConfigError
+from layoutnet.models import count_parameters, model_family
+
+
+def warmup_cosine(warmup_steps: int, total_steps: int, min_lr_ratio: float) -> Callable[[int], float]:
+    """LR multiplier: linear warmup to 1, then cosine decay to `min_lr_ratio` at `total_steps`."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        return min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return factor
+
+
+class EmbeddingMixup:
+    """Mixup for token inputs: ids cannot be interpolated, so the output of every embedding
+    layer in the network is mixed with a permutation of the batch while a step is active."""
+
+    def __init__(self, net: nn.Module):
+        self.embeddings = [m for m in net.modules() if isinstance(m, nn.Embedding)]
+        self.lam = 1.0
+        self.perm: torch.Tensor | None = None
+        for embedding in self.embeddings:
+            embedding.register_forward_hook(self._mix)
+
+    def _mix(self, _module: nn.Module, _inputs: tuple, output: torch.Tensor) -> torch.Tensor | None:
+        if self.perm is None:
+            return None
+        return self.lam * output + (1.0 - self.lam) * output[self.perm]
+
+    def begin(self, batch_size: int, alpha: float, device: torch.device) -> tuple[float, torch.Tensor]:
+        self.lam = float(torch.distributions.Beta(alpha, alpha).sample())
+        self.perm = torch.randperm(batch_size, device=device)
+        return self.lam, self.perm
+
+    def end(self) -> None:
+        self.perm = None
+
+
+class LayoutClassifierModule(pl.LightningModule):
+    def __init__(
+        self,
+        net: nn.Module,
+        lr: float = 2e-3,
+        weight_decay: float = 0.01,
+        betas: tuple[float, float] = (0.9, 0.98),
+        warmup_steps: int = 200,
+        min_lr_ratio: float = 0.05,
+        label_smoothing: float = 0.05,
+        mixup_alpha: float = 0.0,
+        mixup_prob: float = 0.0,
+    ):
+        super().__init__()
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ConfigError("model.label_smoothing", label_smoothing, "must be in [0, 1)")
+        if mixup_prob > 0 and mixup_alpha <= 0:
+            raise ConfigError("model.mixup_alpha", mixup_alpha, "must be > 0 when model.mixup_prob > 0")
+        self.save_hyperparameters(ignore=["net"])
+        self.net = net
+        self.mixup = EmbeddingMixup(net) if mixup_prob > 0 else None
+        self.train_acc = MulticlassAccuracy(NUM_CLASSES, average="micro")
+        self.val_acc = MulticlassAccuracy(NUM_CLASSES, average="micro")
+        self.val_class_acc = MulticlassAccuracy(NUM_CLASSES, average=None)
+        self.val_confusion = MulticlassConfusionMatrix(NUM_CLASSES)
+        self.test_acc = MulticlassAccuracy(NUM_CLASSES, average="micro")
+        self.test_class_acc = MulticlassAccuracy(NUM_CLASSES, average=None)
+        self.last_val_confusion: torch.Tensor | None = None
+
+    net_config: dict | None = None
+    """Resolved config of `net`, stored in every checkpoint so the network can be rebuilt."""
+
+    def checkpoint_meta(self) -> dict:
+        if self.net_config is None:
+            raise RuntimeError("net_config is not set; the train entry point sets it from model.net")
+        return {"net_config": self.net_config, "family": self.family, "num_parameters": self.num_parameters}
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["layoutnet"] = self.checkpoint_meta()
+
+    def checkpoint_payload(self) -> dict:
+        """What a checkpoint holds for rebuilding the network, from the weights in memory."""
+        return {"layoutnet": self.checkpoint_meta(), "state_dict": self.state_dict()}
+
+    @property
+    def family(self) -> str:
+        return model_family(self.net)
+
+    @property
+    def num_parameters(self) -> int:
+        return count_parameters(self.net)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.net(ids)
+
+    def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits, labels, label_smoothing=self.hparams.label_smoothing)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], _batch_idx: int) -> torch.Tensor:
+        ids, labels = batch
+        use_mixup = self.mixup is not None and float(torch.rand(())) < self.hparams.mixup_prob
+        if use_mixup:
+            lam, perm = self.mixup.begin(ids.shape[0], self.hparams.mixup_alpha, ids.device)
+            try:
+                logits = self.net(ids)
+            finally:
+                self.mixup.end()
+            loss = lam * self._loss(logits, labels) + (1.0 - lam) * self._loss(logits, labels[perm])
+        else:
+            logits = self.net(ids)
+            loss = self._loss(logits, labels)
+        self.train_acc(logits, labels)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True)
+        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], _batch_idx: int) -> None:
+        ids, labels = batch
+        logits = self.net(ids)
+        self.val_acc(logits, labels)
+        self.val_class_acc(logits, labels)
+        self.val_confusion(logits, labels)
+        self.log("val/loss", self._loss(logits, labels), on_epoch=True, prog_bar=True, sync_dist=True)
+        self.log("val/acc", self.val_acc, on_epoch=True, prog_bar=True)
+
+    def on_validation_epoch_end(self) -> None:
+        per_class = self.val_class_acc.compute()
+        for name, value in zip(CLASSES, per_class, strict=True):
+            self.log(f"val/acc_{name}", value, sync_dist=True)
+        self.last_val_confusion = self.val_confusion.compute().cpu()
+        self.val_class_acc.reset()
+        self.val_confusion.reset()
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], _batch_idx: int) -> None:
+        ids, labels = batch
+        logits = self.net(ids)
+        self.test_acc(logits, labels)
+        self.test_class_acc(logits, labels)
+        self.log("test/acc", self.test_acc, on_epoch=True)
+
+    def on_test_epoch_end(self) -> None:
+        for name, value in zip(CLASSES, self.test_class_acc.compute(), strict=True):
+            self.log(f"test/acc_{name}", value, sync_dist=True)
+        self.test_class_acc.reset()
+
+    def configure_optimizers(self):
+        decay, no_decay = [], []
+        for name, param in self.net.named_parameters():
+            (no_decay if param.ndim < 2 or name.endswith(".pe") else decay).append(param)
+        optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": self.hparams.weight_decay},
+             {"params": no_decay, "weight_decay": 0.0}],
+            lr=self.hparams.lr,
+            betas=tuple(self.hparams.betas),
+        )
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        warmup = min(self.hparams.warmup_steps, max(1, total // 10))
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, warmup_cosine(warmup, total, self.hparams.min_lr_ratio)
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
