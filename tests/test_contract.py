@@ -17,7 +17,15 @@ def test_alphabet_is_pinned_byte_for_byte():
 
 def test_class_order_is_pinned():
     assert CLASSES == (
-        "ru", "en", "he", "ru_from_en", "he_from_en", "en_from_ru", "en_from_he", "he_from_ru", "ru_from_he",
+        "ru",
+        "en",
+        "he",
+        "ru_from_en",
+        "he_from_en",
+        "en_from_ru",
+        "en_from_he",
+        "he_from_ru",
+        "ru_from_he",
     )
     assert contract.INPUT_NAME == "input_ids" and contract.OUTPUT_NAME == "classLogits"
 
@@ -30,7 +38,15 @@ def test_encode_pads_right_and_truncates_to_first_20():
 
 
 def test_encode_never_raises_on_odd_strings():
-    odd = ["😀" * 50, "e\u0301\u0302", "\u200fשלום\u200e", "\ud800\udfff\ud83d", "x" * 10_000, "\x00\n\t", "Ǆ"]
+    odd = [
+        "😀" * 50,
+        "e\u0301\u0302",
+        "\u200fשלום\u200e",
+        "\ud800\udfff\ud83d",
+        "x" * 10_000,
+        "\x00\n\t",
+        "Ǆ",
+    ]
     for text in odd:
         ids = encode(text)
         assert len(ids) == SEQ_LEN and all(0 <= i <= 188 for i in ids)

@@ -5,15 +5,29 @@ import torch
 
 from layoutnet.errors import ConfigError, ExportError
 from layoutnet.export.trace import strict_trace, trace_inputs
-from layoutnet.models import CNNClassifier, CompactCNN, EnsembleClassifier, TransformerClassifier, count_parameters
+from layoutnet.models import (
+    CNNClassifier,
+    CompactCNN,
+    EnsembleClassifier,
+    TransformerClassifier,
+    count_parameters,
+)
 from layoutnet.models.blocks import FixedLengthConv1d
 
 SEQ = 20
 
 
 def tiny_cnn(padding="same", kernels=(2, 3, 4, 5), pooling=("max", "mean")):
-    return CNNClassifier(embed_dim=8, branch_kernels=kernels, branch_channels=4, mix_kernels=(2, 3),
-                         deep_channels=8, padding=padding, pooling=pooling, head_dims=(8,))
+    return CNNClassifier(
+        embed_dim=8,
+        branch_kernels=kernels,
+        branch_channels=4,
+        mix_kernels=(2, 3),
+        deep_channels=8,
+        padding=padding,
+        pooling=pooling,
+        head_dims=(8,),
+    )
 
 
 def tiny_transformer(**kw):
@@ -26,8 +40,9 @@ FAMILIES = {
     "cnn_crop": lambda: tiny_cnn("crop"),
     "cnn_masked_pool": lambda: tiny_cnn("same", pooling=("masked_mean", "max", "mean")),
     "compact_cnn": lambda: CompactCNN(embed_dim=8, channels=(8, 8), pools=(2, 1)),
-    "compact_cnn_crop_even": lambda: CompactCNN(embed_dim=8, channels=(8, 8), kernel_size=4, pools=(1, 2),
-                                                padding="crop"),
+    "compact_cnn_crop_even": lambda: CompactCNN(
+        embed_dim=8, channels=(8, 8), kernel_size=4, pools=(1, 2), padding="crop"
+    ),
     "transformer_post_mask": lambda: tiny_transformer(),
     "transformer_pre_learned": lambda: tiny_transformer(norm_first=True, positional="learned"),
     "transformer_nomask_mean": lambda: tiny_transformer(attention_mask=False, pooling=("mean", "max")),
@@ -61,7 +76,9 @@ def test_fixed_length_conv_keeps_length(kernel, padding):
 def test_same_padding_is_centred_and_crop_is_first_positions():
     x = torch.randn(1, 2, SEQ)
     same = FixedLengthConv1d(2, 2, 4, "same", SEQ)
-    reference = torch.nn.functional.conv1d(torch.nn.functional.pad(x, (1, 2)), same.conv.weight, same.conv.bias)
+    reference = torch.nn.functional.conv1d(
+        torch.nn.functional.pad(x, (1, 2)), same.conv.weight, same.conv.bias
+    )
     torch.testing.assert_close(same(x), reference)
     crop = FixedLengthConv1d(2, 2, 4, "crop", SEQ)
     full = torch.nn.functional.conv1d(x, crop.conv.weight, crop.conv.bias, padding=2)
@@ -80,10 +97,24 @@ def test_masked_padding_does_not_change_real_positions_prediction():
 
 
 def test_production_sizes_have_the_reference_parameter_counts():
-    cnn = CNNClassifier(embed_dim=128, branch_kernels=(2, 3, 4, 5), branch_channels=96, mix_kernels=(3, 5),
-                        deep_channels=384, padding="crop", head_dims=(384, 192))
-    transformer = TransformerClassifier(d_model=128, num_heads=8, num_layers=4, ff_dim=512, attention_mask=False,
-                                        pooling=("mean",), head_dims=(64,))
+    cnn = CNNClassifier(
+        embed_dim=128,
+        branch_kernels=(2, 3, 4, 5),
+        branch_channels=96,
+        mix_kernels=(3, 5),
+        deep_channels=384,
+        padding="crop",
+        head_dims=(384, 192),
+    )
+    transformer = TransformerClassifier(
+        d_model=128,
+        num_heads=8,
+        num_layers=4,
+        ff_dim=512,
+        attention_mask=False,
+        pooling=("mean",),
+        head_dims=(64,),
+    )
     assert count_parameters(cnn) == 2_636_169
     assert count_parameters(transformer) == 826_121
     assert count_parameters(EnsembleClassifier(cnn, transformer)) == 3_462_292

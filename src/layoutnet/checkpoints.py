@@ -22,11 +22,15 @@ META_KEY = "layoutnet"
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist; pass ckpt_path=<a run's checkpoints/best.ckpt>")
+        raise CheckpointError(
+            f"checkpoint {path} does not exist; pass ckpt_path=<a run's checkpoints/best.ckpt>"
+        )
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:
-        raise CheckpointError(f"{path} is not a readable torch checkpoint ({type(exc).__name__}: {exc})") from exc
+        raise CheckpointError(
+            f"{path} is not a readable torch checkpoint ({type(exc).__name__}: {exc})"
+        ) from exc
 
 
 def is_layoutnet_checkpoint(checkpoint: Any) -> bool:
@@ -42,11 +46,13 @@ def net_from_checkpoint(checkpoint: dict[str, Any], source: str = "checkpoint") 
         )
     meta = checkpoint[META_KEY]
     net = instantiate(OmegaConf.create(meta["net_config"]), _convert_="all")
-    weights = {k[len("net."):]: v for k, v in checkpoint["state_dict"].items() if k.startswith("net.")}
+    weights = {k[len("net.") :]: v for k, v in checkpoint["state_dict"].items() if k.startswith("net.")}
     missing, unexpected = net.load_state_dict(weights, strict=False)
     if missing or unexpected:
-        raise CheckpointError(f"{source}: weights do not fit the stored network config; missing {missing}, "
-                              f"unexpected {unexpected}")
+        raise CheckpointError(
+            f"{source}: weights do not fit the stored network config; missing {missing}, "
+            f"unexpected {unexpected}"
+        )
     return net.eval(), meta
 
 

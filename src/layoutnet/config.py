@@ -25,8 +25,11 @@ def build(node: DictConfig, path: str, **kwargs: Any) -> Any:
     ConfigError naming `path` and the target.
     """
     if not isinstance(node, DictConfig) or "_target_" not in node:
-        raise ConfigError(path, OmegaConf.to_container(node) if isinstance(node, DictConfig) else node,
-                          "expected a config node with a _target_")
+        raise ConfigError(
+            path,
+            OmegaConf.to_container(node) if isinstance(node, DictConfig) else node,
+            "expected a config node with a _target_",
+        )
     children = {
         key: build(value, f"{path}.{key}")
         for key, value in node.items()
@@ -40,7 +43,9 @@ def build(node: DictConfig, path: str, **kwargs: Any) -> Any:
             raise cause.under(path) from None
         if isinstance(cause, LayoutnetError):
             raise cause from None
-        raise ConfigError(path, node.get("_target_"), f"could not be built: {type(cause).__name__}: {cause}") from exc
+        raise ConfigError(
+            path, node.get("_target_"), f"could not be built: {type(cause).__name__}: {cause}"
+        ) from exc
 
 
 def to_plain(node: Any) -> Any:

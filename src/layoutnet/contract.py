@@ -11,11 +11,8 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import torch
 
-_ASCII = (
-    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ1234567890"
-    " -=[]\\;',./`!@#$%^&*()_+{}|:\"<>?~"
-)
-_RUSSIAN = "абвгдеёжзийклмнопрстуфхцчшщъыьэюя" "АБВГДЕЁЖЗИЙКЛМНОПРСТУФХЦЧШЩЪЫЬЭЮЯ"
+_ASCII = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ1234567890 -=[]\\;',./`!@#$%^&*()_+{}|:\"<>?~"
+_RUSSIAN = "абвгдеёжзийклмнопрстуфхцчшщъыьэюяАБВГДЕЁЖЗИЙКЛМНОПРСТУФХЦЧШЩЪЫЬЭЮЯ"
 _HEBREW = "אבגדהוזחטיכלמנסעפצקרשתךםןףץ"
 
 ALPHABET: str = _ASCII + _RUSSIAN + _HEBREW

@@ -16,7 +16,9 @@ class ConfigError(LayoutnetError, ValueError):
         self.key = key
         self.value = value
         self.problem = problem
-        self.allowed = allowed if isinstance(allowed, str) or allowed is None else ", ".join(map(str, allowed))
+        self.allowed = (
+            allowed if isinstance(allowed, str) or allowed is None else ", ".join(map(str, allowed))
+        )
         super().__init__(self._message())
 
     def _message(self) -> str:
@@ -27,7 +29,9 @@ class ConfigError(LayoutnetError, ValueError):
 
     def under(self, prefix: str) -> ConfigError:
         """The same error with its key placed under a config path such as `model.net`."""
-        return ConfigError(f"{prefix}.{self.key}" if prefix else self.key, self.value, self.problem, self.allowed)
+        return ConfigError(
+            f"{prefix}.{self.key}" if prefix else self.key, self.value, self.problem, self.allowed
+        )
 
 
 class DataError(LayoutnetError, ValueError):

@@ -10,11 +10,11 @@ from layoutnet.contract import CLASSES, NUM_CLASSES
 
 
 def predict_logits(net: nn.Module, ids: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
+    if not len(ids):
+        return torch.zeros(0, NUM_CLASSES)
     net = net.eval()
     with torch.no_grad():
-        return torch.cat([net(ids[i : i + batch_size]) for i in range(0, len(ids), batch_size)]) if len(ids) else (
-            torch.zeros(0, NUM_CLASSES)
-        )
+        return torch.cat([net(ids[i : i + batch_size]) for i in range(0, len(ids), batch_size)])
 
 
 def classification_summary(predictions: np.ndarray, labels: np.ndarray) -> dict:
@@ -28,7 +28,7 @@ def classification_summary(predictions: np.ndarray, labels: np.ndarray) -> dict:
         name: (float(confusion[i, i] / support[i]) if support[i] else None) for i, name in enumerate(CLASSES)
     }
     return {
-        "samples": int(len(labels)),
+        "samples": len(labels),
         "accuracy": float((predictions == labels).mean()) if len(labels) else None,
         "per_class_accuracy": per_class,
         "support": {name: int(support[i]) for i, name in enumerate(CLASSES)},

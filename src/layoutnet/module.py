@@ -163,8 +163,10 @@ class LayoutClassifierModule(pl.LightningModule):
         for name, param in self.net.named_parameters():
             (no_decay if param.ndim < 2 or name.endswith(".pe") else decay).append(param)
         optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": self.hparams.weight_decay},
-             {"params": no_decay, "weight_decay": 0.0}],
+            [
+                {"params": decay, "weight_decay": self.hparams.weight_decay},
+                {"params": no_decay, "weight_decay": 0.0},
+            ],
             lr=self.hparams.lr,
             betas=tuple(self.hparams.betas),
         )

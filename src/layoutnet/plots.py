@@ -8,10 +8,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from layoutnet.contract import CLASSES  # noqa: E402
+from layoutnet.contract import CLASSES
 
 
 def save_confusion_matrix(confusion: list[list[int]], path: Path, title: str = "confusion matrix") -> Path:
@@ -28,8 +28,15 @@ def save_confusion_matrix(confusion: list[list[int]], path: Path, title: str = "
     for i in range(matrix.shape[0]):
         for j in range(matrix.shape[1]):
             if matrix[i, j]:
-                ax.text(j, i, f"{int(matrix[i, j])}", ha="center", va="center", fontsize=7,
-                        color="white" if normalised[i, j] > 0.5 else "black")
+                ax.text(
+                    j,
+                    i,
+                    f"{int(matrix[i, j])}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if normalised[i, j] > 0.5 else "black",
+                )
     fig.colorbar(image, ax=ax, fraction=0.046, label="share of true class")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from pathlib import Path
 
@@ -14,11 +13,11 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities import rank_zero_only
 from rich.console import Console
-from rich.markup import escape
 
+from layoutnet.cli import exit_on_user_error
 from layoutnet.config import build, to_plain
 from layoutnet.contract import CLASSES
-from layoutnet.errors import ConfigError, LayoutnetError
+from layoutnet.errors import ConfigError
 from layoutnet.export.settings import ExportSettings
 from layoutnet.metrics import classification_summary, predict_logits
 from layoutnet.plots import save_confusion_matrix, save_training_curves
@@ -56,20 +55,28 @@ class Run:
         if cfg.get("export") is not None:
             ExportSettings.from_config(cfg.export)
         if cfg.get("ckpt_path") and not Path(cfg.ckpt_path).is_file():
-            raise ConfigError("ckpt_path", cfg.ckpt_path, "file not found; pass a run's checkpoints/last.ckpt")
+            raise ConfigError(
+                "ckpt_path", cfg.ckpt_path, "file not found; pass a run's checkpoints/last.ckpt"
+            )
         pl.seed_everything(cfg.seed, workers=True, verbose=False)
         self.datamodule = build(cfg.data, "data")
         self.datamodule.check()
         self.module = build(cfg.model, "model")
         self.module.net_config = to_plain(cfg.model.net)
         if cfg.get("init_from"):
-            from layoutnet.legacy import init_from_legacy
+            from layoutnet.loading import init_from_legacy
 
             init_from_legacy(self.module.net, cfg.init_from, cfg.get("init_legacy", "auto"))
-        callbacks = [build(node, f"callbacks.{name}") for name, node in (cfg.get("callbacks") or {}).items()
-                     if node is not None]
-        loggers = [build(node, f"logger.{name}") for name, node in (cfg.get("logger") or {}).items()
-                   if node is not None]
+        callbacks = [
+            build(node, f"callbacks.{name}")
+            for name, node in (cfg.get("callbacks") or {}).items()
+            if node is not None
+        ]
+        loggers = [
+            build(node, f"logger.{name}")
+            for name, node in (cfg.get("logger") or {}).items()
+            if node is not None
+        ]
         self.trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
 
     def fit(self) -> None:
@@ -116,8 +123,16 @@ def run(cfg: DictConfig) -> float | None:
     started = time.perf_counter()
     runner = Run(cfg, run_dir)
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
-    _report(run_dir, status="running", experiment=cfg.get("task_name"), overrides=overrides,
-            run_dir=str(run_dir), versions=versions(), data=None, training=None)
+    _report(
+        run_dir,
+        status="running",
+        experiment=cfg.get("task_name"),
+        overrides=overrides,
+        run_dir=str(run_dir),
+        versions=versions(),
+        data=None,
+        training=None,
+    )
     if rank_zero_only.rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config_resolved.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True), encoding="utf-8")
@@ -129,8 +144,11 @@ def run(cfg: DictConfig) -> float | None:
         if runner.trainer.is_global_zero:
             evaluation = runner.evaluate_best()
             sections["validation"] = evaluation
-            save_confusion_matrix(evaluation["confusion_matrix"], run_dir / "plots" / "confusion_matrix.png",
-                                  title=f"{cfg.get('task_name')}: validation confusion matrix")
+            save_confusion_matrix(
+                evaluation["confusion_matrix"],
+                run_dir / "plots" / "confusion_matrix.png",
+                title=f"{cfg.get('task_name')}: validation confusion matrix",
+            )
             save_training_curves(run_dir, run_dir / "plots" / "training_curves.png")
         if cfg.get("test"):
             sections["test"] = runner.test()
@@ -141,8 +159,14 @@ def run(cfg: DictConfig) -> float | None:
         return best_score
     except BaseException as exc:
         training = runner.training_section() if runner.trainer else None
-        _report(run_dir, status="failed", error=f"{type(exc).__name__}: {exc}", training=training,
-                paths=_paths(runner), timings=_timings(runner, started))
+        _report(
+            run_dir,
+            status="failed",
+            error=f"{type(exc).__name__}: {exc}",
+            training=training,
+            paths=_paths(runner),
+            timings=_timings(runner, started),
+        )
         if _is_multirun() and isinstance(exc, Exception):
             log.error("job failed, the sweep goes on: %s: %s", type(exc).__name__, exc)
             return None
@@ -155,7 +179,8 @@ def _paths(runner: Run) -> dict:
         "run_dir": str(run_dir),
         "best_checkpoint": runner.best_checkpoint(),
         "last_checkpoint": str(run_dir / "checkpoints" / "last.ckpt")
-        if (run_dir / "checkpoints" / "last.ckpt").exists() else None,
+        if (run_dir / "checkpoints" / "last.ckpt").exists()
+        else None,
         "config": str(run_dir / "config_resolved.yaml"),
     }
 
@@ -168,21 +193,21 @@ def _print_result(run_dir: Path, sections: dict) -> None:
     console = Console()
     training = sections["training"]
     console.print(f"[bold]run[/] {run_dir}")
-    console.print(f"  {training['family']} with {training['parameters']:,} parameters; best val/acc "
-                  f"{training['best_val_accuracy']:.4f}")
+    console.print(
+        f"  {training['family']} with {training['parameters']:,} parameters; best val/acc "
+        f"{training['best_val_accuracy']:.4f}"
+    )
     per_class = sections.get("validation", {}).get("per_class_accuracy", {})
     if per_class:
-        console.print("  per class: " + ", ".join(f"{c} {per_class[c]:.3f}" for c in CLASSES
-                                                  if per_class.get(c) is not None))
+        console.print(
+            "  per class: "
+            + ", ".join(f"{c} {per_class[c]:.3f}" for c in CLASSES if per_class.get(c) is not None)
+        )
 
 
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    try:
-        return run(cfg)
-    except LayoutnetError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {type(exc).__name__}: {escape(str(exc))}", highlight=False)
-        sys.exit(1)
+    return exit_on_user_error(lambda: run(cfg))
 
 
 if __name__ == "__main__":

@@ -29,7 +29,9 @@ class CoreMLExportCallback(pl.Callback):
         self.run_dir = Path(run_dir)
 
     def _best_net(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> tuple[torch.nn.Module, str]:
-        best = getattr(trainer.checkpoint_callback, "best_model_path", "") if trainer.checkpoint_callback else ""
+        best = (
+            getattr(trainer.checkpoint_callback, "best_model_path", "") if trainer.checkpoint_callback else ""
+        )
         if best and Path(best).is_file():
             net, _ = net_from_checkpoint(read_checkpoint(best), best)
             return net, best
@@ -46,8 +48,9 @@ class CoreMLExportCallback(pl.Callback):
         net, source = self._best_net(trainer, pl_module)
         val_ids, val_labels = trainer.datamodule.val_tensors() if trainer.datamodule else (None, None)
         score = getattr(trainer.checkpoint_callback, "best_model_score", None)
-        info = ModelInfo(run_id=self.run_dir.name, source=source,
-                         val_accuracy=None if score is None else float(score))
+        info = ModelInfo(
+            run_id=self.run_dir.name, source=source, val_accuracy=None if score is None else float(score)
+        )
         section: dict = {"weights": source}
         try:
             export_model(net, self.settings, self.run_dir / "export", info, val_ids, val_labels, section)

@@ -31,7 +31,9 @@ def convert(traced: torch.jit.ScriptModule, settings: ExportSettings, metadata: 
         options["compute_precision"] = (
             ct.precision.FLOAT16 if settings.precision == "fp16" else ct.precision.FLOAT32
         )
-        options["minimum_deployment_target"] = getattr(ct.target, settings.minimum_deployment_target or "iOS15")
+        options["minimum_deployment_target"] = getattr(
+            ct.target, settings.minimum_deployment_target or "iOS15"
+        )
     elif settings.minimum_deployment_target:
         options["minimum_deployment_target"] = getattr(ct.target, settings.minimum_deployment_target)
     with warnings.catch_warnings():
@@ -47,7 +49,8 @@ def convert(traced: torch.jit.ScriptModule, settings: ExportSettings, metadata: 
     model.version = settings.version
     model.short_description = settings.description
     model.input_description[INPUT_NAME] = (
-        f"int32 [1, {SEQ_LEN}]: ids of the first {SEQ_LEN} characters (alphabet position + 1; 0 = padding/unknown)"
+        f"int32 [1, {SEQ_LEN}]: ids of the first {SEQ_LEN} characters "
+        "(alphabet position + 1; 0 = padding/unknown)"
     )
     model.output_description[OUTPUT_NAME] = "9 class logits in the order of the `classes` metadata"
     user = model.user_defined_metadata

@@ -44,8 +44,9 @@ class ParitySamples:
         return len(self.ids)
 
 
-def build_parity_samples(val_ids: torch.Tensor | None, val_labels: torch.Tensor | None, n_val: int,
-                         n_random: int, seed: int = 1234) -> ParitySamples:
+def build_parity_samples(
+    val_ids: torch.Tensor | None, val_labels: torch.Tensor | None, n_val: int, n_random: int, seed: int = 1234
+) -> ParitySamples:
     """Held-out rows, random id sequences of random length, and edge cases."""
     parts_ids, parts_labels, texts = [], [], []
     if val_ids is not None and len(val_ids):
@@ -104,7 +105,9 @@ class CoreMLRuntime:
 
     def predict(self, ids: np.ndarray) -> np.ndarray:
         rows = [
-            np.asarray(self.model.predict({INPUT_NAME: row.reshape(1, SEQ_LEN).astype(np.int32)})[OUTPUT_NAME])
+            np.asarray(
+                self.model.predict({INPUT_NAME: row.reshape(1, SEQ_LEN).astype(np.int32)})[OUTPUT_NAME]
+            )
             for row in ids
         ]
         return np.stack([r.reshape(-1) for r in rows]).astype(np.float32)
@@ -167,8 +170,14 @@ class ParityResult:
         )
 
 
-def _compare(runner, reference: np.ndarray, candidate: np.ndarray, samples: ParitySamples,
-             tolerance: float, seconds: float) -> ParityResult:
+def _compare(
+    runner,
+    reference: np.ndarray,
+    candidate: np.ndarray,
+    samples: ParitySamples,
+    tolerance: float,
+    seconds: float,
+) -> ParityResult:
     ref_probs, cand_probs = softmax(reference), softmax(candidate)
     prob_diff = np.abs(ref_probs - cand_probs).max(axis=1)
     worst_index = int(prob_diff.argmax())
@@ -210,6 +219,7 @@ def check_parity(artifact: Path, model: nn.Module, samples: ParitySamples, toler
         candidate = runner.predict(samples.ids)
         if candidate.shape != reference.shape:
             raise ExportError(f"artifact output has shape {candidate.shape}, expected {reference.shape}")
-        results.append(_compare(runner, reference, candidate, samples, tolerance,
-                                time.perf_counter() - start))
+        results.append(
+            _compare(runner, reference, candidate, samples, tolerance, time.perf_counter() - start)
+        )
     return max(results, key=lambda r: r.max_prob_diff)

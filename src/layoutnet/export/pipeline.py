@@ -51,8 +51,9 @@ class ModelInfo:
         }
 
 
-def write_parity_vectors(path: Path, model: nn.Module, samples: ParitySamples, count: int,
-                         tolerance: float) -> None:
+def write_parity_vectors(
+    path: Path, model: nn.Module, samples: ParitySamples, count: int, tolerance: float
+) -> None:
     """A few hundred inputs with PyTorch's probabilities, for the app's on-device tests."""
     picks = np.linspace(0, len(samples) - 1, num=min(count, len(samples))).astype(int)
     picks = np.unique(np.concatenate([picks, np.arange(len(samples) - 12, len(samples))]))
@@ -77,9 +78,15 @@ def write_parity_vectors(path: Path, model: nn.Module, samples: ParitySamples, c
     path.write_text(json.dumps(payload, ensure_ascii=False, indent=1), encoding="utf-8")
 
 
-def export_model(model: nn.Module, settings: ExportSettings, default_dir: Path, info: ModelInfo,
-                 val_ids: torch.Tensor | None = None, val_labels: torch.Tensor | None = None,
-                 section: dict | None = None) -> dict:
+def export_model(
+    model: nn.Module,
+    settings: ExportSettings,
+    default_dir: Path,
+    info: ModelInfo,
+    val_ids: torch.Tensor | None = None,
+    val_labels: torch.Tensor | None = None,
+    section: dict | None = None,
+) -> dict:
     """Export `model` and return the report's `export` section (also filled into `section`,
     when given, on failure too). Raises ExportError on any failure; an artifact already
     published at the target is then untouched."""
@@ -87,10 +94,18 @@ def export_model(model: nn.Module, settings: ExportSettings, default_dir: Path, 
     timings: dict[str, float] = {}
     started = time.perf_counter()
     target = settings.target_path(Path(default_dir))
-    section.update(status="failed", path=str(target), format=settings.format, precision=settings.precision,
-                   settings=settings.as_dict(), timings=timings)
+    section.update(
+        status="failed",
+        path=str(target),
+        format=settings.format,
+        precision=settings.precision,
+        settings=settings.as_dict(),
+        timings=timings,
+    )
     try:
-        return _export(model.eval().cpu(), settings, target, info, val_ids, val_labels, section, timings, started)
+        return _export(
+            model.eval().cpu(), settings, target, info, val_ids, val_labels, section, timings, started
+        )
     except ExportError as exc:
         section["error"] = str(exc)
         raise
@@ -122,10 +137,16 @@ def _export(model, settings, target, info, val_ids, val_labels, section, timings
     finally:
         if "result" in parity_holder:
             section["parity"] = parity_holder["result"].report()
-    result = parity_holder["result"]
     vectors = published.parent / PARITY_VECTORS_FILE
-    timed("parity_vectors", write_parity_vectors, vectors, model, samples, settings.parity_vectors,
-          settings.tolerance)
+    timed(
+        "parity_vectors",
+        write_parity_vectors,
+        vectors,
+        model,
+        samples,
+        settings.parity_vectors,
+        settings.tolerance,
+    )
     timings["total"] = round(time.perf_counter() - started, 3)
     section.update(
         status="ok",

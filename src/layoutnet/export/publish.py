@@ -55,7 +55,9 @@ class StagedArtifact:
 
     def fail(self, reason: str) -> Path | None:
         """Keep what was staged under `failed/` beside the target, with `reason.txt`."""
-        failed_dir = self.target.parent / "failed" / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+        failed_dir = (
+            self.target.parent / "failed" / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+        )
         failed_dir.mkdir(parents=True, exist_ok=True)
         (failed_dir / "reason.txt").write_text(reason.rstrip() + "\n", encoding="utf-8")
         kept = None

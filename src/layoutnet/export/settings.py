@@ -36,7 +36,9 @@ class ExportSettings:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ConfigError(f"export.{unknown[0]}", values[unknown[0]], "unknown export setting", sorted(known))
+            raise ConfigError(
+                f"export.{unknown[0]}", values[unknown[0]], "unknown export setting", sorted(known)
+            )
         settings = cls(**values)
         settings.check()
         return settings
@@ -47,12 +49,20 @@ class ExportSettings:
         if self.precision not in PRECISIONS:
             raise ConfigError("export.precision", self.precision, "unknown precision", PRECISIONS)
         if self.format == "neuralnetwork" and self.precision != "fp32":
-            raise ConfigError("export.precision", self.precision,
-                              "fp16 is for ML Programs; use export.format=mlprogram or precision fp32", ["fp32"])
+            raise ConfigError(
+                "export.precision",
+                self.precision,
+                "fp16 is for ML Programs; use export.format=mlprogram or precision fp32",
+                ["fp32"],
+            )
         targets = ML_PROGRAM_TARGETS if self.format == "mlprogram" else NEURAL_NETWORK_TARGETS
         if self.minimum_deployment_target is not None and self.minimum_deployment_target not in targets:
-            raise ConfigError("export.minimum_deployment_target", self.minimum_deployment_target,
-                              f"not a target for export.format={self.format}", targets)
+            raise ConfigError(
+                "export.minimum_deployment_target",
+                self.minimum_deployment_target,
+                f"not a target for export.format={self.format}",
+                targets,
+            )
         if not 0 < self.tolerance <= 1:
             raise ConfigError("export.tolerance", self.tolerance, "must be in (0, 1]")
         if self.parity_samples < 1:

@@ -19,12 +19,16 @@ def print_export_summary(section: dict, console: Console | None = None) -> None:
     if parity:
         table.add_row("parity backend", str(parity.get("backend")))
         table.add_row("samples", str(parity.get("samples")))
-        table.add_row("max |prob diff|", f"{parity.get('max_prob_diff'):.3g} (tolerance {parity.get('tolerance')})")
+        table.add_row(
+            "max |prob diff|", f"{parity.get('max_prob_diff'):.3g} (tolerance {parity.get('tolerance')})"
+        )
         table.add_row("max |logit diff|", f"{parity.get('max_logit_diff'):.3g}")
         table.add_row("argmax agreement", f"{parity.get('argmax_agreement'):.4f}")
         if parity.get("torch_accuracy") is not None:
-            table.add_row("accuracy torch / artifact",
-                          f"{parity['torch_accuracy']:.4f} / {parity['artifact_accuracy']:.4f}")
+            table.add_row(
+                "accuracy torch / artifact",
+                f"{parity['torch_accuracy']:.4f} / {parity['artifact_accuracy']:.4f}",
+            )
     timings = section.get("timings") or {}
     if timings:
         table.add_row("timings (s)", ", ".join(f"{k} {v}" for k, v in timings.items()))

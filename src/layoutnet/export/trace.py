@@ -23,7 +23,11 @@ class TraceResult:
     max_abs_diff: float
 
     def report(self) -> dict:
-        return {"strict": True, "check_inputs": self.check_inputs, "max_traced_vs_eager_diff": self.max_abs_diff}
+        return {
+            "strict": True,
+            "check_inputs": self.check_inputs,
+            "max_traced_vs_eager_diff": self.max_abs_diff,
+        }
 
 
 def trace_inputs(real_rows: torch.Tensor | None = None, seed: int = 0) -> list[torch.Tensor]:
@@ -79,5 +83,7 @@ def strict_trace(model: nn.Module, inputs: list[torch.Tensor]) -> TraceResult:
         for x in inputs:
             worst = max(worst, float((traced(x) - model(x)).abs().max()))
     if worst > TRACE_ATOL:
-        raise ExportError(f"traced and eager outputs differ by {worst:.3g} (> {TRACE_ATOL}); nothing was exported")
+        raise ExportError(
+            f"traced and eager outputs differ by {worst:.3g} (> {TRACE_ATOL}); nothing was exported"
+        )
     return TraceResult(traced, len(inputs), worst)

@@ -6,8 +6,14 @@ from layoutnet.models.cnn import CNNClassifier, CompactCNN
 from layoutnet.models.ensemble import EnsembleClassifier
 from layoutnet.models.transformer import TransformerClassifier
 
-__all__ = ["CNNClassifier", "CompactCNN", "EnsembleClassifier", "TransformerClassifier", "count_parameters",
-           "model_family"]
+__all__ = [
+    "CNNClassifier",
+    "CompactCNN",
+    "EnsembleClassifier",
+    "TransformerClassifier",
+    "count_parameters",
+    "model_family",
+]
 
 
 def count_parameters(model: nn.Module) -> int:

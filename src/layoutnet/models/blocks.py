@@ -7,6 +7,7 @@ every input and Core ML gets a static program. Padding and masks are tensor arit
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -56,8 +57,9 @@ class FixedLengthConv1d(nn.Module):
         check_positive("kernel_size", kernel_size)
         check_choice("padding", padding, PADDING_MODES)
         if kernel_size > seq_len:
-            raise ConfigError("kernel_size", kernel_size, f"longer than the input length {seq_len}",
-                              f"1..{seq_len}")
+            raise ConfigError(
+                "kernel_size", kernel_size, f"longer than the input length {seq_len}", f"1..{seq_len}"
+            )
         self.seq_len = seq_len
         self.mode = padding
         if padding == "same":
@@ -78,8 +80,15 @@ class MultiScaleConv1d(nn.Module):
     """Parallel fixed-length convolutions of several kernel sizes, each followed by the
     activation, concatenated along channels: [B, C_in, L] -> [B, len(kernels) * C_out, L]."""
 
-    def __init__(self, in_channels: int, channels: int, kernels: list[int], padding: str, seq_len: int,
-                 activation: str = "gelu"):
+    def __init__(
+        self,
+        in_channels: int,
+        channels: int,
+        kernels: list[int],
+        padding: str,
+        seq_len: int,
+        activation: str = "gelu",
+    ):
         super().__init__()
         if not kernels:
             raise ConfigError("kernels", kernels, "needs at least one kernel size")
@@ -137,7 +146,9 @@ class SelfAttention(nn.Module):
         check_positive("num_heads", num_heads)
         if dim % num_heads:
             divisors = [h for h in range(1, dim + 1) if dim % h == 0]
-            raise ConfigError("num_heads", num_heads, f"d_model={dim} is not divisible by num_heads", divisors)
+            raise ConfigError(
+                "num_heads", num_heads, f"d_model={dim} is not divisible by num_heads", divisors
+            )
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
         self.seq_len = seq_len
@@ -165,8 +176,16 @@ class EncoderLayer(nn.Module):
     """Transformer encoder layer, post-norm (like `nn.TransformerEncoderLayer` with
     norm_first=False) or pre-norm."""
 
-    def __init__(self, dim: int, num_heads: int, ff_dim: int, seq_len: int, dropout: float = 0.1,
-                 activation: str = "gelu", norm_first: bool = False):
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        ff_dim: int,
+        seq_len: int,
+        dropout: float = 0.1,
+        activation: str = "gelu",
+        norm_first: bool = False,
+    ):
         super().__init__()
         check_positive("ff_dim", ff_dim)
         self.self_attn = SelfAttention(dim, num_heads, seq_len, dropout)
@@ -219,11 +238,17 @@ class MLPHead(nn.Module):
     """Linear layers with activation and dropout between them; the last maps to the classes.
     Layers are named fc1, fc2, ... in order."""
 
-    def __init__(self, in_dim: int, hidden_dims: list[int], num_classes: int, activation: str = "gelu",
-                 dropout: float = 0.0):
+    def __init__(
+        self,
+        in_dim: int,
+        hidden_dims: list[int],
+        num_classes: int,
+        activation: str = "gelu",
+        dropout: float = 0.0,
+    ):
         super().__init__()
         dims = [in_dim, *hidden_dims, num_classes]
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:], strict=True))
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(dims))
         self.act = make_activation(activation)
         self.dropout = nn.Dropout(dropout)
 

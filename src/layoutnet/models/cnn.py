@@ -52,13 +52,19 @@ class CNNClassifier(nn.Module):
         num_classes: int = NUM_CLASSES,
     ):
         super().__init__()
-        for key, value in (("embed_dim", embed_dim), ("branch_channels", branch_channels),
-                           ("deep_channels", deep_channels)):
+        for key, value in (
+            ("embed_dim", embed_dim),
+            ("branch_channels", branch_channels),
+            ("deep_channels", deep_channels),
+        ):
             check_positive(key, value)
         self.seq_len = seq_len
-        self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD_ID if embedding_padding_idx else None)
-        self.branches = MultiScaleConv1d(embed_dim, branch_channels, list(branch_kernels), padding, seq_len,
-                                         activation)
+        self.embedding = nn.Embedding(
+            vocab_size, embed_dim, padding_idx=PAD_ID if embedding_padding_idx else None
+        )
+        self.branches = MultiScaleConv1d(
+            embed_dim, branch_channels, list(branch_kernels), padding, seq_len, activation
+        )
         width = self.branches.out_channels
         self.bn1 = nn.BatchNorm1d(width)
         if mix_kernels:
@@ -99,8 +105,12 @@ class CompactCNN(nn.Module):
     ):
         super().__init__()
         if len(pools) != len(channels):
-            raise ConfigError("pools", list(pools), f"needs one entry per conv layer ({len(channels)})",
-                              "1 (no pooling) or a max-pool size per layer")
+            raise ConfigError(
+                "pools",
+                list(pools),
+                f"needs one entry per conv layer ({len(channels)})",
+                "1 (no pooling) or a max-pool size per layer",
+            )
         check_positive("embed_dim", embed_dim)
         self.seq_len = seq_len
         self.embedding = nn.Embedding(vocab_size, embed_dim)
@@ -109,10 +119,15 @@ class CompactCNN(nn.Module):
         for i, (out, pool) in enumerate(zip(channels, pools, strict=True)):
             check_positive(f"channels[{i}]", out)
             check_positive(f"pools[{i}]", pool)
-            layers += [FixedLengthConv1d(width, out, kernel_size, padding, length), make_activation(activation)]
+            layers += [
+                FixedLengthConv1d(width, out, kernel_size, padding, length),
+                make_activation(activation),
+            ]
             if pool > 1:
                 if length % pool:
-                    raise ConfigError(f"pools[{i}]", pool, f"does not divide the length {length} at that layer")
+                    raise ConfigError(
+                        f"pools[{i}]", pool, f"does not divide the length {length} at that layer"
+                    )
                 layers.append(nn.MaxPool1d(pool))
                 length //= pool
             width = out

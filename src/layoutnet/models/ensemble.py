@@ -13,13 +13,20 @@ from layoutnet.models.blocks import SigmoidWeightedAverage
 class EnsembleClassifier(nn.Module):
     family = "ensemble"
 
-    def __init__(self, cnn: nn.Module, transformer: nn.Module, combiner_init: tuple[float, float] = (0.6, 0.4)):
+    def __init__(
+        self, cnn: nn.Module, transformer: nn.Module, combiner_init: tuple[float, float] = (0.6, 0.4)
+    ):
         super().__init__()
         if cnn.seq_len != transformer.seq_len:
-            raise ConfigError("transformer.seq_len", transformer.seq_len,
-                              f"members must share one input length; cnn.seq_len={cnn.seq_len}")
+            raise ConfigError(
+                "transformer.seq_len",
+                transformer.seq_len,
+                f"members must share one input length; cnn.seq_len={cnn.seq_len}",
+            )
         if len(combiner_init) != 2:
-            raise ConfigError("combiner_init", list(combiner_init), "needs one weight per member (cnn, transformer)")
+            raise ConfigError(
+                "combiner_init", list(combiner_init), "needs one weight per member (cnn, transformer)"
+            )
         self.seq_len = cnn.seq_len
         self.cnn = cnn
         self.transformer = transformer

@@ -54,7 +54,9 @@ class TransformerClassifier(nn.Module):
         check_choice("positional", positional, tuple(POSITIONAL))
         self.seq_len = seq_len
         self.attention_mask = attention_mask
-        self.embedding = nn.Embedding(vocab_size, d_model, padding_idx=PAD_ID if embedding_padding_idx else None)
+        self.embedding = nn.Embedding(
+            vocab_size, d_model, padding_idx=PAD_ID if embedding_padding_idx else None
+        )
         self.pos_encoder = POSITIONAL[positional](d_model, seq_len)
         self.layers = nn.ModuleList(
             EncoderLayer(d_model, num_heads, ff_dim, seq_len, dropout, activation, norm_first)
@@ -66,7 +68,9 @@ class TransformerClassifier(nn.Module):
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         mask = padding_mask(ids)
-        key_mask = ((1.0 - mask) * MASK_VALUE).reshape(-1, 1, 1, self.seq_len) if self.attention_mask else None
+        key_mask = (
+            ((1.0 - mask) * MASK_VALUE).reshape(-1, 1, 1, self.seq_len) if self.attention_mask else None
+        )
         x = self.pos_encoder(self.embedding(ids))
         for layer in self.layers:
             x = layer(x, key_mask)

@@ -1,0 +1,3 @@
+from layoutnet.export.cli import main
+
+main()
