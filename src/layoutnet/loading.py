@@ -9,7 +9,7 @@ from pathlib import Path
 from torch import nn
 
 from layoutnet.checkpoints import is_layoutnet_checkpoint, net_from_checkpoint, read_checkpoint
-from layoutnet.errors import CheckpointError, ConfigError
+from layoutnet.errors import CheckpointError
 from layoutnet.models import count_parameters, model_family
 
 COREML_SUFFIXES = (".mlpackage", ".mlmodel")
@@ -51,23 +51,3 @@ def load_model(path: str | Path, legacy: str | None = None) -> LoadedModel:
     net, info = load_legacy(path, legacy)
     return LoadedModel(net, str(path), f"legacy:{info['arch']}", {"legacy": info})
 
-
-def init_from_legacy(net: nn.Module, path: str | Path, arch: str = "auto") -> dict:
-    """Copy a legacy state_dict's weights into `net` (which must have the same architecture)."""
-    loaded = load_model(path, legacy=arch)
-    source, target = loaded.net.state_dict(), net.state_dict()
-    mismatched = sorted(
-        key
-        for key in set(source) | set(target)
-        if key not in source or key not in target or source[key].shape != target[key].shape
-    )
-    if mismatched:
-        raise ConfigError(
-            "init_from",
-            str(path),
-            f"its {loaded.kind} weights do not fit model.net ({len(mismatched)} tensors differ, e.g. "
-            f"{', '.join(mismatched[:5])}); use the model config of that architecture, e.g. "
-            "+experiment=omfk for the production ensemble",
-        )
-    net.load_state_dict(source)
-    return loaded.describe()

@@ -64,7 +64,7 @@ class Run:
         self.module = build(cfg.model, "model")
         self.module.net_config = to_plain(cfg.model.net)
         if cfg.get("init_from"):
-            from layoutnet.loading import init_from_legacy
+            from layoutnet.legacy import init_from_legacy
 
             init_from_legacy(self.module.net, cfg.init_from, cfg.get("init_legacy", "auto"))
         callbacks = [
