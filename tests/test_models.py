@@ -150,7 +150,7 @@ def test_untraceable_model_is_refused_naming_warning_and_line():
     [
         (lambda: tiny_transformer(d_model=16, num_heads=6), "num_heads", "1, 2, 4, 8, 16"),
         (lambda: tiny_cnn(padding="valid"), "padding", "same, crop"),
-        (lambda: tiny_cnn(kernels=(3, 25)), "kernel_size", "1..20"),
+        (lambda: tiny_cnn(kernels=(3, 25)), "branch_kernels", "1..20"),
         (lambda: tiny_transformer(positional="rotary"), "positional", "sinusoidal, learned"),
         (lambda: tiny_transformer(pooling=("median",)), "pooling", "mean, max, masked_mean"),
         (lambda: CompactCNN(pools=(3, 1)), "pools[0]", None),

@@ -88,13 +88,20 @@ class MultiScaleConv1d(nn.Module):
         padding: str,
         seq_len: int,
         activation: str = "gelu",
+        key: str = "kernels",
     ):
         super().__init__()
         if not kernels:
-            raise ConfigError("kernels", kernels, "needs at least one kernel size")
-        self.branches = nn.ModuleList(
-            FixedLengthConv1d(in_channels, channels, k, padding, seq_len) for k in kernels
-        )
+            raise ConfigError(key, kernels, "needs at least one kernel size")
+        try:
+            self.branches = nn.ModuleList(
+                FixedLengthConv1d(in_channels, channels, k, padding, seq_len) for k in kernels
+            )
+        except ConfigError as exc:
+            raise (
+                ConfigError(key, list(kernels), exc.problem, exc.allowed) if exc.key == "kernel_size" else exc
+            )
+
         self.act = make_activation(activation)
         self.out_channels = channels * len(kernels)
 

@@ -63,17 +63,28 @@ class CNNClassifier(nn.Module):
             vocab_size, embed_dim, padding_idx=PAD_ID if embedding_padding_idx else None
         )
         self.branches = MultiScaleConv1d(
-            embed_dim, branch_channels, list(branch_kernels), padding, seq_len, activation
+            embed_dim,
+            branch_channels,
+            list(branch_kernels),
+            padding,
+            seq_len,
+            activation,
+            key="branch_kernels",
         )
         width = self.branches.out_channels
         self.bn1 = nn.BatchNorm1d(width)
         if mix_kernels:
-            self.mix = MultiScaleConv1d(width, width, list(mix_kernels), padding, seq_len, activation)
+            self.mix = MultiScaleConv1d(
+                width, width, list(mix_kernels), padding, seq_len, activation, key="mix_kernels"
+            )
             width = self.mix.out_channels
             self.bn2 = nn.BatchNorm1d(width)
         else:
             self.mix = None
-        self.deep = FixedLengthConv1d(width, deep_channels, deep_kernel, padding, seq_len)
+        try:
+            self.deep = FixedLengthConv1d(width, deep_channels, deep_kernel, padding, seq_len)
+        except ConfigError as exc:
+            raise ConfigError("deep_kernel", deep_kernel, exc.problem, exc.allowed) from None
         self.deep_act = make_activation(activation)
         self.bn3 = nn.BatchNorm1d(deep_channels)
         self.pool = SequencePool(list(pooling))

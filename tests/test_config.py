@@ -1,0 +1,79 @@
+"""Broken configs are refused before training, naming the key and the allowed values."""
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from layoutnet.config import build
+from layoutnet.errors import ConfigError
+from layoutnet.export.settings import ExportSettings
+
+from .conftest import REPO_ROOT
+
+CONF = str(REPO_ROOT / "conf")
+
+
+def compose_train(overrides):
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        return compose("train", overrides=overrides, return_hydra_config=False)
+
+
+@pytest.mark.parametrize("experiment", ["cnn", "transformer", "ensemble", "omfk", "smoke"])
+def test_every_experiment_composes_and_builds_its_model(experiment):
+    cfg = compose_train([f"+experiment={experiment}"])
+    module = build(cfg.model, "model")
+    assert module.family in {"cnn", "transformer", "ensemble"}
+    ExportSettings.from_config(cfg.export)
+    if experiment == "omfk":
+        assert module.num_parameters == 3_462_292
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key", "allowed"),
+    [
+        (["+experiment=transformer", "model.net.num_heads=5"], "model.net.num_heads", "1, 2, 3, 4, 6"),
+        (
+            ["+experiment=ensemble", "model.net.transformer.num_heads=7"],
+            "model.net.transformer.num_heads",
+            None,
+        ),
+        (["+experiment=cnn", "model.net.padding=valid"], "model.net.padding", "same, crop"),
+        (["+experiment=cnn", "model.net.branch_kernels=[3,21]"], "model.net.branch_kernels", "1..20"),
+        (["model.label_smoothing=1.5"], "model.label_smoothing", None),
+    ],
+)
+def test_impossible_model_configs_name_the_key(overrides, key, allowed):
+    cfg = compose_train(overrides)
+    with pytest.raises(ConfigError) as info:
+        build(cfg.model, "model")
+    assert info.value.key == key
+    if allowed:
+        assert allowed in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("settings", "key"),
+    [
+        ({"format": "onnx"}, "export.format"),
+        ({"format": "neuralnetwork", "precision": "fp16"}, "export.precision"),
+        ({"format": "mlprogram", "precision": "int8"}, "export.precision"),
+        ({"format": "mlprogram", "minimum_deployment_target": "iOS13"}, "export.minimum_deployment_target"),
+        ({"tolerance": 0}, "export.tolerance"),
+        ({"tolerence": 0.1}, "export.tolerence"),
+    ],
+)
+def test_bad_export_settings_are_refused(settings, key):
+    with pytest.raises(ConfigError) as info:
+        ExportSettings.from_config(settings)
+    assert info.value.key == key
+
+
+def test_export_none_disables_and_defaults_are_valid():
+    assert ExportSettings.from_config(compose_train(["export=none"]).export).enabled is False
+    settings = ExportSettings.from_config(compose_train([]).export)
+    assert settings.enabled and settings.tolerance == 0.01 and settings.parity_samples >= 2000
+
+
+def test_experiment_is_not_a_default_of_the_primary_config():
+    primary = OmegaConf.load(REPO_ROOT / "conf" / "train.yaml")
+    assert not any("experiment" in str(entry) for entry in primary.defaults)
