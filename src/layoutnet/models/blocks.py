@@ -98,9 +98,9 @@ class MultiScaleConv1d(nn.Module):
                 FixedLengthConv1d(in_channels, channels, k, padding, seq_len) for k in kernels
             )
         except ConfigError as exc:
-            raise (
-                ConfigError(key, list(kernels), exc.problem, exc.allowed) if exc.key == "kernel_size" else exc
-            )
+            if exc.key != "kernel_size":
+                raise
+            raise ConfigError(key, list(kernels), exc.problem, exc.allowed) from None
 
         self.act = make_activation(activation)
         self.out_channels = channels * len(kernels)
