@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from hydra.errors import InstantiationException
@@ -9,6 +10,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from layoutnet.errors import ConfigError, LayoutnetError
+
+CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+"""The repository's `conf/` (layoutnet runs from its source tree: `pip install -e .`)."""
 
 
 def _root_cause(exc: BaseException) -> BaseException:

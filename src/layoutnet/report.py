@@ -25,32 +25,28 @@ def read_report(run_dir: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def update_report(run_dir: Path, **sections: Any) -> dict:
-    """Merge top-level `sections` into the run's report and write it atomically."""
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    report = read_report(run_dir)
+def update_report(directory: Path, /, **sections: Any) -> dict:
+    """Merge top-level `sections` into the report in `directory` and write it atomically."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    report = read_report(directory)
     report.update(sections)
-    tmp = run_dir / f".{REPORT_FILE}.tmp"
+    tmp = directory / f".{REPORT_FILE}.tmp"
     tmp.write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
-    os.replace(tmp, run_dir / REPORT_FILE)
+    os.replace(tmp, directory / REPORT_FILE)
     return report
 
 
 def versions() -> dict[str, str]:
     import pytorch_lightning
 
-    try:
-        import coremltools
+    from layoutnet.export.convert import coremltools_version
 
-        coreml = coremltools.__version__
-    except ImportError:
-        coreml = "not installed"
     return {
         "layoutnet": layoutnet.__version__,
         "torch": torch.__version__,
         "pytorch_lightning": pytorch_lightning.__version__,
-        "coremltools": coreml,
+        "coremltools": coremltools_version(),
         "python": platform.python_version(),
         "platform": platform.platform(),
     }

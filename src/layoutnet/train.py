@@ -15,7 +15,7 @@ from pytorch_lightning.utilities import rank_zero_only
 from rich.console import Console
 
 from layoutnet.cli import exit_on_user_error
-from layoutnet.config import build, to_plain
+from layoutnet.config import CONF_DIR, build, to_plain
 from layoutnet.contract import CLASSES
 from layoutnet.errors import ConfigError
 from layoutnet.export.settings import ExportSettings
@@ -33,9 +33,9 @@ def _is_multirun() -> bool:
         return False
 
 
-def _report(run_dir: Path, **sections) -> None:
+def _report(directory: Path, **sections) -> None:
     if rank_zero_only.rank == 0:
-        update_report(run_dir, **sections)
+        update_report(directory, **sections)
 
 
 class Run:
@@ -205,7 +205,7 @@ def _print_result(run_dir: Path, sections: dict) -> None:
         )
 
 
-@hydra.main(version_base="1.3", config_path="../../conf", config_name="train")
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
 def main(cfg: DictConfig) -> float | None:
     return exit_on_user_error(lambda: run(cfg))
 

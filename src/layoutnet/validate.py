@@ -9,6 +9,7 @@ import hydra
 from omegaconf import DictConfig
 
 from layoutnet.cli import exit_on_user_error
+from layoutnet.config import CONF_DIR
 from layoutnet.errors import ConfigError, ExportError
 from layoutnet.export.cli import validation_tensors
 from layoutnet.export.parity import build_parity_samples, check_parity
@@ -48,7 +49,7 @@ def run_validate(cfg: DictConfig) -> dict:
     return section
 
 
-@hydra.main(version_base="1.3", config_path="../../conf", config_name="validate")
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="validate")
 def main(cfg: DictConfig) -> None:
     return exit_on_user_error(lambda: run_validate(cfg))
 

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from layoutnet.cli import exit_on_user_error
-from layoutnet.config import build
+from layoutnet.config import CONF_DIR, build
 from layoutnet.errors import ConfigError, ExportError
 from layoutnet.export.pipeline import ModelInfo, export_model
 from layoutnet.export.settings import ExportSettings
@@ -66,6 +66,6 @@ def run_export(cfg: DictConfig) -> dict:
     return section
 
 
-@hydra.main(version_base="1.3", config_path="../../../conf", config_name="export_model")
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="export_model")
 def main(cfg: DictConfig) -> None:
     return exit_on_user_error(lambda: run_export(cfg))
