@@ -45,6 +45,8 @@ def convert(traced: torch.jit.ScriptModule, settings: ExportSettings, metadata: 
             skip_model_load=True,
             **options,
         )
+    if settings.format == "neuralnetwork":
+        model = _declare_int32_input(ct, model)
     model.author = settings.author
     model.version = settings.version
     model.short_description = settings.description
@@ -57,6 +59,16 @@ def convert(traced: torch.jit.ScriptModule, settings: ExportSettings, metadata: 
     for key, value in {**contract_metadata(), **metadata}.items():
         user[key] = str(value)
     return model
+
+
+def _declare_int32_input(ct, model):
+    """The NeuralNetwork backend declares integer inputs as FLOAT32; the app feeds int32. A
+    NeuralNetwork spec may declare INT32 multi-array inputs (Core ML casts them to its float
+    compute type), so the declaration is set to what the contract says."""
+    spec = model.get_spec()
+    array_type = spec.description.input[0].type.multiArrayType
+    array_type.dataType = ct.proto.FeatureTypes_pb2.ArrayFeatureType.INT32
+    return ct.models.MLModel(spec, skip_model_load=True)
 
 
 def coremltools_version() -> str:
