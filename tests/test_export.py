@@ -3,6 +3,7 @@ a corrupted artifact fails parity and never replaces a good one; untraceable mod
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import coremltools as ct
@@ -103,7 +104,7 @@ def corrupt_mlpackage_weights(path):
     data = bytearray(blob.read_bytes())
     sentinel = (0xDEADBEEF).to_bytes(4, "little")
     starts = [i for i in range(0, len(data), 64) if data[i : i + 4] == sentinel] + [len(data)]
-    begin, end = max(zip(starts, starts[1:]), key=lambda pair: pair[1] - pair[0])
+    begin, end = max(itertools.pairwise(starts), key=lambda pair: pair[1] - pair[0])
     payload_start = begin + 64
     size = min(4096, (end - payload_start) // 2)
     middle = payload_start + (end - payload_start - size) // 2
