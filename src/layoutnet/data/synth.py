@@ -1,0 +1,614 @@
+"""Vectorised synthesis of labelled samples: words typed in the right or the wrong keyboard layout.
+
+Per sample: the meant language, whether its layout was the active one, the active language when it was
+not, the layout variant of each side, 1..max words joined by spaces (cut to SEQ_LEN), augmentations in
+the meant layout (case, typos, punctuation), then the id-level conversion meant variant -> active
+variant. Every step is a tensor operation over a chunk of samples; no Python runs per sample.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+
+import torch
+
+from layoutnet.contract import CLASS_TO_ID, CLASSES, LANGUAGES, PAD_ID, SEQ_LEN, class_name
+from layoutnet.data.words import WordList, extra_chars, load_words
+from layoutnet.errors import ConfigError
+from layoutnet.layouts import KEYS, Charset, LayoutSet, neighbour_keys
+
+CHUNK_SIZE = 16384
+"""Samples generated per step; chunk i of seed s always uses the same random stream."""
+
+DEFAULT_LANGUAGES: dict[str, dict[str, object]] = {
+    "en": {"weight": 1.0, "vocab_size": 30000, "layouts": {"us": 1.0}, "extra_letters": "'"},
+    "ru": {"weight": 1.0, "vocab_size": 30000, "layouts": {"russianwin": 0.7, "russian": 0.3}},
+    "he": {
+        "weight": 1.0,
+        "vocab_size": 30000,
+        "layouts": {"hebrew": 0.6, "hebrew_pc": 0.25, "hebrew_qwerty": 0.15},
+    },
+}
+
+
+@dataclass(frozen=True)
+class LanguageSpec:
+    """One language of the synthetic data (`data.languages.<code>`)."""
+
+    code: str
+    weight: float = 1.0
+    """Relative share of samples meant in this language, and of wrong-layout samples typed on its layouts."""
+    vocab_size: int = 30000
+    layouts: Mapping[str, float] = field(default_factory=dict)
+    """Layout id -> relative weight of that variant (as the meant and as the active layout)."""
+    label_as: str | None = None
+    """Contract language whose classes this language's samples get (needed outside en/ru/he)."""
+    extra_letters: str = ""
+    """Characters besides letters a word may contain (English: the apostrophe)."""
+
+    @property
+    def label_language(self) -> str:
+        return self.label_as or self.code
+
+
+@dataclass(frozen=True)
+class AugmentSpec:
+    """Per-sample probability of each augmentation (`data.augment`)."""
+
+    capitalize: float = 0.15
+    all_caps: float = 0.03
+    case_flip: float = 0.03
+    case_flip_rate: float = 0.25
+    """Share of characters flipped in a sample picked for case_flip."""
+    swap: float = 0.03
+    delete: float = 0.03
+    duplicate: float = 0.03
+    neighbour_typo: float = 0.04
+    punctuation: float = 0.10
+    """Insert one digit or punctuation character of the meant layout (half of them at the end)."""
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    languages: tuple[LanguageSpec, ...]
+    flattening: float = 0.5
+    correct_layout_share: float = 0.5
+    word_count_weights: tuple[float, ...] = (0.6, 0.2, 0.12, 0.08)
+    augment: AugmentSpec = field(default_factory=AugmentSpec)
+
+    @property
+    def max_words(self) -> int:
+        return len(self.word_count_weights)
+
+    @classmethod
+    def from_options(
+        cls,
+        languages: Mapping[str, Mapping[str, object]] | None = None,
+        flattening: float = 0.5,
+        correct_layout_share: float = 0.5,
+        word_count_weights: Sequence[float] = (0.6, 0.2, 0.12, 0.08),
+        augment: Mapping[str, float] | None = None,
+    ) -> SynthConfig:
+        """Checked config from plain values; every problem raises a ConfigError naming its key."""
+        languages = DEFAULT_LANGUAGES if languages is None else languages
+        if not isinstance(languages, Mapping) or not languages:
+            raise ConfigError("languages", languages, "must map language codes to their settings")
+        specs = []
+        allowed = {f.name for f in fields(LanguageSpec)} - {"code"}
+        for code, options in languages.items():
+            options = dict(options or {})
+            unknown = set(options) - allowed
+            if unknown:
+                raise ConfigError(f"languages.{code}", sorted(unknown), "unknown settings", sorted(allowed))
+            spec = LanguageSpec(code=str(code), **options)  # type: ignore[arg-type]
+            _check_language(spec)
+            specs.append(spec)
+        if sum(spec.weight for spec in specs) <= 0:
+            raise ConfigError("languages", [spec.code for spec in specs], "needs a language with weight > 0")
+        _check_probability("flattening", flattening, upper=None)
+        _check_probability("correct_layout_share", correct_layout_share)
+        weights = tuple(float(w) for w in word_count_weights)
+        if not weights or any(w < 0 for w in weights) or sum(weights) <= 0:
+            raise ConfigError(
+                "word_count_weights",
+                list(word_count_weights),
+                "needs non-negative shares of 1, 2, ... words, sum > 0",
+            )
+        if weights[-1] == 0:
+            weights = tuple(weights[: max(i for i, w in enumerate(weights) if w > 0) + 1])
+        augment = dict(augment or {})
+        known = {f.name for f in fields(AugmentSpec)}
+        unknown = set(augment) - known
+        if unknown:
+            raise ConfigError("augment", sorted(unknown), "unknown augmentations", sorted(known))
+        for key, value in augment.items():
+            _check_probability(f"augment.{key}", value)
+        return cls(
+            languages=tuple(specs),
+            flattening=float(flattening),
+            correct_layout_share=float(correct_layout_share),
+            word_count_weights=weights,
+            augment=AugmentSpec(**{k: float(v) for k, v in augment.items()}),
+        )
+
+
+def _check_probability(key: str, value: object, upper: float | None = 1.0) -> None:
+    if not isinstance(value, int | float) or value < 0 or (upper is not None and value > upper):
+        bound = f"between 0 and {upper}" if upper is not None else ">= 0"
+        raise ConfigError(key, value, f"must be a number {bound}")
+
+
+def _check_language(spec: LanguageSpec) -> None:
+    key = f"languages.{spec.code}"
+    _check_probability(f"{key}.weight", spec.weight, upper=None)
+    if not isinstance(spec.vocab_size, int) or spec.vocab_size < 1:
+        raise ConfigError(f"{key}.vocab_size", spec.vocab_size, "must be a positive integer")
+    if not isinstance(spec.layouts, Mapping) or not spec.layouts:
+        raise ConfigError(f"{key}.layouts", spec.layouts, "must map layout ids to weights, e.g. {us: 1.0}")
+    for layout_id, weight in spec.layouts.items():
+        _check_probability(f"{key}.layouts.{layout_id}", weight, upper=None)
+    if sum(spec.layouts.values()) <= 0:
+        raise ConfigError(f"{key}.layouts", dict(spec.layouts), "needs at least one layout with weight > 0")
+    if spec.label_language not in LANGUAGES:
+        raise ConfigError(
+            f"{key}.label_as",
+            spec.label_as,
+            f"the contract has classes only for {', '.join(LANGUAGES)}; "
+            f"say which one {spec.code!r} samples count as",
+            LANGUAGES,
+        )
+
+
+def _cdf_rows(rows: Sequence[Sequence[float]]) -> torch.Tensor:
+    """float32 [rows, m]: the cumulative distribution of each row (last column exactly 1)."""
+    table = torch.tensor([list(row) for row in rows], dtype=torch.float64)
+    table = torch.cumsum(table / table.sum(1, keepdim=True), 1)
+    table[:, -1] = 1.0
+    return table.to(torch.float32)
+
+
+def _draw(cdf: torch.Tensor, u: torch.Tensor, row: torch.Tensor | None = None) -> torch.Tensor:
+    """Category drawn with uniform `u` from row `row` (per sample; row 0 when None) of `cdf`."""
+    picked = torch.zeros(u.shape[0], dtype=torch.long)
+    for c in range(cdf.shape[1] - 1):
+        bound = cdf[0, c] if row is None else cdf[:, c].index_select(0, row)
+        picked += u >= bound
+    return picked
+
+
+def _chunk_seed(seed: int, index: int) -> int:
+    """A 63-bit torch seed for chunk `index` of stream `seed` (splitmix64 finaliser)."""
+    z = (seed * 0x9E3779B97F4A7C15 + (index + 1) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+    return (z ^ (z >> 31)) & 0x7FFFFFFFFFFFFFFF
+
+
+class Synthesizer:
+    """Generates `(ids int64 [N, SEQ_LEN], labels int64 [N])`, deterministic for a seed."""
+
+    def __init__(
+        self,
+        config: SynthConfig | None = None,
+        layouts: LayoutSet | None = None,
+        wordlists: Mapping[str, WordList] | None = None,
+    ):
+        self.config = config or SynthConfig.from_options()
+        self.layouts = layouts or LayoutSet.builtin()
+        cfg = self.config
+        self.language_codes = tuple(spec.code for spec in cfg.languages)
+        self._check_layouts()
+        if wordlists is None:
+            wordlists = {
+                spec.code: load_words(
+                    spec.code, spec.vocab_size, cfg.flattening, self.layouts, spec.extra_letters
+                )
+                for spec in cfg.languages
+            }
+        self.wordlists = {code: wordlists[code] for code in self.language_codes}
+        variant_ids = list(dict.fromkeys(lid for spec in cfg.languages for lid in spec.layouts))
+        self.layout_ids = tuple(variant_ids)
+        used_layouts = [self.layouts[lid] for lid in variant_ids]
+        self.charset = Charset(extra_chars(self.wordlists.values(), used_layouts))
+        self._build_tables(used_layouts)
+
+    # Setup ------------------------------------------------------------------------------------------
+    def _check_layouts(self) -> None:
+        for spec in self.config.languages:
+            for layout_id in spec.layouts:
+                layout = self.layouts[layout_id]  # DataError naming the known ones
+                if layout.language != spec.code:
+                    raise ConfigError(
+                        f"languages.{spec.code}.layouts.{layout_id}",
+                        spec.layouts[layout_id],
+                        f"layout {layout_id!r} is a {layout.language or 'language-less'} layout, "
+                        f"not {spec.code}; list it under its own language",
+                    )
+
+    def _build_tables(self, used_layouts: list) -> None:
+        cfg = self.config
+        specs = cfg.languages
+        n_lang = len(specs)
+        n_layouts = len(self.layout_ids)
+        size = len(self.charset)
+        layout_index = {lid: i for i, lid in enumerate(self.layout_ids)}
+
+        # Meant language, wrong-layout partner language, layout variants.
+        self._lang_cdf = _cdf_rows([[spec.weight for spec in specs]])
+        partner_rows, self._wrong_share = [], []
+        for spec in specs:
+            row = [other.weight if other.label_language != spec.label_language else 0.0 for other in specs]
+            has_partner = sum(row) > 0
+            partner_rows.append(row if has_partner else [1.0] * n_lang)
+            self._wrong_share.append(1.0 - cfg.correct_layout_share if has_partner else 0.0)
+        self._partner_cdf = _cdf_rows(partner_rows)
+        self._wrong_prob = torch.tensor(self._wrong_share, dtype=torch.float32)
+        self._partner_probs = [
+            [p / sum(row) if spec_wrong > 0 else 0.0 for p in row]
+            for row, spec_wrong in zip(partner_rows, self._wrong_share, strict=True)
+        ]
+        max_variants = max(len(spec.layouts) for spec in specs)
+        self._variant_cdf = _cdf_rows(
+            [list(spec.layouts.values()) + [0.0] * (max_variants - len(spec.layouts)) for spec in specs]
+        )
+        self._max_variants = max_variants
+        variant_global = torch.zeros(n_lang * max_variants, dtype=torch.long)
+        for li, spec in enumerate(specs):
+            for vi, lid in enumerate(spec.layouts):
+                variant_global[li * max_variants + vi] = layout_index[lid]
+        self._variant_global = variant_global
+
+        labels = torch.zeros(n_lang * n_lang, dtype=torch.long)
+        for mi, meant in enumerate(specs):
+            for ai, active in enumerate(specs):
+                if meant.label_language == active.label_language and mi != ai:
+                    continue  # never drawn
+                labels[mi * n_lang + ai] = CLASS_TO_ID[
+                    class_name(meant.label_language, active.label_language)
+                ]
+        self._label_table = labels
+
+        # Conversion tables: charset id -> contract id, per (meant layout, active layout).
+        conv = torch.zeros((n_layouts, n_layouts, size), dtype=torch.long)
+        for mi, meant_id in enumerate(self.layout_ids):
+            for ai, active_id in enumerate(self.layout_ids):
+                conv[mi, ai] = self.layouts.id_table(meant_id, active_id, self.charset)
+        self._conv = conv.reshape(-1).to(torch.int32)
+        self._charset_size = size
+
+        # Case tables over the charset.
+        upper = torch.arange(size)
+        swap = torch.arange(size)
+        for i, ch in enumerate(self.charset.chars):
+            if i == PAD_ID:
+                continue
+            up, sw = ch.upper(), ch.swapcase()
+            if len(up) == 1 and up in self.charset:
+                upper[i] = self.charset.id(up)
+            if len(sw) == 1 and sw in self.charset:
+                swap[i] = self.charset.id(sw)
+        self._upper, self._swapcase = upper.to(torch.int32), swap.to(torch.int32)
+
+        # Neighbouring-key typos and punctuation, per layout.
+        nb_lists: list[list[list[int]]] = []
+        punct_lists: list[list[int]] = []
+        for layout in used_layouts:
+            per_char: list[list[int]] = [[] for _ in range(size)]
+            for key in KEYS:
+                for shifted, level in ((False, layout.normal), (True, layout.shift)):
+                    out = level.get(key)
+                    if (
+                        not out
+                        or len(out) != 1
+                        or out not in self.charset
+                        or layout.locate(out) != (key, shifted)
+                    ):
+                        continue
+                    for other in neighbour_keys(key):
+                        near = level.get(other)
+                        if near and len(near) == 1 and near in self.charset:
+                            per_char[self.charset.id(out)].append(self.charset.id(near))
+            nb_lists.append(per_char)
+            punct = sorted(
+                self.charset.id(ch)
+                for ch in layout.chars()
+                if ch in self.charset and unicodedata.category(ch)[0] in "NPS"
+            )
+            punct_lists.append(punct or [self.charset.id(".")])
+        width = max(1, max(len(c) for per_char in nb_lists for c in per_char))
+        nb = torch.zeros((n_layouts, size, width), dtype=torch.long)
+        nb_count = torch.zeros((n_layouts, size), dtype=torch.long)
+        for li, per_char in enumerate(nb_lists):
+            for ci, near in enumerate(per_char):
+                if near:
+                    nb[li, ci, : len(near)] = torch.tensor(near)
+                    nb_count[li, ci] = len(near)
+        self._nb = nb.reshape(-1).to(torch.int32)
+        self._nb_width = width
+        self._nb_count = nb_count.reshape(-1)
+        pwidth = max(len(p) for p in punct_lists)
+        punct = torch.zeros((n_layouts, pwidth), dtype=torch.long)
+        for li, p in enumerate(punct_lists):
+            punct[li, : len(p)] = torch.tensor(p)
+        self._punct = punct.reshape(-1).to(torch.int32)
+        self._punct_width = pwidth
+        self._punct_count = torch.tensor([len(p) for p in punct_lists], dtype=torch.long)
+
+        # Words: one table [V_total, W + 1] with a space after each word (then a zero block), and
+        # per-language alias tables for drawing words by weight.
+        encoded = [wl.encode(self.charset) for wl in self.wordlists.values()]
+        width = max(ids.shape[1] for ids, _ in encoded)
+        space = self.charset.id(" ")
+        rows = []
+        for ids, lengths in encoded:
+            padded = torch.zeros((ids.shape[0], width + 1), dtype=torch.long)
+            padded[:, : ids.shape[1]] = ids
+            padded[torch.arange(ids.shape[0]), lengths] = space
+            rows.append(padded)
+        self._word_width = width + 1
+        zero_rows = -(-SEQ_LEN // (width + 1))
+        rows.append(torch.zeros((zero_rows, width + 1), dtype=torch.long))
+        self._words = torch.cat(rows).reshape(-1).to(torch.int32)
+        self._zero_block = self._words.numel() - zero_rows * (width + 1)
+        """Start of the zero block after the words: positions past a sample's end read it."""
+        self._word_len = torch.cat([lengths for _, lengths in encoded]).to(torch.int32)
+        sizes, offsets, probs, aliases = [], [], [], []
+        offset = 0
+        for code, (ids, _) in zip(self.language_codes, encoded, strict=True):
+            prob, alias = _alias_table(self.wordlists[code].weights[: ids.shape[0]])
+            probs.append(prob)
+            aliases.append(alias + offset)
+            sizes.append(ids.shape[0])
+            offsets.append(offset)
+            offset += ids.shape[0]
+        self._word_prob = torch.cat(probs)
+        self._word_alias = torch.cat(aliases)
+        self._vocab_sizes = torch.tensor(sizes, dtype=torch.float64)
+        self._vocab_offsets = torch.tensor(offsets, dtype=torch.long)
+        self._count_cdf = _cdf_rows([cfg.word_count_weights])
+
+    # Facts ------------------------------------------------------------------------------------------
+    def expected_class_shares(self) -> dict[str, float]:
+        """Share of each class in generated data (in expectation)."""
+        specs = self.config.languages
+        lang_p = torch.tensor([s.weight for s in specs], dtype=torch.float64)
+        lang_p = lang_p / lang_p.sum()
+        shares = dict.fromkeys(CLASSES, 0.0)
+        for mi, meant in enumerate(specs):
+            p_meant = float(lang_p[mi])
+            wrong = self._wrong_share[mi]
+            shares[class_name(meant.label_language, meant.label_language)] += p_meant * (1 - wrong)
+            probs = self._partner_probs[mi]
+            for ai, active in enumerate(specs):
+                if probs[ai] > 0 and wrong > 0:
+                    name = class_name(meant.label_language, active.label_language)
+                    shares[name] += p_meant * wrong * float(probs[ai])
+        return shares
+
+    def describe(self) -> dict[str, object]:
+        cfg = self.config
+        return {
+            "languages": {
+                spec.code: {
+                    "weight": spec.weight,
+                    "vocab_size": len(self.wordlists[spec.code]),
+                    "layouts": dict(spec.layouts),
+                    **({"label_as": spec.label_as} if spec.label_as else {}),
+                }
+                for spec in cfg.languages
+            },
+            "flattening": cfg.flattening,
+            "correct_layout_share": cfg.correct_layout_share,
+            "word_count_weights": list(cfg.word_count_weights),
+            "augment": {f.name: getattr(cfg.augment, f.name) for f in fields(AugmentSpec)},
+            "expected_class_shares": {k: round(v, 6) for k, v in self.expected_class_shares().items()},
+        }
+
+    # Generation -------------------------------------------------------------------------------------
+    def generate(
+        self, n: int, seed: int, dtype: torch.dtype = torch.long
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`n` samples of stream `seed`: (ids [n, SEQ_LEN], labels [n]) of `dtype` (uint8 fits every id)."""
+        if n < 0:
+            raise ValueError(f"n must be >= 0, got {n}")
+        ids = torch.empty((n, SEQ_LEN), dtype=dtype)
+        labels = torch.empty(n, dtype=dtype)
+        for start, chunk_ids, chunk_labels in self.iter_chunks(n, seed):
+            ids[start : start + chunk_ids.shape[0]] = chunk_ids
+            labels[start : start + chunk_labels.shape[0]] = chunk_labels
+        return ids, labels
+
+    def iter_chunks(self, n: int, seed: int) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
+        """(start row, ids int64, labels int64) chunk by chunk; chunk i depends only on (seed, i)."""
+        for index, start in enumerate(range(0, n, CHUNK_SIZE)):
+            yield start, *self.generate_chunk(seed, index, min(CHUNK_SIZE, n - start))
+
+    def generate_chunk(self, seed: int, index: int, n: int = CHUNK_SIZE) -> tuple[torch.Tensor, torch.Tensor]:
+        """Chunk `index` of stream `seed` (its first `n` rows when n < CHUNK_SIZE)."""
+        gen = torch.Generator().manual_seed(_chunk_seed(seed, index))
+        rows = CHUNK_SIZE if n <= CHUNK_SIZE else n
+        # One thread: these small, memory-bound ops gain little from more, and on a busy machine (the
+        # trainer's threads, other processes) parallel regions can stall for whole scheduler slices.
+        threads = torch.get_num_threads()
+        if threads != 1:
+            torch.set_num_threads(1)
+        try:
+            ids, labels = self._synthesize(rows, gen)
+        finally:
+            if threads != 1:
+                torch.set_num_threads(threads)
+        return ids[:n], labels[:n]
+
+    def _synthesize(self, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        cfg = self.config
+        n_lang = len(cfg.languages)
+        u = torch.rand((6, n), generator=gen)
+        meant = _draw(self._lang_cdf, u[0])
+        wrong = u[1] < self._wrong_prob.index_select(0, meant)
+        active = torch.where(wrong, _draw(self._partner_cdf, u[2], meant), meant)
+        mv = self._max_variants
+        meant_variant = self._variant_global.index_select(
+            0, meant * mv + _draw(self._variant_cdf, u[3], meant)
+        )
+        active_variant = self._variant_global.index_select(
+            0, active * mv + _draw(self._variant_cdf, u[4], active)
+        )
+        active_variant = torch.where(wrong, active_variant, meant_variant)
+        labels = self._label_table.index_select(0, meant * n_lang + active)
+        n_words = _draw(self._count_cdf, u[5]) + 1  # [n] in 1..max_words
+
+        ids, lengths = self._compose(n, meant, n_words, gen)
+        ids, lengths = self._augment(ids, lengths, meant_variant, gen)
+
+        pair = (meant_variant * len(self.layout_ids) + active_variant) * self._charset_size
+        ids.add_(pair.to(torch.int32).unsqueeze(1))
+        ids = self._conv.index_select(0, ids.view(-1)).view(n, SEQ_LEN)
+        return _replace_empty(ids, labels)
+
+    def _draw_words(self, meant: torch.Tensor, k: int, gen: torch.Generator) -> torch.Tensor:
+        """[n, k] global word indices drawn by weight from each sample's meant-language vocabulary."""
+        x = torch.rand((meant.shape[0], k), generator=gen, dtype=torch.float64)
+        x.mul_(self._vocab_sizes.index_select(0, meant).unsqueeze(1))
+        slot = x.long()
+        x -= slot  # the fraction decides between the slot and its alias
+        slot += self._vocab_offsets.index_select(0, meant).unsqueeze(1)
+        flat = slot.view(-1)
+        keep = x.view(-1) < self._word_prob.index_select(0, flat)
+        return torch.where(keep, flat, self._word_alias.index_select(0, flat)).view(slot.shape)
+
+    def _compose(
+        self, n: int, meant: torch.Tensor, n_words: torch.Tensor, gen: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Words of the meant language joined by single spaces, cut to SEQ_LEN, right-padded with 0.
+
+        Character p of word j (starting at s_j) lies at table index word_j * W + p - s_j = p + c_j. The
+        index of every position is p + c_0 plus, from each word start (and from the end, where it jumps
+        into the zero block after the table), the change of c: a scatter of those changes and a cumsum.
+        """
+        k = self.config.max_words
+        word = self._draw_words(meant, k, gen).to(torch.int32)  # [n, k]
+        word_len = self._word_len.index_select(0, word.view(-1)).view(n, k)
+        ends = torch.cumsum(word_len + 1, 1, dtype=torch.int32)
+        starts = ends - word_len - 1
+        corner = word * self._word_width - starts  # c_j
+        last = (n_words - 1).unsqueeze(1)
+        total = torch.gather(ends, 1, last) - 1  # [n, 1]
+        steps = torch.empty((n, k), dtype=torch.int32)
+        steps[:, : k - 1] = corner[:, 1:] - corner[:, :-1]
+        steps[:, : k - 1].masked_fill_(torch.arange(1, k) >= n_words.unsqueeze(1), 0)
+        steps[:, k - 1 :] = self._zero_block - torch.gather(corner, 1, last) - total
+        at = torch.cat([starts[:, 1:], total], 1).clamp_(max=SEQ_LEN).long()
+        change = torch.zeros((n, SEQ_LEN + 1), dtype=torch.int32)
+        change.scatter_add_(1, at, steps)
+        flat = torch.cumsum(change[:, :SEQ_LEN], 1, dtype=torch.int32)
+        flat += torch.arange(SEQ_LEN, dtype=torch.int32) + corner[:, :1]
+        ids = self._words.index_select(0, flat.view(-1)).view(n, SEQ_LEN)
+        return ids, total.squeeze(1).clamp_(max=SEQ_LEN)
+
+    def _augment(
+        self, ids: torch.Tensor, lengths: torch.Tensor, layout: torch.Tensor, gen: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Case changes, typos and punctuation on the rows each probability picks, in the meant layout."""
+        aug = self.config.augment
+        n = ids.shape[0]
+        names = (
+            "capitalize",
+            "all_caps",
+            "case_flip",
+            "punctuation",
+            "duplicate",
+            "delete",
+            "swap",
+            "neighbour_typo",
+        )
+        u = torch.rand((len(names), n), generator=gen, dtype=torch.float32)
+        positions = torch.arange(SEQ_LEN)
+        for col, name in enumerate(names):
+            p = getattr(aug, name)
+            if p <= 0:
+                continue
+            rows = torch.nonzero(u[col] < p).squeeze(1)
+            if name in ("delete", "swap"):
+                rows = rows[lengths.index_select(0, rows) >= 2]
+            m = rows.numel()
+            if m == 0:
+                continue
+            sub = ids.index_select(0, rows)
+            sub_len = lengths.index_select(0, rows).long()
+            if name == "capitalize":
+                sub[:, 0] = self._upper.index_select(0, sub[:, 0])
+            elif name == "all_caps":
+                sub = self._upper.index_select(0, sub.view(-1)).view(m, SEQ_LEN)
+            elif name == "case_flip":
+                flip = torch.rand(sub.shape, generator=gen) < aug.case_flip_rate
+                sub = torch.where(flip, self._swapcase.index_select(0, sub.view(-1)).view(m, SEQ_LEN), sub)
+            else:
+                r = torch.rand((m, 3), generator=gen)
+                if name == "punctuation":
+                    at_end = r[:, 0] < 0.5
+                    pos = torch.where(at_end, sub_len, (r[:, 1] * (sub_len + 1)).long()).unsqueeze(1)
+                    lay = layout.index_select(0, rows)
+                    pick = (r[:, 2] * self._punct_count[lay]).long()
+                    value = self._punct[lay * self._punct_width + pick].unsqueeze(1)
+                    shifted = torch.gather(sub, 1, positions - (positions > pos).long())
+                    sub = torch.where(positions == pos, value, shifted)
+                    sub_len = (sub_len + 1).clamp(max=SEQ_LEN)
+                elif name == "duplicate":
+                    pos = (r[:, 0] * sub_len).long().unsqueeze(1)
+                    sub = torch.gather(sub, 1, positions - (positions > pos).long())
+                    sub_len = (sub_len + 1).clamp(max=SEQ_LEN)
+                elif name == "delete":
+                    pos = (r[:, 0] * sub_len).long().unsqueeze(1)
+                    padded = torch.cat([sub, sub.new_zeros((m, 1))], 1)
+                    sub = torch.gather(padded, 1, positions + (positions >= pos).long())
+                    sub_len = sub_len - 1
+                elif name == "swap":
+                    pos = (r[:, 0] * (sub_len - 1)).long().unsqueeze(1)
+                    src = positions + (positions == pos).long() - (positions == pos + 1).long()
+                    sub = torch.gather(sub, 1, src)
+                else:  # neighbour_typo
+                    pos = (r[:, 0] * sub_len).long().unsqueeze(1)
+                    char = torch.gather(sub, 1, pos).squeeze(1).long()
+                    cell = layout.index_select(0, rows) * self._charset_size + char
+                    count = self._nb_count[cell]
+                    near = self._nb[cell * self._nb_width + (r[:, 1] * count).long()]
+                    sub = sub.scatter(1, pos, torch.where(count > 0, near, char.to(sub.dtype)).unsqueeze(1))
+            ids.index_copy_(0, rows, sub)
+            lengths.index_copy_(0, rows, sub_len.to(lengths.dtype))
+        return ids, lengths
+
+
+def _replace_empty(ids: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows whose every id is 0 (an English `w` typed on Apple Hebrew is a geresh, outside the alphabet)
+    take the next non-empty row of the chunk: the app never classifies an empty text."""
+    empty = ~ids.any(1)
+    if not bool(empty.any()):
+        return ids, labels
+    filled = (~empty).nonzero().squeeze(1)
+    if filled.numel() == 0:
+        return ids, labels
+    rows = empty.nonzero().squeeze(1)
+    source = filled[torch.searchsorted(filled, rows) % filled.numel()]
+    ids[rows] = ids[source]
+    labels[rows] = labels[source]
+    return ids, labels
+
+
+def _alias_table(weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Walker/Vose alias table of a discrete distribution: draw slot i uniformly and keep it with
+    probability prob[i], else take alias[i]."""
+    size = weights.numel()
+    scaled = (weights / weights.sum() * size).tolist()
+    prob = [1.0] * size
+    alias = list(range(size))
+    small = [i for i, w in enumerate(scaled) if w < 1.0]
+    large = [i for i, w in enumerate(scaled) if w >= 1.0]
+    while small and large:
+        lo, hi = small.pop(), large.pop()
+        prob[lo] = scaled[lo]
+        alias[lo] = hi
+        scaled[hi] -= 1.0 - scaled[lo]
+        (small if scaled[hi] < 1.0 else large).append(hi)
+    return torch.tensor(prob, dtype=torch.float64), torch.tensor(alias, dtype=torch.long)

@@ -1,0 +1,129 @@
+"""End-to-end runs of `python -m layoutnet` on the tiny smoke experiment."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from layoutnet.module import LayoutClassifierModule, warmup_cosine
+from layoutnet.models import CompactCNN, TransformerClassifier
+
+from .conftest import REPO_ROOT
+
+
+def run_layoutnet(*args, module="layoutnet", timeout=300):
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("smoke")
+    result = run_layoutnet("+experiment=smoke", f"hydra.run.dir={run_dir}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir, result
+
+
+@pytest.mark.slow
+def test_smoke_run_trains_exports_and_reports(smoke_run):
+    run_dir, result = smoke_run
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["status"] == "ok" and report["experiment"] == "smoke"
+    assert report["training"]["family"] == "cnn" and report["training"]["parameters"] > 0
+    assert 0 < report["training"]["best_val_accuracy"] <= 1
+    assert set(report["validation"]["per_class_accuracy"]) == {
+        "ru",
+        "en",
+        "he",
+        "ru_from_en",
+        "he_from_en",
+        "en_from_ru",
+        "en_from_he",
+        "he_from_ru",
+        "ru_from_he",
+    }
+    assert {"torch", "coremltools", "layoutnet"} <= set(report["versions"])
+    assert report["timings"]["fit_seconds"] > 0
+    export = report["export"]
+    assert export["status"] == "ok" and export["parity"]["passed"]
+    assert export["parity"]["backend"] == "reference-executor"
+    assert (run_dir / "export" / "LayoutClassifier.mlmodel").exists()
+    assert (run_dir / "export" / "parity_vectors.json").exists()
+    for name in (
+        "checkpoints/best.ckpt",
+        "checkpoints/last.ckpt",
+        "config_resolved.yaml",
+        "csv/metrics.csv",
+        "plots/confusion_matrix.png",
+        "plots/training_curves.png",
+    ):
+        assert (run_dir / name).exists(), name
+    assert "Core ML export: OK" in result.stdout
+
+
+@pytest.mark.slow
+def test_interrupted_run_resumes_from_last_checkpoint(smoke_run, tmp_path):
+    run_dir, _ = smoke_run
+    last = run_dir / "checkpoints" / "last.ckpt"
+    steps_before = torch.load(last, weights_only=False)["global_step"]
+    result = run_layoutnet(
+        "+experiment=smoke",
+        f"ckpt_path={last}",
+        "trainer.max_epochs=3",
+        "export=none",
+        f"hydra.run.dir={tmp_path}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["training"]["epochs"] == 3
+    assert report["training"]["global_step"] > steps_before
+    assert report["export"]["status"] == "disabled"
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["+experiment=nope"], "Could not find 'experiment/nope'"),
+        (["model=nope"], "Could not find 'model/nope'"),
+        (["+experiment=smoke", "data=csv", "data.path=/nonexistent/train.csv"], "/nonexistent/train.csv"),
+        (["+experiment=smoke", "model.net.kernel_size=25"], "model.net.kernel_size"),
+        (["+experiment=smoke", "export.format=onnx"], "export.format"),
+        (["+experiment=smoke", "ckpt_path=/nonexistent/last.ckpt"], "ckpt_path"),
+    ],
+)
+def test_bad_input_is_refused_before_training(tmp_path, args, expected):
+    result = run_layoutnet(*args, f"hydra.run.dir={tmp_path}")
+    assert result.returncode != 0
+    assert expected in result.stderr + result.stdout
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_warmup_cosine_schedule_shape():
+    factor = warmup_cosine(10, 110, 0.1)
+    assert factor(0) == pytest.approx(0.1) and factor(9) == pytest.approx(1.0)
+    assert factor(60) == pytest.approx(0.55) and factor(110) == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize(
+    "net",
+    [
+        CompactCNN(embed_dim=8, channels=(8, 8)),
+        TransformerClassifier(d_model=16, num_heads=2, num_layers=1, ff_dim=16),
+    ],
+)
+def test_mixup_mixes_embeddings_only_during_the_step(net):
+    module = LayoutClassifierModule(net, mixup_alpha=0.4, mixup_prob=1.0)
+    ids = torch.randint(1, 189, (8, 20))
+    labels = torch.randint(0, 9, (8,))
+    module.log = lambda *a, **k: None
+    torch.manual_seed(0)
+    loss = module.training_step((ids, labels), 0)
+    assert torch.isfinite(loss) and loss.requires_grad
+    assert module.mixup.perm is None
+    net.eval()
+    torch.testing.assert_close(net(ids), net(ids))
