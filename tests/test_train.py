@@ -9,8 +9,8 @@ import sys
 import pytest
 import torch
 
-from layoutnet.module import LayoutClassifierModule, warmup_cosine
 from layoutnet.models import CompactCNN, TransformerClassifier
+from layoutnet.module import LayoutClassifierModule, warmup_cosine
 
 from .conftest import REPO_ROOT
 
