@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 
 import torch
-from common import peak_rss_mb, save_result
 from hydra import compose, initialize_config_dir
 
+from common import peak_rss_mb, save_result
 from layoutnet.config import build
 from layoutnet.export.pipeline import ModelInfo, export_model
 from layoutnet.export.settings import ExportSettings
@@ -67,8 +67,15 @@ def main() -> None:
             "meets_30s_target": wall <= 30.0,
         }
         print(name, results[name])
-    save_result("export", {"model": "omfk (3,462,292 parameters)", "validation_set_seconds": round(data_seconds, 2),
-                           "results": results, "peak_rss_mb": round(peak_rss_mb(), 1)})
+    save_result(
+        "export",
+        {
+            "model": "omfk (3,462,292 parameters)",
+            "validation_set_seconds": round(data_seconds, 2),
+            "results": results,
+            "peak_rss_mb": round(peak_rss_mb(), 1),
+        },
+    )
 
 
 if __name__ == "__main__":

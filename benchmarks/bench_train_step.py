@@ -11,18 +11,17 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from common import save_result
 from hydra import compose, initialize_config_dir
 from torch.utils.data import DataLoader, IterableDataset
 
+from common import save_result
 from layoutnet.config import build
 from layoutnet.module import warmup_cosine
-
-from pathlib import Path
 
 CONF = str(Path(__file__).resolve().parents[1] / "conf")
 MODELS = {"smoke": ["+experiment=smoke"], "default": [], "omfk": ["+experiment=omfk"]}
@@ -60,8 +59,12 @@ def make_module(overrides: list[str]):
 def bare_loop(module, ids, labels, warmup: int, steps: int) -> float:
     net = module.net.train()
     hp = module.hparams
-    optimizer = torch.optim.AdamW(net.parameters(), lr=hp.lr, weight_decay=hp.weight_decay, betas=tuple(hp.betas))
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(10, warmup + steps, hp.min_lr_ratio))
+    optimizer = torch.optim.AdamW(
+        net.parameters(), lr=hp.lr, weight_decay=hp.weight_decay, betas=tuple(hp.betas)
+    )
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, warmup_cosine(10, warmup + steps, hp.min_lr_ratio)
+    )
     start = 0.0
     for step in range(warmup + steps):
         if step == warmup:
@@ -79,9 +82,17 @@ def bare_loop(module, ids, labels, warmup: int, steps: int) -> float:
 def lightning_loop(module, ids, labels, warmup: int, steps: int) -> float:
     timer = StepTimer(warmup)
     trainer = pl.Trainer(
-        accelerator="cpu", devices=1, max_steps=warmup + steps, logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, gradient_clip_val=1.0, callbacks=[timer],
-        num_sanity_val_steps=0, limit_val_batches=0,
+        accelerator="cpu",
+        devices=1,
+        max_steps=warmup + steps,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        gradient_clip_val=1.0,
+        callbacks=[timer],
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
     )
     loader = DataLoader(RepeatBatch(ids, labels, warmup + steps), batch_size=None)
     trainer.fit(module, train_dataloaders=loader)
@@ -123,8 +134,10 @@ def main() -> None:
             "all_lightning": [round(r, 3) for r in light],
         }
         print(name, results[name])
-    save_result("train_step", {"steps": args.steps, "warmup": args.warmup, "repeats": args.repeats,
-                               "results": results})
+    save_result(
+        "train_step",
+        {"steps": args.steps, "warmup": args.warmup, "repeats": args.repeats, "results": results},
+    )
 
 
 if __name__ == "__main__":
