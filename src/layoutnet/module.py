@@ -68,9 +68,9 @@ class LayoutClassifierModule(pl.LightningModule):
     ):
         super().__init__()
         if not 0.0 <= label_smoothing < 1.0:
-            raise ConfigError("model.label_smoothing", label_smoothing, "must be in [0, 1)")
+            raise ConfigError("label_smoothing", label_smoothing, "must be in [0, 1)")
         if mixup_prob > 0 and mixup_alpha <= 0:
-            raise ConfigError("model.mixup_alpha", mixup_alpha, "must be > 0 when model.mixup_prob > 0")
+            raise ConfigError("mixup_alpha", mixup_alpha, "must be > 0 when mixup_prob > 0")
         self.save_hyperparameters(ignore=["net"])
         self.net = net
         self.mixup = EmbeddingMixup(net) if mixup_prob > 0 else None

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import hydra
 import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, read_write
 from pytorch_lightning.utilities import rank_zero_only
 from rich.console import Console
 
@@ -33,6 +37,29 @@ def _is_multirun() -> bool:
         return False
 
 
+@contextlib.contextmanager
+def _ddp_ranks_run_this_job_only(run_dir: Path) -> Iterator[None]:
+    """DDP inside a multirun. Lightning starts ranks > 0 by re-running `sys.argv` with
+    `hydra.run.dir=<HydraConfig run.dir>`, which would re-run the whole sweep: make them run this job
+    only, in this job's directory; afterwards leave no process group and no DDP environment variables
+    (LOCAL_RANK, WORLD_SIZE, MASTER_PORT, ...) behind for the next job in this process."""
+    hydra_cfg = HydraConfig.get()
+    argv, environ = list(sys.argv), dict(os.environ)
+    sys.argv = [sys.argv[0], *hydra_cfg.overrides.task, "hydra.mode=RUN"]
+    with read_write(hydra_cfg):
+        hydra_cfg.run.dir = str(run_dir)
+    try:
+        yield
+    finally:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+        sys.argv = argv
+        os.environ.clear()
+        os.environ.update(environ)
+
+
 def _report(directory: Path, **sections) -> None:
     if rank_zero_only.rank == 0:
         update_report(directory, **sections)
@@ -48,6 +75,7 @@ class Run:
         self.module = None
         self.datamodule = None
         self.timings: dict[str, float] = {}
+        self.cleanup = contextlib.ExitStack()
 
     def prepare(self) -> None:
         """Build and check everything; any bad value is refused here, before training."""
@@ -80,6 +108,8 @@ class Run:
         self.trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
 
     def fit(self) -> None:
+        if _is_multirun() and self.trainer.world_size > 1:
+            self.cleanup.enter_context(_ddp_ranks_run_this_job_only(self.run_dir))
         start = time.perf_counter()
         try:
             self.trainer.fit(self.module, datamodule=self.datamodule, ckpt_path=self.cfg.get("ckpt_path"))
@@ -171,6 +201,8 @@ def run(cfg: DictConfig) -> float | None:
             log.error("job failed, the sweep goes on: %s: %s", type(exc).__name__, exc)
             return None
         raise
+    finally:
+        runner.cleanup.close()
 
 
 def _paths(runner: Run) -> dict:

@@ -40,10 +40,10 @@ class CoreMLExportCallback(pl.Callback):
         return net, "final weights"
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
         if not self.settings.enabled:
             update_report(self.run_dir, export={"status": "disabled", "reason": "export=none"})
-            return
-        if not trainer.is_global_zero:
             return
         net, source = self._best_net(trainer, pl_module)
         val_ids, val_labels = trainer.datamodule.val_tensors() if trainer.datamodule else (None, None)

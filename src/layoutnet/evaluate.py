@@ -1,0 +1,349 @@
+"""`python -m layoutnet.evaluate model_path=<.ckpt | .pth | .mlpackage | .mlmodel> [data_path=<csv>]`:
+accuracy, per-class accuracy and confusion matrix of any model file a user holds.
+
+Without `data_path` the model is scored on the configured generated test set. Core ML artifacts are
+scored from the file itself (Core ML on macOS, layoutnet's reference executor elsewhere). A JSON report
+and a confusion-matrix picture are written next to the model (or into `output_dir`); the last line
+printed is `accuracy=<float>`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import hydra
+import numpy as np
+import torch
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from layoutnet.cli import exit_on_user_error
+from layoutnet.config import CONF_DIR
+from layoutnet.contract import CLASS_TO_ID, CLASSES, NUM_CLASSES, decode, encode_batch
+from layoutnet.errors import CheckpointError, ConfigError, DataError
+from layoutnet.loading import COREML_SUFFIXES, load_model
+from layoutnet.metrics import classification_summary, predict_logits
+from layoutnet.report import versions
+
+MISTAKES_KEPT = 25
+"""Misclassified rows written into the report (the most confident mistakes first)."""
+
+SHORT_NAMES = {name: name.replace("_from_", "←") for name in CLASSES}
+"""Narrow column headers for the confusion matrix (`ru←en` = meant ru, typed on en)."""
+
+
+# Scoring any model file --------------------------------------------------------------------------------
+
+
+@dataclass
+class Scorer:
+    """Logits of any model file: a PyTorch network or a saved Core ML artifact run from disk."""
+
+    source: str
+    kind: str
+    backend: str
+    run: Callable[[np.ndarray], np.ndarray]
+    details: dict = field(default_factory=dict)
+
+    def logits(self, ids: torch.Tensor | np.ndarray, batch_size: int = 4096) -> np.ndarray:
+        """float32 [N, 9] logits of int ids [N, 20]."""
+        array = ids.numpy() if isinstance(ids, torch.Tensor) else np.asarray(ids)
+        if not len(array):
+            return np.zeros((0, NUM_CLASSES), dtype=np.float32)
+        parts = [self.run(array[i : i + batch_size]) for i in range(0, len(array), batch_size)]
+        logits = np.concatenate([np.asarray(p, dtype=np.float32).reshape(-1, NUM_CLASSES) for p in parts])
+        if len(logits) != len(array):
+            raise DataError(f"{self.source} returned {len(logits)} rows of logits for {len(array)} inputs")
+        return logits
+
+    def describe(self) -> dict:
+        return {"path": self.source, "kind": self.kind, "backend": self.backend, **self.details}
+
+
+def load_scorer(path: str | Path | None, legacy: str | None = None) -> Scorer:
+    """A Scorer for a layoutnet .ckpt, a legacy .pth, or a Core ML .mlpackage / .mlmodel."""
+    if not path:
+        raise ConfigError(
+            "model_path",
+            path,
+            "required: a run's checkpoints/best.ckpt, a legacy .pth, or an exported .mlpackage / .mlmodel",
+        )
+    path = Path(str(path)).expanduser()
+    if path.suffix in COREML_SUFFIXES:
+        return _artifact_scorer(path, legacy)
+    loaded = load_model(path, legacy)
+    net = loaded.net.eval()
+
+    def run(ids: np.ndarray) -> np.ndarray:
+        return predict_logits(net, torch.from_numpy(ids.astype(np.int64))).float().numpy()
+
+    described = loaded.describe()
+    details = {k: v for k, v in described.items() if k not in ("path", "kind")}
+    return Scorer(str(path), loaded.kind, "pytorch", run, details)
+
+
+def _artifact_scorer(path: Path, legacy: str | None) -> Scorer:
+    if legacy:
+        raise ConfigError(
+            "legacy", legacy, f"applies to PyTorch state_dicts only, not to {path.suffix} files"
+        )
+    if not path.exists():
+        raise CheckpointError(f"{path} does not exist")
+    from layoutnet.export.parity import artifact_runners
+
+    try:
+        runners = artifact_runners(path)
+    except ImportError as exc:
+        raise CheckpointError(
+            f"cannot run {path} here: no Core ML runtime and no reference executor ({exc})"
+        ) from exc
+    # On a Mac the runners are Core ML with CPU only, then with all compute units; the app uses the
+    # latter (Core ML's default), so that one is scored. Elsewhere there is one runner.
+    runner = runners[-1]
+
+    def run(ids: np.ndarray) -> np.ndarray:
+        return runner.predict(np.ascontiguousarray(ids, dtype=np.int32))
+
+    fmt = "mlprogram" if path.suffix == ".mlpackage" else "neuralnetwork"
+    details: dict = {"format": fmt}
+    if getattr(runner, "compute_units", None):
+        details["compute_units"] = runner.compute_units
+    return Scorer(
+        str(path), f"coreml:{fmt}", str(getattr(runner, "backend", type(runner).__name__)), run, details
+    )
+
+
+# Data ---------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class EvalData:
+    ids: torch.Tensor  # int64 [N, SEQ_LEN]
+    labels: torch.Tensor  # int64 [N]
+    texts: list[str] | None  # the CSV's texts; None for generated rows (decoded when needed)
+    description: dict
+
+    def text(self, index: int) -> str:
+        return self.texts[index] if self.texts is not None else decode(self.ids[index])
+
+
+def _parse_label(value: str, where: str) -> int:
+    name = value.strip()
+    if name in CLASS_TO_ID:
+        return CLASS_TO_ID[name]
+    if name.lower() in CLASS_TO_ID:
+        return CLASS_TO_ID[name.lower()]
+    raise DataError(f"{where}: label {value!r} is not one of the 9 classes ({', '.join(CLASSES)})")
+
+
+def read_labelled_csv(path: str | Path) -> tuple[list[str], list[int]]:
+    """(texts, class ids) of a CSV with a `text` and a `label` column.
+
+    A header row naming `text` and `label` is optional (without one the first two columns are text and
+    label). Empty text is a valid input. A label outside the 9 classes is refused, naming its line.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise DataError(f"data_path {path} not found; give a CSV file with the columns text,label")
+    try:
+        raw = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path} is not UTF-8 text ({exc}); save the CSV as UTF-8") from exc
+    rows = list(csv.reader(raw.splitlines(keepends=True)))
+    if not rows:
+        raise DataError(f"{path} is empty; expected rows of text,label")
+    text_col, label_col, start = 0, 1, 0
+    header = [cell.strip().lower() for cell in rows[0]]
+    if "label" in header and "text" in header:
+        text_col, label_col, start = header.index("text"), header.index("label"), 1
+    texts: list[str] = []
+    labels: list[int] = []
+    for number, row in enumerate(rows[start:], start=start + 1):
+        where = f"{path}, line {number}"
+        if not row:
+            continue  # a blank line, not a row with empty text (that is written `,label`)
+        if len(row) <= max(text_col, label_col):
+            raise DataError(f"{where}: expected the columns text,label, got {row!r}")
+        labels.append(_parse_label(row[label_col], where))
+        texts.append(row[text_col])
+    if not texts:
+        raise DataError(f"{path} has no rows of text,label")
+    return texts, labels
+
+
+def csv_data(path: str | Path) -> EvalData:
+    texts, labels = read_labelled_csv(path)
+    return EvalData(
+        encode_batch(texts),
+        torch.tensor(labels, dtype=torch.long),
+        texts,
+        {"source": "csv", "path": str(Path(path).expanduser()), "rows": len(texts)},
+    )
+
+
+def run_data_config(model_path: Path) -> tuple[DictConfig, Path] | None:
+    """The `data` config of the layoutnet run a model file lies in (`<run>/checkpoints/best.ckpt`,
+    `<run>/export/LayoutClassifier.mlmodel`: `<run>/config_resolved.yaml`), or None."""
+    resolved = model_path.absolute().parent.parent / "config_resolved.yaml"
+    if not resolved.is_file():
+        return None
+    run_cfg = OmegaConf.load(resolved)
+    data = run_cfg.get("data") if isinstance(run_cfg, DictConfig) else None
+    return (data, resolved) if isinstance(data, DictConfig) and "_target_" in data else None
+
+
+def _data_given_on_command_line() -> bool:
+    if not HydraConfig.initialized():
+        return False
+    keys = (o.lstrip("+~").split("=", 1)[0] for o in HydraConfig.get().overrides.task)
+    return any(key == "data" or key.startswith(("data.", "data/")) for key in keys)
+
+
+def generated_test_data(cfg: DictConfig, model_path: Path | None = None) -> EvalData:
+    """The data module's fixed test set. Its config is the run's own (`config_resolved.yaml` of the run
+    the model lies in) when `run_data` is on and no `data` override was given, else `cfg.data`."""
+    from layoutnet.config import build
+
+    data_cfg, origin = cfg.get("data"), "data config"
+    found = run_data_config(model_path) if model_path is not None and cfg.get("run_data", True) else None
+    if found is not None and not _data_given_on_command_line():
+        data_cfg, origin = found[0], str(found[1])
+    if data_cfg is None:
+        raise ConfigError("data", None, "no data config to generate a test set from; pass data_path=<csv>")
+    datamodule = build(data_cfg, "data")
+    if hasattr(datamodule, "check"):
+        datamodule.check()
+    if hasattr(datamodule, "setup"):
+        datamodule.setup("test")
+    ids, labels = datamodule.test_tensors()
+    description: dict = {"source": "generated test set", "config_from": origin}
+    if hasattr(datamodule, "describe"):
+        description["config"] = datamodule.describe()
+    return EvalData(ids.long(), labels.long(), None, description)
+
+
+# Evaluation ---------------------------------------------------------------------------------------------
+
+
+def default_outputs(model_path: Path, output_dir: str | Path | None) -> tuple[Path, Path]:
+    """(<stem>.eval.json, <stem>.eval_confusion.png) next to the model file or in `output_dir`."""
+    directory = Path(output_dir).expanduser() if output_dir else model_path.parent
+    stem = model_path.name[: -len(model_path.suffix)] if model_path.suffix else model_path.name
+    return directory / f"{stem}.eval.json", directory / f"{stem}.eval_confusion.png"
+
+
+def _mistakes(data: EvalData, probs: np.ndarray, predictions: np.ndarray, limit: int) -> list[dict]:
+    labels = data.labels.numpy()
+    wrong = np.flatnonzero(predictions != labels)
+    order = wrong[np.argsort(-probs[wrong, predictions[wrong]], kind="stable")][:limit]
+    return [
+        {
+            "row": int(i),
+            "text": data.text(int(i)),
+            "label": CLASSES[labels[i]],
+            "predicted": CLASSES[predictions[i]],
+            "probability": round(float(probs[i, predictions[i]]), 4),
+        }
+        for i in order
+    ]
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def evaluate(scorer: Scorer, data: EvalData, mistakes: int = MISTAKES_KEPT) -> dict:
+    """The evaluation section: accuracy, per-class accuracy, support, confusion matrix, worst mistakes."""
+    start = time.perf_counter()
+    logits = scorer.logits(data.ids)
+    seconds = time.perf_counter() - start
+    predictions = logits.argmax(axis=1)
+    summary = classification_summary(predictions, data.labels.numpy())
+    summary["classes"] = list(CLASSES)
+    summary["mistakes"] = _mistakes(data, _softmax(logits), predictions, mistakes)
+    summary["predict_seconds"] = round(seconds, 3)
+    return summary
+
+
+def print_evaluation(result: dict, console: Console) -> None:
+    per_class = Table(title="per-class accuracy")
+    per_class.add_column("class")
+    per_class.add_column("support", justify="right")
+    per_class.add_column("accuracy", justify="right")
+    for name in CLASSES:
+        value = result["per_class_accuracy"][name]
+        per_class.add_row(name, str(result["support"][name]), "—" if value is None else f"{value:.4f}")
+    console.print(per_class)
+    matrix = Table(title="confusion matrix (rows: true, columns: predicted)")
+    matrix.add_column("true")
+    for name in CLASSES:
+        matrix.add_column(SHORT_NAMES[name], justify="right")
+    for i, name in enumerate(CLASSES):
+        cells = []
+        for j, count in enumerate(result["confusion_matrix"][i]):
+            text = str(count) if count else "·"
+            cells.append(f"[bold]{text}[/]" if i == j and count else text)
+        matrix.add_row(name, *cells)
+    console.print(matrix)
+    correct = int(np.trace(np.asarray(result["confusion_matrix"])))
+    console.print(f"overall accuracy {result['accuracy']:.4f} ({correct:,} of {result['samples']:,} rows)")
+
+
+def run_evaluate(cfg: DictConfig) -> dict:
+    started = time.perf_counter()
+    console = Console(highlight=False)
+    scorer = load_scorer(cfg.get("model_path"), cfg.get("legacy"))
+    model_path = Path(scorer.source)
+    data = csv_data(cfg.data_path) if cfg.get("data_path") else generated_test_data(cfg, model_path)
+    console.print(
+        f"model: {escape(scorer.source)} ({escape(scorer.kind)}, scored by {escape(scorer.backend)})",
+        soft_wrap=True,
+    )
+    data_text = data.description.get("path") or data.description["source"]
+    origin = f" ({data.description['config_from']})" if "config_from" in data.description else ""
+    console.print(f"data: {escape(str(data_text) + origin)}, {len(data.labels):,} rows", soft_wrap=True)
+    result = evaluate(scorer, data, int(cfg.get("mistakes", MISTAKES_KEPT)))
+    print_evaluation(result, console)
+    json_path, png_path = default_outputs(model_path, cfg.get("output_dir"))
+    from layoutnet.plots import save_confusion_matrix
+
+    save_confusion_matrix(
+        result["confusion_matrix"],
+        png_path,
+        title=f"{model_path.name} on {Path(str(data_text)).name}: accuracy {result['accuracy']:.4f}",
+    )
+    report = {
+        "command": "evaluate",
+        "model": scorer.describe(),
+        "data": data.description,
+        **result,
+        "paths": {"report": str(json_path), "confusion_matrix": str(png_path)},
+        "timings": {"total_seconds": round(time.perf_counter() - started, 3)},
+        "versions": versions(),
+    }
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
+    console.print(f"report: {escape(str(json_path))}", soft_wrap=True)
+    console.print(f"confusion matrix: {escape(str(png_path))}", soft_wrap=True)
+    console.file.flush()
+    print(f"accuracy={result['accuracy']:.6f}", flush=True)
+    return report
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="evaluate")
+def main(cfg: DictConfig) -> None:
+    exit_on_user_error(lambda: run_evaluate(cfg))
+
+
+if __name__ == "__main__":
+    main()

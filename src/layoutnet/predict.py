@@ -1,0 +1,186 @@
+"""`python -m layoutnet.predict model_path=<.ckpt | .pth | .mlpackage | .mlmodel> text=ghbdtn`: the most
+likely classes of a text with their probabilities, and the text as it was meant (the same keys typed
+on the intended layout: `ghbdtn` -> `привет`). Without `text`, one result per line of stdin.
+
+The text is taken literally: `text=руддщ`, `text="hello world"` and `text="it's"` need no Hydra quoting
+(the command quotes the value itself; a value already wrapped in matching quotes is passed as it is).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+import hydra
+import numpy as np
+from omegaconf import DictConfig
+
+from layoutnet.cli import exit_on_user_error
+from layoutnet.config import CONF_DIR
+from layoutnet.contract import CLASSES, LANGUAGES, encode_batch, split_class
+from layoutnet.errors import ConfigError
+from layoutnet.evaluate import Scorer, load_scorer
+from layoutnet.layouts import LayoutSet
+
+DEFAULT_LAYOUTS: dict[str, str] = {"en": "us", "ru": "russianwin", "he": "hebrew"}
+"""The layout whose keys are read for each language when correcting a text."""
+
+OUTPUT_FORMATS = ("text", "json")
+BATCH = 1024
+
+
+@dataclass
+class Prediction:
+    text: str
+    corrected: str
+    top: list[tuple[str, float]]
+
+    @property
+    def label(self) -> str:
+        return self.top[0][0]
+
+    def line(self) -> str:
+        ranked = ", ".join(f"{name} {p:.3f}" for name, p in self.top)
+        return f"{self.text} -> {self.corrected} | {ranked}"
+
+    def as_json(self) -> str:
+        payload = {
+            "text": self.text,
+            "corrected": self.corrected,
+            "class": self.label,
+            "probability": round(self.top[0][1], 6),
+            "top": [{"class": name, "probability": round(p, 6)} for name, p in self.top],
+        }
+        return json.dumps(payload, ensure_ascii=False)
+
+
+class Corrector:
+    """Re-types a text on the layout of the language it was meant in."""
+
+    def __init__(self, layouts: LayoutSet, layout_for: Mapping[str, str]):
+        self.layouts = layouts
+        self.layout_for = dict(layout_for)
+        for language in LANGUAGES:
+            if language not in self.layout_for:
+                raise ConfigError(f"layouts.{language}", None, "needs a layout id", sorted(layouts))
+            layout = self.layouts.resolve(self.layout_for[language])  # unknown ids raise a DataError
+            if layout.language and layout.language != language:
+                raise ConfigError(
+                    f"layouts.{language}",
+                    self.layout_for[language],
+                    f"is a {layout.language} layout",
+                    [lid for lid in layouts if layouts[lid].language == language],
+                )
+
+    def correct(self, text: str, class_name: str) -> str:
+        meant, active = split_class(class_name)
+        if meant == active:
+            return text
+        return self.layouts.convert(text, self.layout_for[active], self.layout_for[meant])
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def predict_texts(
+    scorer: Scorer, corrector: Corrector, texts: Sequence[str], top_k: int = 3
+) -> list[Prediction]:
+    if not texts:
+        return []
+    probs = _softmax(scorer.logits(encode_batch(texts)))
+    k = max(1, min(int(top_k), len(CLASSES)))
+    results = []
+    for text, row in zip(texts, probs, strict=True):
+        order = np.argsort(-row, kind="stable")[:k]
+        top = [(CLASSES[i], float(row[i])) for i in order]
+        results.append(Prediction(text, corrector.correct(text, top[0][0]), top))
+    return results
+
+
+def _stdin_batches(stream) -> Iterator[list[str]]:
+    """Lines without their line ends: one at a time from a terminal, in batches from a pipe."""
+    interactive = stream.isatty() if hasattr(stream, "isatty") else False
+    batch: list[str] = []
+    for line in stream:
+        batch.append(line.rstrip("\r\n"))
+        if interactive or len(batch) >= BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def build_corrector(cfg: DictConfig) -> Corrector:
+    dump = cfg.get("layouts_dump")
+    layouts = LayoutSet.from_dump(dump) if dump else LayoutSet.builtin()
+    chosen = {**DEFAULT_LAYOUTS, **dict(cfg.get("layouts") or {})}
+    return Corrector(layouts, chosen)
+
+
+def run_predict(cfg: DictConfig, stdin=None, out=None) -> list[Prediction]:
+    out = out or sys.stdout
+    fmt = cfg.get("format", "text")
+    if fmt not in OUTPUT_FORMATS:
+        raise ConfigError("format", fmt, "unknown output format", OUTPUT_FORMATS)
+    top_k = int(cfg.get("top_k", 3))
+    if top_k < 1:
+        raise ConfigError("top_k", top_k, "must be >= 1")
+    scorer = load_scorer(cfg.get("model_path"), cfg.get("legacy"))
+    corrector = build_corrector(cfg)
+    text = cfg.get("text")
+    batches: Iterable[list[str]] = [[str(text)]] if text is not None else _stdin_batches(stdin or sys.stdin)
+    results: list[Prediction] = []
+    for batch in batches:
+        for prediction in predict_texts(scorer, corrector, batch, top_k):
+            print(prediction.as_json() if fmt == "json" else prediction.line(), file=out, flush=True)
+            results.append(prediction)
+    return results
+
+
+# Taking `text=...` literally ------------------------------------------------------------------------------
+
+_TEXT_ARG = re.compile(r"^(\+{0,2}text=)(.*)$", re.DOTALL)
+
+
+def hydra_quote(value: str) -> str:
+    """`value` as a single-quoted Hydra override value that comes back unchanged after parsing and
+    OmegaConf resolution (quotes, backslashes and `${` are escaped)."""
+    # OmegaConf: `${` starts an interpolation; `\${` is a literal, and backslashes before it are doubled.
+    value = re.sub(r"(\\*)\$\{", lambda m: m.group(1) * 2 + "\\${", value)
+    # Hydra: inside quotes, backslashes are literal except before a quote or at the very end.
+    value = re.sub(r"(\\*)('|\Z)", lambda m: m.group(1) * 2 + ("\\'" if m.group(2) else ""), value)
+    return f"'{value}'"
+
+
+def quote_text_overrides(argv: Sequence[str]) -> list[str]:
+    """Command-line arguments with any `text=<raw>` rewritten to a quoted Hydra override."""
+    rewritten = []
+    for arg in argv:
+        match = _TEXT_ARG.match(arg)
+        if match:
+            raw = match.group(2)
+            already_quoted = len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "'\""
+            if not already_quoted:
+                arg = match.group(1) + hydra_quote(raw)
+        rewritten.append(arg)
+    return rewritten
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="predict")
+def _hydra_main(cfg: DictConfig) -> None:
+    exit_on_user_error(lambda: run_predict(cfg))
+
+
+def main() -> None:
+    sys.argv = [sys.argv[0], *quote_text_overrides(sys.argv[1:])]
+    _hydra_main()
+
+
+if __name__ == "__main__":
+    main()

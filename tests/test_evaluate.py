@@ -1,0 +1,258 @@
+"""`python -m layoutnet.evaluate`: scoring checkpoints, legacy state_dicts and Core ML artifacts on a CSV or
+the generated test set, with a JSON report, a confusion-matrix picture and `accuracy=` as the last line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from layoutnet import evaluate as ev
+from layoutnet.contract import CLASSES, encode_batch
+from layoutnet.errors import ConfigError, DataError
+from layoutnet.models import CompactCNN
+
+from .conftest import REPO_ROOT
+from .legacy_reference import random_legacy_state_dict
+
+CONF = str(REPO_ROOT / "conf")
+NET_CONFIG = {
+    "_target_": "layoutnet.models.CompactCNN",
+    "embed_dim": 8,
+    "channels": [8],
+    "pools": [1],
+    "kernel_size": 3,
+    "padding": "same",
+}
+ROWS = [
+    ("ghbdtn", "ru_from_en"),
+    ("привет", "ru"),
+    ("", "en"),
+    ("hello world", "en"),
+    ("שלום", "he"),
+    ("руддщ", "en_from_ru"),
+    ("akuo", "he_from_en"),
+    ("text, with comma", "en"),
+]
+
+
+def save_checkpoint(path: Path, seed: int = 0) -> tuple[Path, CompactCNN]:
+    """A layoutnet checkpoint of a small randomly initialised CompactCNN (what a run would save)."""
+    torch.manual_seed(seed)
+    config = {k: v for k, v in NET_CONFIG.items() if k != "_target_"}
+    net = CompactCNN(**config).eval()
+    payload = {
+        "layoutnet": {"net_config": NET_CONFIG, "family": "cnn", "num_parameters": 0},
+        "state_dict": {f"net.{k}": v for k, v in net.state_dict().items()},
+    }
+    torch.save(payload, path)
+    return path, net
+
+
+def write_csv(path: Path, rows=ROWS, header: bool = True) -> Path:
+    import csv
+
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        if header:
+            writer.writerow(["text", "label"])
+        writer.writerows(rows)
+    return path
+
+
+def expected_accuracy(net: torch.nn.Module, rows=ROWS) -> float:
+    with torch.no_grad():
+        predictions = net(encode_batch([t for t, _ in rows])).argmax(1).numpy()
+    labels = np.array([CLASSES.index(label) for _, label in rows])
+    return float((predictions == labels).mean())
+
+
+def compose_eval(overrides: list[str]):
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        return compose("evaluate", overrides=overrides)
+
+
+def last_line(text: str) -> str:
+    return [line for line in text.splitlines() if line.strip()][-1]
+
+
+def test_checkpoint_on_csv_writes_report_and_picture(tmp_path, capsys):
+    ckpt, net = save_checkpoint(tmp_path / "best.ckpt")
+    data = write_csv(tmp_path / "words.csv")
+    report = ev.run_evaluate(compose_eval([f"model_path={ckpt}", f"data_path={data}"]))
+
+    out = capsys.readouterr().out
+    assert last_line(out) == f"accuracy={expected_accuracy(net):.6f}"
+    assert "per-class accuracy" in out and "confusion matrix" in out
+    saved = json.loads((tmp_path / "best.eval.json").read_text(encoding="utf-8"))
+    assert (tmp_path / "best.eval_confusion.png").stat().st_size > 1000
+    assert saved["accuracy"] == pytest.approx(expected_accuracy(net))
+    assert saved["samples"] == len(ROWS)
+    assert saved["model"]["kind"] == "layoutnet" and saved["model"]["backend"] == "pytorch"
+    assert saved["data"] == {"source": "csv", "path": str(data), "rows": len(ROWS)}
+    assert np.array(saved["confusion_matrix"]).sum() == len(ROWS)
+    assert saved["support"]["en"] == 3 and set(saved["per_class_accuracy"]) == set(CLASSES)
+    assert report["paths"]["report"] == str(tmp_path / "best.eval.json")
+    # The empty text is scored like any other row and mistakes carry their text.
+    assert all(set(m) == {"row", "text", "label", "predicted", "probability"} for m in saved["mistakes"])
+
+
+def test_csv_without_header_and_output_dir(tmp_path, capsys):
+    ckpt, net = save_checkpoint(tmp_path / "model.ckpt")
+    data = write_csv(tmp_path / "plain.csv", header=False)
+    out_dir = tmp_path / "reports"
+    ev.run_evaluate(compose_eval([f"model_path={ckpt}", f"data_path={data}", f"output_dir={out_dir}"]))
+    assert last_line(capsys.readouterr().out) == f"accuracy={expected_accuracy(net):.6f}"
+    assert (out_dir / "model.eval.json").exists() and (out_dir / "model.eval_confusion.png").exists()
+
+
+def test_label_outside_the_classes_names_its_line(tmp_path):
+    path = write_csv(tmp_path / "bad.csv", rows=[("hello", "en"), ("", "ru"), ("shalom", "he_from_xx")])
+    with pytest.raises(DataError, match=r"line 4: label 'he_from_xx' is not one of the 9 classes"):
+        ev.read_labelled_csv(path)
+    texts, labels = ev.read_labelled_csv(write_csv(tmp_path / "ok.csv", rows=[("", "ru"), ("x", "EN")]))
+    assert texts == ["", "x"] and labels == [0, 1]
+
+
+def test_missing_model_path_and_legacy_on_artifact_are_refused(tmp_path):
+    with pytest.raises(ConfigError, match="model_path"):
+        ev.load_scorer(None)
+    artifact = tmp_path / "LayoutClassifier.mlmodel"
+    artifact.write_bytes(b"x")
+    with pytest.raises(ConfigError, match="legacy"):
+        ev.load_scorer(artifact, legacy="v1")
+
+
+def test_legacy_state_dict(tmp_path, capsys):
+    path = tmp_path / "model_v1.pth"
+    torch.save(random_legacy_state_dict("v1", seed=3), path)
+    data = write_csv(tmp_path / "words.csv")
+    report = ev.run_evaluate(compose_eval([f"model_path={path}", f"data_path={data}", "legacy=v1"]))
+    assert report["model"]["kind"] == "legacy:v1"
+    assert last_line(capsys.readouterr().out).startswith("accuracy=")
+    assert (tmp_path / "model_v1.eval.json").exists()
+
+
+class _TorchRunner:
+    """Stands in for the artifact runner: what the executor or Core ML would return for the file."""
+
+    backend = "fake-runner"
+
+    def __init__(self, net):
+        self.net = net
+        self.calls = 0
+
+    def predict(self, ids: np.ndarray) -> np.ndarray:
+        assert ids.dtype == np.int32 and ids.shape[1] == 20
+        self.calls += 1
+        with torch.no_grad():
+            return self.net(torch.from_numpy(ids).long()).numpy()
+
+
+def test_artifact_is_scored_through_the_artifact_runner(tmp_path, monkeypatch, capsys):
+    _, net = save_checkpoint(tmp_path / "best.ckpt")
+    artifact = tmp_path / "export" / "LayoutClassifier.mlpackage"
+    artifact.mkdir(parents=True)
+    runner = _TorchRunner(net)
+    seen = []
+
+    def fake_runners(path):
+        seen.append(Path(path))
+        return [runner]
+
+    monkeypatch.setattr("layoutnet.export.parity.artifact_runners", fake_runners)
+    data = write_csv(tmp_path / "words.csv")
+    report = ev.run_evaluate(compose_eval([f"model_path={artifact}", f"data_path={data}"]))
+    assert seen == [artifact] and runner.calls == 1
+    assert report["model"]["kind"] == "coreml:mlprogram" and report["model"]["backend"] == "fake-runner"
+    assert last_line(capsys.readouterr().out) == f"accuracy={expected_accuracy(net):.6f}"
+    assert (tmp_path / "export" / "LayoutClassifier.eval.json").exists()
+
+
+def test_generated_test_set_without_data_path(tmp_path, capsys):
+    ckpt, net = save_checkpoint(tmp_path / "best.ckpt")
+    cfg = compose_eval([f"model_path={ckpt}", "data=tiny", "data.test_size=128"])
+    report = ev.run_evaluate(cfg)
+    assert report["samples"] == 128 and report["data"]["source"] == "generated test set"
+    assert "expected_class_shares" in report["data"]["config"]
+    data = ev.generated_test_data(cfg)
+    ids, labels = data.ids, data.labels
+    with torch.no_grad():
+        accuracy = float((net(ids).argmax(1) == labels).float().mean())
+    assert last_line(capsys.readouterr().out) == f"accuracy={accuracy:.6f}"
+
+
+def test_model_inside_a_run_uses_that_runs_data_config(tmp_path, capsys):
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    ckpt, _ = save_checkpoint(run / "checkpoints" / "best.ckpt")
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        train_cfg = compose("train", overrides=["+experiment=smoke", "data.test_size=96"])
+    OmegaConf.save(OmegaConf.create({"data": train_cfg.data}), run / "config_resolved.yaml")
+    report = ev.run_evaluate(compose_eval([f"model_path={ckpt}"]))
+    assert report["samples"] == 96 and report["data"]["config_from"] == str(run / "config_resolved.yaml")
+    assert "config_resolved.yaml), 96 rows" in capsys.readouterr().out
+    # run_data=false: the evaluate config's own data section.
+    cfg = compose_eval([f"model_path={ckpt}", "run_data=false", "data=tiny", "data.test_size=64"])
+    assert ev.generated_test_data(cfg, ckpt).description["config_from"] == "data config"
+
+
+def _executor_available() -> bool:
+    try:
+        from layoutnet.export.executor import load_executor  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _executor_available(), reason="layoutnet.export.executor is not available yet")
+def test_exported_artifact_scores_like_its_checkpoint(tmp_path, capsys):
+    from layoutnet.export.pipeline import ModelInfo, export_model
+    from layoutnet.export.settings import ExportSettings
+
+    _, net = save_checkpoint(tmp_path / "best.ckpt")
+    settings = ExportSettings(parity_samples=8, random_samples=8, parity_vectors=8)
+    section = export_model(net, settings, tmp_path / "export", ModelInfo(run_id="test"))
+    artifact = Path(section["path"])
+    data = write_csv(tmp_path / "words.csv")
+    report = ev.run_evaluate(compose_eval([f"model_path={artifact}", f"data_path={data}"]))
+    assert report["model"]["kind"] == "coreml:neuralnetwork"
+    assert report["model"]["backend"] != "pytorch"
+    assert report["accuracy"] == pytest.approx(expected_accuracy(net))
+    assert last_line(capsys.readouterr().out) == f"accuracy={expected_accuracy(net):.6f}"
+
+
+def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    return subprocess.run(
+        [sys.executable, "-m", "layoutnet.evaluate", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+
+
+def test_command_line(tmp_path):
+    ckpt, net = save_checkpoint(tmp_path / "best.ckpt")
+    data = write_csv(tmp_path / "words.csv")
+    done = _cli([f"model_path={ckpt}", f"data_path={data}"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.rstrip().splitlines()[-1] == f"accuracy={expected_accuracy(net):.6f}"
+    assert (tmp_path / "best.eval.json").exists()
+    assert not (tmp_path / "outputs").exists() and not list(tmp_path.glob("*.log"))
+
+    bad = write_csv(tmp_path / "bad.csv", rows=[("hello", "english")])
+    done = _cli([f"model_path={ckpt}", f"data_path={bad}"], tmp_path)
+    assert done.returncode == 1
+    message = " ".join(done.stderr.split())  # rich wraps long lines
+    assert "DataError" in message and "line 2: label 'english'" in message and "Traceback" not in message

@@ -1,0 +1,151 @@
+"""Scaling out: parallel local jobs (joblib), submitit's local executor (the SLURM launcher's twin), an
+Optuna study that maximises validation accuracy, and DDP on two CPU processes with one export and one
+report written by rank 0."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+import layoutnet.train
+
+TINY = [
+    "+experiment=smoke",
+    "trainer.max_epochs=1",
+    "data.train_size=256",
+    "data.val_size=128",
+    "data.test_size=128",
+    "callbacks.progress_bar.refresh_rate=0",
+]
+TINY_EXPORT = ["export.parity_samples=32", "export.random_samples=4", "export.parity_vectors=4"]
+
+pytestmark = pytest.mark.slow
+
+
+def run_layoutnet(args: list[str], cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "HYDRA_FULL_ERROR": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "layoutnet", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + "\n" + done.stderr[-3000:]
+    return done
+
+
+def summary_rows(sweep: Path) -> list[dict]:
+    with (sweep / "summary.csv").open(encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def report(run_dir: Path) -> dict:
+    return json.loads((run_dir / "report.json").read_text(encoding="utf-8"))
+
+
+def test_joblib_launcher_runs_jobs_in_parallel_processes(tmp_path):
+    sweep = tmp_path / "sweep"
+    done = run_layoutnet(
+        [
+            "-m",
+            "hydra/launcher=local_parallel",
+            *TINY,
+            "export=none",
+            "model.net.padding=same,crop",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        tmp_path,
+    )
+    assert "Joblib.Parallel(n_jobs=2" in done.stdout + done.stderr
+    rows = summary_rows(sweep)
+    assert [(r["job"], r["status"], r["model.net.padding"], r["export_status"]) for r in rows] == [
+        ("0", "ok", "same", "disabled"),
+        ("1", "ok", "crop", "disabled"),
+    ]
+    assert "model.net.padding=same" in report(sweep / "0")["overrides"]
+
+
+def test_submitit_local_executor(tmp_path):
+    sweep = tmp_path / "sweep"
+    run_layoutnet(
+        ["-m", "hydra/launcher=submitit_local", *TINY, "export=none", "seed=1,2", f"hydra.sweep.dir={sweep}"],
+        tmp_path,
+    )
+    rows = summary_rows(sweep)
+    assert [(r["job"], r["status"], r["seed"]) for r in rows] == [("0", "ok", "1"), ("1", "ok", "2")]
+    # submitit kept each job's pickled call and logs; the jobs ran in their own processes.
+    logs = list((sweep / ".submitit").glob("*/*_log.out"))
+    assert len(logs) == 2
+    assert (sweep / "summary.md").exists() and (sweep / "summary.png").exists()
+
+
+def test_optuna_maximises_validation_accuracy(tmp_path):
+    sweep = tmp_path / "sweep"
+    done = run_layoutnet(
+        [
+            *TINY,
+            "hparams_search=optuna",
+            "hydra.sweeper.n_trials=2",
+            "export=none",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        tmp_path,
+    )
+    assert "Best value" in done.stdout + done.stderr
+    results = yaml.safe_load((sweep / "optimization_results.yaml").read_text(encoding="utf-8"))
+    rows = summary_rows(sweep)
+    assert len(rows) == 2 and all(r["status"] == "ok" for r in rows)
+    accuracies = [report(sweep / r["job"])["training"]["best_val_accuracy"] for r in rows]
+    assert results["best_value"] == pytest.approx(max(accuracies))
+    assert set(results["best_params"]) == {"model.lr", "model.weight_decay", "model.net.padding"}
+    assert "## Optuna result" in (sweep / "summary.md").read_text(encoding="utf-8")
+
+
+def test_ddp_two_cpu_processes_export_and_report_once(tmp_path):
+    run_dir = tmp_path / "run"
+    args = ["trainer=ddp", *TINY, *TINY_EXPORT, "data.train_size=512", f"hydra.run.dir={run_dir}"]
+    done = run_layoutnet(args, tmp_path)
+    output = done.stdout + done.stderr
+    assert "GLOBAL_RANK: 1, MEMBER: 2/2" in output
+    assert (run_dir / "train_ddp_process_1.log").exists()  # rank 1 ran as its own Hydra process
+    assert output.count("Core ML export: OK") == 1  # only rank 0 exported
+    assert output.count(f"run {run_dir}") == 1  # only rank 0 printed the result
+    result = report(run_dir)
+    assert result["status"] == "ok" and result["export"]["status"] == "ok"
+    assert result["export"]["parity"]["max_prob_diff"] < 0.01
+    assert result["training"]["global_step"] == 1  # 512 rows, batches of 256, split over 2 ranks
+    assert (run_dir / "export" / "LayoutClassifier.mlmodel").exists()
+    assert (run_dir / "checkpoints" / "best.ckpt").exists()
+
+
+@pytest.mark.skipif(
+    not hasattr(layoutnet.train, "_ddp_ranks_run_this_job_only"),
+    reason="DDP inside a multirun needs train.py to relaunch ranks > 0 for the current job only",
+)
+def test_ddp_inside_a_multirun(tmp_path):
+    sweep = tmp_path / "sweep"
+    done = run_layoutnet(
+        [
+            "-m",
+            "trainer=ddp",
+            *TINY,
+            "data.train_size=512",
+            "export=none",
+            "model.net.padding=same,crop",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        tmp_path,
+    )
+    rows = summary_rows(sweep)
+    assert [(r["status"], r["model.net.padding"]) for r in rows] == [("ok", "same"), ("ok", "crop")]
+    assert (done.stdout + done.stderr).count("GLOBAL_RANK: 1, MEMBER: 2/2") == 2
+    assert all((sweep / r["job"] / "train_ddp_process_1.log").exists() for r in rows)
