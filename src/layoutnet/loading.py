@@ -50,4 +50,3 @@ def load_model(path: str | Path, legacy: str | None = None) -> LoadedModel:
 
     net, info = load_legacy(path, legacy)
     return LoadedModel(net, str(path), f"legacy:{info['arch']}", {"legacy": info})
-
