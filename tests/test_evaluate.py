@@ -4,9 +4,6 @@ the generated test set, with a JSON report, a confusion-matrix picture and `accu
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +17,7 @@ from layoutnet.contract import CLASSES, encode_batch
 from layoutnet.errors import ConfigError, DataError
 from layoutnet.models import CompactCNN
 
-from .conftest import REPO_ROOT
+from .conftest import REPO_ROOT, run_module
 from .legacy_reference import random_legacy_state_dict
 
 CONF = str(REPO_ROOT / "conf")
@@ -205,15 +202,6 @@ def test_model_inside_a_run_uses_that_runs_data_config(tmp_path, capsys):
     assert ev.generated_test_data(cfg, ckpt).description["config_from"] == "data config"
 
 
-def _executor_available() -> bool:
-    try:
-        from layoutnet.export.executor import load_executor  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-@pytest.mark.skipif(not _executor_available(), reason="layoutnet.export.executor is not available yet")
 def test_exported_artifact_scores_like_its_checkpoint(tmp_path, capsys):
     from layoutnet.export.pipeline import ModelInfo, export_model
     from layoutnet.export.settings import ExportSettings
@@ -230,29 +218,19 @@ def test_exported_artifact_scores_like_its_checkpoint(tmp_path, capsys):
     assert last_line(capsys.readouterr().out) == f"accuracy={expected_accuracy(net):.6f}"
 
 
-def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    return subprocess.run(
-        [sys.executable, "-m", "layoutnet.evaluate", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
-
-
 def test_command_line(tmp_path):
     ckpt, net = save_checkpoint(tmp_path / "best.ckpt")
     data = write_csv(tmp_path / "words.csv")
-    done = _cli([f"model_path={ckpt}", f"data_path={data}"], tmp_path)
+    done = run_module(
+        "layoutnet.evaluate", [f"model_path={ckpt}", f"data_path={data}"], tmp_path, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.rstrip().splitlines()[-1] == f"accuracy={expected_accuracy(net):.6f}"
     assert (tmp_path / "best.eval.json").exists()
     assert not (tmp_path / "outputs").exists() and not list(tmp_path.glob("*.log"))
 
     bad = write_csv(tmp_path / "bad.csv", rows=[("hello", "english")])
-    done = _cli([f"model_path={ckpt}", f"data_path={bad}"], tmp_path)
+    done = run_module("layoutnet.evaluate", [f"model_path={ckpt}", f"data_path={bad}"], tmp_path, timeout=120)
     assert done.returncode == 1
     message = " ".join(done.stderr.split())  # rich wraps long lines
     assert "DataError" in message and "line 2: label 'english'" in message and "Traceback" not in message

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +16,8 @@ from layoutnet.data.datamodule import LayoutDataModule
 from layoutnet.data.synth import SynthConfig, Synthesizer
 from layoutnet.errors import ConfigError
 from layoutnet.generate import UNKNOWN_CHAR, ids_to_texts, write_csv
+
+from .conftest import run_module
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -78,21 +77,12 @@ def test_configs_compose_and_instantiate() -> None:
     assert module.source == "csv" and module.path == "/tmp/training_data.csv"
 
 
-def _run_generate(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
-    return subprocess.run(
-        [sys.executable, "-m", "layoutnet.generate", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 def test_generate_command_writes_a_csv_the_csv_source_loads(tmp_path: Path) -> None:
-    result = _run_generate(
-        tmp_path, "n=700", "out=samples.csv", "data=tiny", "seed=5", "data.augment.all_caps=0.2"
+    result = run_module(
+        "layoutnet.generate",
+        cwd=tmp_path,
+        timeout=120,
+        args=["n=700", "out=samples.csv", "data=tiny", "seed=5", "data.augment.all_caps=0.2"],
     )
     assert result.returncode == 0, result.stderr
     assert "wrote 700 samples (seed 5)" in result.stdout
@@ -120,7 +110,7 @@ def test_generate_command_writes_a_csv_the_csv_source_loads(tmp_path: Path) -> N
     ],
 )
 def test_generate_command_errors(tmp_path: Path, args: list[str], message: str) -> None:
-    result = _run_generate(tmp_path, *args)
+    result = run_module("layoutnet.generate", list(args), cwd=tmp_path, timeout=120)
     assert result.returncode != 0
     assert message in result.stderr
     assert not (tmp_path / "x.csv").exists()

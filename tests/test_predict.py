@@ -161,15 +161,6 @@ def test_artifact_through_the_artifact_runner(tmp_path, monkeypatch):
     assert result.label == "he_from_en" and result.corrected == "שלום"
 
 
-def _executor_available() -> bool:
-    try:
-        from layoutnet.export.executor import load_executor  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-@pytest.mark.skipif(not _executor_available(), reason="layoutnet.export.executor is not available yet")
 def test_exported_artifact_predicts_like_its_checkpoint(tmp_path):
     from layoutnet.checkpoints import load_net
     from layoutnet.export.pipeline import ModelInfo, export_model

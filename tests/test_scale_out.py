@@ -5,16 +5,16 @@ report written by rank 0."""
 from __future__ import annotations
 
 import csv
+import functools
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 import layoutnet.train
+
+from .conftest import run_module
 
 TINY = [
     "+experiment=smoke",
@@ -28,19 +28,7 @@ TINY_EXPORT = ["export.parity_samples=32", "export.random_samples=4", "export.pa
 
 pytestmark = pytest.mark.slow
 
-
-def run_layoutnet(args: list[str], cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONWARNINGS": "ignore", "HYDRA_FULL_ERROR": "1"}
-    done = subprocess.run(
-        [sys.executable, "-m", "layoutnet", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + "\n" + done.stderr[-3000:]
-    return done
+run_layoutnet = functools.partial(run_module, "layoutnet", check=True)
 
 
 def summary_rows(sweep: Path) -> list[dict]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import subprocess
 import sys
 from itertools import product
@@ -20,7 +19,7 @@ from omegaconf import OmegaConf
 from layoutnet import summarize
 from layoutnet.config import build
 
-from .conftest import REPO_ROOT
+from .conftest import REPO_ROOT, run_module
 
 CONF = str(REPO_ROOT / "conf")
 
@@ -240,22 +239,11 @@ def test_callback_never_fails_the_sweep(tmp_path, caplog):
     SweepSummaryCallback(enabled=False).on_multirun_end(cfg)
 
 
-def run_layoutnet(args: list[str], cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONWARNINGS": "ignore", "HYDRA_FULL_ERROR": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "layoutnet", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout,
-    )
-
-
 @pytest.mark.slow
 def test_padding_sweep_writes_summary_with_failed_job(tmp_path):
     sweep = tmp_path / "sweep"
-    done = run_layoutnet(
+    done = run_module(
+        "layoutnet",
         [
             "-m",
             "+experiment=smoke",
@@ -311,7 +299,7 @@ def _sweep_dir_needs_hydra_config() -> bool:
 )
 def test_default_sweep_directory(tmp_path):
     args = ["-m", "+experiment=smoke", "export=none", "seed=3", *TINY]
-    done = run_layoutnet(args, tmp_path)
+    done = run_module("layoutnet", args, tmp_path)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     (sweep,) = (tmp_path / "outputs" / "smoke" / "multiruns").iterdir()
     assert (sweep / "0" / "report.json").exists() and (sweep / "summary.md").exists()

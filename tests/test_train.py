@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -12,19 +10,17 @@ import torch
 from layoutnet.models import CompactCNN, TransformerClassifier
 from layoutnet.module import LayoutClassifierModule, warmup_cosine
 
-from .conftest import REPO_ROOT
+from .conftest import run_module
 
 
-def run_layoutnet(*args, module="layoutnet", timeout=300):
-    return subprocess.run(
-        [sys.executable, "-m", module, *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout
-    )
+def run_layoutnet_args(*args):
+    return run_module("layoutnet", list(args))
 
 
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("smoke")
-    result = run_layoutnet("+experiment=smoke", f"hydra.run.dir={run_dir}")
+    result = run_layoutnet_args("+experiment=smoke", f"hydra.run.dir={run_dir}")
     assert result.returncode == 0, result.stderr[-3000:]
     return run_dir, result
 
@@ -71,7 +67,7 @@ def test_interrupted_run_resumes_from_last_checkpoint(smoke_run, tmp_path):
     run_dir, _ = smoke_run
     last = run_dir / "checkpoints" / "last.ckpt"
     steps_before = torch.load(last, weights_only=False)["global_step"]
-    result = run_layoutnet(
+    result = run_layoutnet_args(
         "+experiment=smoke",
         f"ckpt_path={last}",
         "trainer.max_epochs=3",
@@ -97,7 +93,7 @@ def test_interrupted_run_resumes_from_last_checkpoint(smoke_run, tmp_path):
     ],
 )
 def test_bad_input_is_refused_before_training(tmp_path, args, expected):
-    result = run_layoutnet(*args, f"hydra.run.dir={tmp_path}")
+    result = run_layoutnet_args(*args, f"hydra.run.dir={tmp_path}")
     assert result.returncode != 0
     assert expected in result.stderr + result.stdout
     assert not (tmp_path / "checkpoints").exists()

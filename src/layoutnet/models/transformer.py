@@ -66,11 +66,16 @@ class TransformerClassifier(nn.Module):
         self.pool = SequencePool(list(pooling))
         self.head = MLPHead(d_model * len(pooling), list(head_dims), num_classes, activation, dropout)
 
+    def _key_mask(self, mask: torch.Tensor) -> torch.Tensor:
+        """Additive mask [B, 1, 1, L] hiding padding keys. A row without any real character is
+        left unmasked: with every key at -1e4, fp16 (score - 1e4) rounds all scores alike while fp32
+        keeps their differences, so an exported fp16 model would disagree on empty input."""
+        has_text = mask.amax(dim=1, keepdim=True)
+        return ((1.0 - mask) * has_text * MASK_VALUE).reshape(-1, 1, 1, self.seq_len)
+
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         mask = padding_mask(ids)
-        key_mask = (
-            ((1.0 - mask) * MASK_VALUE).reshape(-1, 1, 1, self.seq_len) if self.attention_mask else None
-        )
+        key_mask = self._key_mask(mask) if self.attention_mask else None
         x = self.pos_encoder(self.embedding(ids))
         for layer in self.layers:
             x = layer(x, key_mask)

@@ -1,0 +1,98 @@
+"""Reference executor: runs a saved Core ML artifact in NumPy.
+
+coremltools can convert and save on Linux but only runs models on macOS. This package reads the
+artifact from disk - the protobuf spec and, for an ML Program, the weight blob file - and executes
+it op by op with NumPy, so parity between PyTorch and the file on disk can be proven anywhere.
+It never calls `MLModel.predict`.
+
+    executor = load_executor("model.mlpackage")  # or a NeuralNetwork .mlmodel
+    logits = executor.predict(ids)               # int [N, 20] -> float32 [N, 9]
+
+Supported: ML Programs (`.mlpackage`, or an `.mlmodel` holding an mlProgram with its `weights/`
+folder beside it) with the ops in `mil_ops.MIL_OPS`, fp32 or fp16, any iOS15+ opset; NeuralNetworks
+with the layers in `nn_layers.NN_LAYERS`, fp32 or fp16 weights. Anything else is refused at load
+time with `UnsupportedOpError` naming each missing op/layer type and where it occurs.
+
+`predict` runs N samples at once when the program allows it (see `engine` for the batching rules)
+and one at a time otherwise; `Executor.batched` / `Executor.batch_fallback` say which and why.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+from layoutnet.errors import ExportError
+from layoutnet.export.executor.engine import Executor, UnsupportedOpError
+from layoutnet.export.executor.mil_ops import MIL_OPS
+from layoutnet.export.executor.mil_program import load_program
+from layoutnet.export.executor.nn_layers import NN_LAYERS
+from layoutnet.export.executor.nn_program import load_network
+
+__all__ = ["MIL_OPS", "NN_LAYERS", "Executor", "UnsupportedOpError", "load_executor", "read_spec"]
+
+
+def _model_pb2() -> Any:
+    # coremltools logs one line per missing native proxy on Linux; those are expected there.
+    logging.getLogger("coremltools").setLevel(logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from coremltools.proto import Model_pb2
+    return Model_pb2
+
+
+def _package_model_file(package: Path) -> Path:
+    manifest_path = package / "Manifest.json"
+    if not manifest_path.is_file():
+        raise ExportError(f"{package} is a folder without Manifest.json: not an .mlpackage")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        root = manifest["itemInfoEntries"][manifest["rootModelIdentifier"]]["path"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ExportError(f"{manifest_path}: cannot find the root model ({exc})") from exc
+    model_file = package / "Data" / root
+    if not model_file.is_file():
+        raise ExportError(f"{package}: the manifest names {root}, which is missing")
+    return model_file
+
+
+def read_spec(path: str | Path) -> tuple[Any, Path]:
+    """The Core ML spec (`Model_pb2.Model`) of a saved .mlpackage or .mlmodel, and the file it came from."""
+    path = Path(path)
+    if path.is_dir():
+        model_file = _package_model_file(path)
+    elif path.is_file():
+        model_file = path
+    else:
+        raise ExportError(f"{path} does not exist")
+    spec = _model_pb2().Model()
+    try:
+        spec.ParseFromString(model_file.read_bytes())
+    except Exception as exc:  # protobuf raises its own DecodeError
+        raise ExportError(f"{model_file} is not a Core ML model: {exc}") from exc
+    return spec, model_file
+
+
+def load_executor(path: str | Path, *, blob_reader: str = "auto", chunk_size: int = 256) -> Executor:
+    """Executor for the artifact at `path` (.mlpackage folder or .mlmodel file).
+
+    blob_reader: "auto" (coremltools' native reader when importable), "native" or "python" (the
+    executor's own parser of weight.bin). chunk_size: samples per batched run inside `predict`.
+    """
+    if blob_reader not in ("auto", "native", "python"):
+        raise ValueError(f"blob_reader must be auto, native or python, not {blob_reader!r}")
+    spec, model_file = read_spec(path)
+    kind = spec.WhichOneof("Type")
+    source = str(path)
+    if kind == "mlProgram":
+        graph = load_program(spec, model_file.parent, source, blob_reader)
+        model_format = "mlprogram"
+    elif kind in ("neuralNetwork", "neuralNetworkRegressor"):
+        graph = load_network(spec, source)
+        model_format = "neuralnetwork"
+    else:
+        raise UnsupportedOpError(source, {f"model type {kind}": ["the spec"]})
+    return Executor(graph, Path(path), model_format, chunk_size=chunk_size)

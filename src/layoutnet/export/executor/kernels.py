@@ -1,0 +1,342 @@
+"""NumPy numerics shared by the ML Program ops and the NeuralNetwork layers.
+
+Everything here takes and returns float32 arrays (the caller rounds to the declared dtype).
+Convolution and pooling use sliding windows (im2col) and one matrix product per group; no Python
+loop runs over positions or samples.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+_SQRT_HALF = np.float32(math.sqrt(0.5))
+
+# erfc(z) for z >= 0 as t * exp(-z^2 + P(t)), t = 1 / (1 + z / 2), P of degree 9: the Chebyshev
+# fit of Numerical Recipes ("erfcc"), fractional error below 1.2e-7 everywhere, so the GELU tail
+# keeps its relative accuracy. Evaluated in float32, block by block so that the temporaries stay in
+# cache (GELU is the largest elementwise cost of these models).
+_ERFC_COEFFS = tuple(
+    np.float32(c)
+    for c in (
+        0.17087277,
+        -0.82215223,
+        1.48851587,
+        -1.13520398,
+        0.27886807,
+        -0.18628806,
+        0.09678418,
+        0.37409196,
+        1.00002368,
+        -1.26551223,
+    )
+)
+_BLOCK = 1 << 15
+
+
+def _half_erfc_of_scaled(x: np.ndarray, scale: np.float32, out: np.ndarray) -> np.ndarray:
+    """out = erfc(|x| * scale) / 2 (for scale = 1/sqrt(2): P(N(0,1) > |x|))."""
+    z = np.abs(x)
+    z *= scale
+    t = z * np.float32(0.5)
+    t += np.float32(1.0)
+    np.reciprocal(t, out=t)
+    np.multiply(t, _ERFC_COEFFS[0], out=out)
+    for c in _ERFC_COEFFS[1:-1]:
+        out += c
+        out *= t
+    out += _ERFC_COEFFS[-1]
+    np.multiply(z, z, out=z)
+    out -= z
+    np.exp(out, out=out)
+    out *= t
+    out *= np.float32(0.5)
+    return out
+
+
+def _blockwise(fn, x: np.ndarray) -> np.ndarray:
+    """Apply fn(in_block, out_block) over x in memory order; the result keeps x's memory layout."""
+    x = np.asarray(x, dtype=np.float32)
+    order = sorted(range(x.ndim), key=lambda a: -abs(x.strides[a]))
+    xt = np.ascontiguousarray(x.transpose(order))
+    out = np.empty_like(xt)
+    flat_in, flat_out = xt.reshape(-1), out.reshape(-1)
+    for lo in range(0, flat_in.size, _BLOCK):
+        fn(flat_in[lo : lo + _BLOCK], flat_out[lo : lo + _BLOCK])
+    return out.transpose(np.argsort(order))
+
+
+_TWO_OVER_SQRT_PI = np.float32(2.0 / math.sqrt(math.pi))
+# Maclaurin series erf(x) = 2x/sqrt(pi) * S(x^2), S(u) = 1 - u/3 + u^2/10 - u^3/42 + u^4/216 - u^5/1320
+# (next term below 3e-8 for |x| < 0.5), used there because 1 - erfc(|x|) would cancel.
+_ERF_SERIES = tuple(np.float32(c) for c in (-1 / 1320, 1 / 216, -1 / 42, 1 / 10, -1 / 3, 1.0))
+
+
+def _erf_block(x: np.ndarray, out: np.ndarray) -> None:
+    _half_erfc_of_scaled(x, np.float32(1.0), out)  # erfc(|x|) / 2
+    out *= np.float32(-2.0)
+    out += np.float32(1.0)  # erf(|x|)
+    np.negative(out, out=out, where=x < 0)
+    small = np.abs(x) < np.float32(0.5)
+    if small.any():
+        xs = x[small]
+        u = xs * xs
+        series = np.full_like(xs, _ERF_SERIES[0])
+        for c in _ERF_SERIES[1:]:
+            series *= u
+            series += c
+        out[small] = xs * _TWO_OVER_SQRT_PI * series
+
+
+def erf(x: np.ndarray) -> np.ndarray:
+    return _blockwise(_erf_block, x)
+
+
+def _gelu_block(x: np.ndarray, out: np.ndarray) -> None:
+    # gelu(x) = x * Phi(x); with q = Phi(-|x|): x * q for x < 0, x - x * q for x >= 0 (no cancellation
+    # in the negative tail).
+    _half_erfc_of_scaled(x, _SQRT_HALF, out)
+    out *= x
+    np.subtract(x, out, out=out, where=x >= 0)
+
+
+def gelu(x: np.ndarray, mode: str = "EXACT") -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    if mode == "EXACT":
+        return _blockwise(_gelu_block, x)
+    if mode == "TANH_APPROXIMATION":
+        inner = np.float32(math.sqrt(2.0 / math.pi)) * (x + np.float32(0.044715) * x * x * x)
+        return np.float32(0.5) * x * (np.float32(1.0) + np.tanh(inner))
+    if mode == "SIGMOID_APPROXIMATION":
+        return x * sigmoid(np.float32(1.702) * x)
+    raise ValueError(f"unknown gelu mode {mode!r}")
+
+
+_SIGN = np.uint32(0x80000000)
+_MAGNITUDE = np.uint32(0x7FFFFFFF)
+_KEEP_FP16_BITS = np.uint32(0xFFFFE000)  # sign, exponent and the 10 mantissa bits fp16 keeps
+_FP16_MIN_NORMAL = np.uint32(0x38800000)  # 2**-14
+_FP16_OVERFLOW = np.uint32(0x477FF000)  # 65520: rounds to 65536, beyond fp16's 65504, so to inf
+_INF = np.uint32(0x7F800000)
+
+
+def _round_fp16_block(x: np.ndarray, out: np.ndarray) -> None:
+    u = x.view(np.uint32)
+    o = out.view(np.uint32)
+    mag = np.bitwise_and(u, _MAGNITUDE)
+    # normal range: round the 23-bit mantissa to 10 bits, to nearest, ties to even
+    np.right_shift(mag, 13, out=o)
+    np.bitwise_and(o, 1, out=o)
+    o += np.uint32(0xFFF)
+    o += mag
+    np.bitwise_and(o, _KEEP_FP16_BITS, out=o)
+    subnormal = mag < _FP16_MIN_NORMAL
+    if subnormal.any():
+        # fp16 subnormals are multiples of 2**-24: adding 0.75 puts |x| where float32 has that spacing
+        with np.errstate(invalid="ignore"):  # NaN bit patterns in the block are fixed below
+            fine = mag.view(np.float32) + np.float32(0.75)
+            fine -= np.float32(0.75)
+        np.copyto(o, fine.view(np.uint32), where=subnormal)
+    if mag.max() >= _FP16_OVERFLOW:
+        o[mag >= _FP16_OVERFLOW] = _INF
+        nan = mag > _INF
+        o[nan] = mag[nan] | np.uint32(0x00400000)
+    np.bitwise_and(u, _SIGN, out=mag)
+    np.bitwise_or(o, mag, out=o)
+
+
+def round_to_fp16(x: np.ndarray) -> np.ndarray:
+    """float32 array of the values of `x` rounded to fp16 (nearest, ties to even, fp16 subnormals,
+    overflow to inf): what `x.astype(float16).astype(float32)` gives, with integer bit operations
+    that run in cache instead of NumPy's much slower float16 conversion loops."""
+    return _blockwise(_round_fp16_block, x)
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    with np.errstate(over="ignore"):
+        return np.float32(1.0) / (np.float32(1.0) + np.exp(-x))
+
+
+def softplus(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    return np.logaddexp(np.float32(0.0), x).astype(np.float32)
+
+
+def softmax(x: np.ndarray, axis: int) -> np.ndarray:
+    shifted = x - np.max(x, axis=axis, keepdims=True)
+    e = np.exp(shifted)
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def normalize(x: np.ndarray, axes: Sequence[int], eps: float) -> np.ndarray:
+    """(x - mean) / sqrt(var + eps) over `axes` (population variance)."""
+    axes = tuple(axes)
+    mean = np.mean(x, axis=axes, keepdims=True)
+    centered = x - mean
+    var = np.mean(centered * centered, axis=axes, keepdims=True)
+    return centered / np.sqrt(var + np.float32(eps))
+
+
+_ROWWISE = False
+
+
+def gemm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Every matrix product of the executor goes through here (np.matmul: BLAS for 2-D operands).
+
+    BLAS computes each row of a product to within rounding, but not bit for bit independently of
+    the other rows of the call: OpenBLAS uses other kernels for the tail rows of a call. So a sample
+    run alone and the same sample inside a batch agree to a few float32 ulps, not exactly. Inside
+    `rowwise_products()` every output row is its own vector-matrix product instead, which depends
+    on nothing but that row: slow, but batched and per-sample runs then agree bit for bit.
+    """
+    if _ROWWISE and a.ndim >= 2 and b.ndim >= 2:
+        return _rowwise(a, b)
+    return np.matmul(a, b)
+
+
+def _rowwise(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    lead = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    a = np.broadcast_to(a, (*lead, *a.shape[-2:]))
+    b = np.broadcast_to(b, (*lead, *b.shape[-2:]))
+    out = np.empty((*lead, a.shape[-2], b.shape[-1]), dtype=np.result_type(a, b))
+    for index in np.ndindex(*lead):
+        matrix = b[index]
+        for row in range(a.shape[-2]):
+            out[(*index, row)] = a[(*index, row)] @ matrix
+    return out
+
+
+@contextmanager
+def rowwise_products() -> Iterator[None]:
+    """Matrix products computed row by row (see `gemm`), for exact batched-vs-single comparisons."""
+    global _ROWWISE
+    previous, _ROWWISE = _ROWWISE, True
+    try:
+        yield
+    finally:
+        _ROWWISE = previous
+
+
+def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+    """x [..., in] @ weight[out, in].T + bias: one matrix product over all leading dims."""
+    lead = x.shape[:-1]
+    out = gemm(x.reshape(-1, x.shape[-1]), weight.T)
+    if bias is not None:
+        out += bias
+    return out.reshape(*lead, weight.shape[0])
+
+
+def matmul(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """numpy matmul semantics, folding leading dims into one product when the right side is a matrix."""
+    if x.ndim >= 3 and y.ndim == 2:
+        lead = x.shape[:-1]
+        return gemm(x.reshape(-1, x.shape[-1]), y).reshape(*lead, y.shape[-1])
+    return gemm(x, y)
+
+
+def same_padding(size: int, kernel: int, stride: int, dilation: int = 1) -> tuple[int, int]:
+    """TensorFlow-style SAME: output ceil(size / stride), extra padding at the end."""
+    out = -(-size // stride)
+    eff = (kernel - 1) * dilation + 1
+    total = max((out - 1) * stride + eff - size, 0)
+    return total // 2, total - total // 2
+
+
+def _windows(
+    x: np.ndarray,
+    axes: Sequence[int],
+    kernel: Sequence[int],
+    strides: Sequence[int],
+    dilations: Sequence[int],
+) -> np.ndarray:
+    """Views of the (already padded) x: the window axes are appended, the `axes` become output positions."""
+    eff = [(k - 1) * d + 1 for k, d in zip(kernel, dilations, strict=True)]
+    view = sliding_window_view(x, eff, axis=tuple(axes))
+    index = [slice(None)] * view.ndim
+    for axis, stride in zip(axes, strides, strict=True):
+        index[axis] = slice(None, None, stride)
+    for i, dilation in enumerate(dilations):
+        index[x.ndim + i] = slice(None, None, dilation)
+    return view[tuple(index)]
+
+
+def conv(
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray | None,
+    strides: Sequence[int],
+    dilations: Sequence[int],
+    pads: Sequence[tuple[int, int]],
+    groups: int = 1,
+) -> np.ndarray:
+    """Cross-correlation of x [N, C, *S] with weight [O, C/groups, *K] -> [N, O, *Out].
+
+    im2col in channels-last order: the input is padded as [N, *S, C], every output position gathers
+    its window as contiguous runs of C, and one matrix product per group does the rest. The result
+    is returned as a [N, O, *Out] view of channels-last memory (elementwise ops keep that layout).
+    """
+    nsp = weight.ndim - 2
+    kernel = weight.shape[2:]
+    xl = np.moveaxis(x, 1, -1)  # [N, *S, C]
+    if any(lo or hi for lo, hi in pads):
+        xl = np.pad(xl, [(0, 0), *[tuple(p) for p in pads], (0, 0)])
+    win = _windows(xl, range(1, 1 + nsp), kernel, strides, dilations)  # [N, *Out, C, *K]
+    n, c = win.shape[0], win.shape[1 + nsp]
+    out_sp = win.shape[1 : 1 + nsp]
+    cols = win.transpose(0, *range(1, 1 + nsp), *range(2 + nsp, 2 + 2 * nsp), 1 + nsp)  # [N, *Out, *K, C]
+    rows = n * int(np.prod(out_sp))
+    out_ch = weight.shape[0]
+    wl = np.moveaxis(weight, 1, -1)  # [O, *K, C/groups], matching the column order
+    if groups == 1:
+        y = gemm(cols.reshape(rows, -1), wl.reshape(out_ch, -1).T)
+    else:
+        cg, og = c // groups, out_ch // groups
+        y = np.concatenate(
+            [
+                gemm(
+                    cols[..., g * cg : (g + 1) * cg].reshape(rows, -1),
+                    wl[g * og : (g + 1) * og].reshape(og, -1).T,
+                )
+                for g in range(groups)
+            ],
+            axis=-1,
+        )
+    if bias is not None:
+        y += bias
+    return np.moveaxis(y.reshape(n, *out_sp, out_ch), -1, 1)
+
+
+def pool(
+    x: np.ndarray,
+    kind: str,
+    kernel: Sequence[int],
+    strides: Sequence[int],
+    pads: Sequence[tuple[int, int]],
+    exclude_padding: bool = True,
+) -> np.ndarray:
+    """Max or average pooling over the trailing len(kernel) axes of x."""
+    nsp = len(kernel)
+    if any(lo or hi for lo, hi in pads):
+        width = [(0, 0)] * (x.ndim - nsp) + [tuple(p) for p in pads]
+        fill = -np.inf if kind == "max" else 0.0
+        xp = np.pad(x, width, constant_values=fill)
+    else:
+        xp = x
+    spatial = range(x.ndim - nsp, x.ndim)
+    win = _windows(xp, spatial, kernel, strides, [1] * nsp)
+    axes = tuple(range(win.ndim - nsp, win.ndim))
+    if kind == "max":
+        return np.max(win, axis=axes)
+    total = np.sum(win, axis=axes)
+    if exclude_padding and any(lo or hi for lo, hi in pads):
+        ones = np.pad(np.ones(x.shape[x.ndim - nsp :], dtype=x.dtype), [tuple(p) for p in pads])
+        counts = np.sum(
+            _windows(ones, range(nsp), kernel, strides, [1] * nsp), axis=tuple(range(nsp, 2 * nsp))
+        )
+        return total / counts
+    return total / np.float32(np.prod(kernel))
