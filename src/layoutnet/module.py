@@ -9,6 +9,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from layoutnet.contract import CLASSES, NUM_CLASSES
@@ -75,6 +76,7 @@ class LayoutClassifierModule(pl.LightningModule):
         self.net = net
         self.mixup = EmbeddingMixup(net) if mixup_prob > 0 else None
         self.train_acc = MulticlassAccuracy(NUM_CLASSES, average="micro")
+        self.train_loss = MeanMetric()
         self.val_acc = MulticlassAccuracy(NUM_CLASSES, average="micro")
         self.val_class_acc = MulticlassAccuracy(NUM_CLASSES, average=None)
         self.val_confusion = MulticlassConfusionMatrix(NUM_CLASSES)
@@ -111,7 +113,7 @@ class LayoutClassifierModule(pl.LightningModule):
     def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(logits, labels, label_smoothing=self.hparams.label_smoothing)
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], _batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         ids, labels = batch
         use_mixup = self.mixup is not None and float(torch.rand(())) < self.hparams.mixup_prob
         if use_mixup:
@@ -124,10 +126,20 @@ class LayoutClassifierModule(pl.LightningModule):
         else:
             logits = self.net(ids)
             loss = self._loss(logits, labels)
-        self.train_acc(logits, labels)
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True)
-        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
+        # Epoch figures accumulate in metrics; the step loss is logged only when the logger writes:
+        # a `self.log` per step costs as much as a whole step of a small model.
+        self.train_acc.update(logits.detach(), labels)
+        self.train_loss.update(loss.detach())
+        trainer = self._trainer
+        if trainer is not None and batch_idx % max(1, trainer.log_every_n_steps) == 0:
+            self.log("train/loss_step", loss, prog_bar=True)
         return loss
+
+    def on_train_epoch_end(self) -> None:
+        self.log("train/loss_epoch", self.train_loss.compute(), sync_dist=True)
+        self.log("train/acc", self.train_acc.compute(), prog_bar=True, sync_dist=True)
+        self.train_loss.reset()
+        self.train_acc.reset()
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], _batch_idx: int) -> None:
         ids, labels = batch
