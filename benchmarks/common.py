@@ -35,8 +35,9 @@ def machine() -> dict:
 
 
 def peak_rss_mb() -> float:
-    scale = 1024 if sys.platform != "darwin" else 1024 * 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / scale / 1e6
+    # ru_maxrss is in KiB on Linux and in bytes on macOS.
+    divisor = 1024 * 1024 if sys.platform == "darwin" else 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / divisor
 
 
 def save_result(name: str, payload: dict) -> Path:
