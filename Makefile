@@ -26,7 +26,9 @@ format:
 	$(PYTHON) -m ruff format src tests benchmarks
 
 bench: install
-	$(PYTHON) benchmarks/run_all.py
+	$(PYTHON) benchmarks/bench_data.py --json benchmarks/results/data.json
+	$(PYTHON) benchmarks/bench_train_step.py
+	$(PYTHON) benchmarks/bench_export.py
 
 clean:
 	rm -rf outputs multirun .pytest_cache
