@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torchmetrics import MeanMetric
-from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
+from torchmetrics.classification import MulticlassAccuracy
 
 from layoutnet.contract import CLASSES, NUM_CLASSES
 from layoutnet.errors import ConfigError
@@ -79,10 +79,8 @@ class LayoutClassifierModule(pl.LightningModule):
         self.train_loss = MeanMetric()
         self.val_acc = MulticlassAccuracy(NUM_CLASSES, average="micro")
         self.val_class_acc = MulticlassAccuracy(NUM_CLASSES, average=None)
-        self.val_confusion = MulticlassConfusionMatrix(NUM_CLASSES)
         self.test_acc = MulticlassAccuracy(NUM_CLASSES, average="micro")
         self.test_class_acc = MulticlassAccuracy(NUM_CLASSES, average=None)
-        self.last_val_confusion: torch.Tensor | None = None
 
     net_config: dict | None = None
     """Resolved config of `net`, stored in every checkpoint so the network can be rebuilt."""
@@ -141,34 +139,31 @@ class LayoutClassifierModule(pl.LightningModule):
         self.train_loss.reset()
         self.train_acc.reset()
 
+    def _log_per_class(self, stage: str, metric: MulticlassAccuracy) -> None:
+        for name, value in zip(CLASSES, metric.compute(), strict=True):
+            self.log(f"{stage}/acc_{name}", value, sync_dist=True)
+        metric.reset()
+
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], _batch_idx: int) -> None:
         ids, labels = batch
         logits = self.net(ids)
-        self.val_acc(logits, labels)
-        self.val_class_acc(logits, labels)
-        self.val_confusion(logits, labels)
+        self.val_acc.update(logits, labels)
+        self.val_class_acc.update(logits, labels)
         self.log("val/loss", self._loss(logits, labels), on_epoch=True, prog_bar=True, sync_dist=True)
         self.log("val/acc", self.val_acc, on_epoch=True, prog_bar=True)
 
     def on_validation_epoch_end(self) -> None:
-        per_class = self.val_class_acc.compute()
-        for name, value in zip(CLASSES, per_class, strict=True):
-            self.log(f"val/acc_{name}", value, sync_dist=True)
-        self.last_val_confusion = self.val_confusion.compute().cpu()
-        self.val_class_acc.reset()
-        self.val_confusion.reset()
+        self._log_per_class("val", self.val_class_acc)
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], _batch_idx: int) -> None:
         ids, labels = batch
         logits = self.net(ids)
-        self.test_acc(logits, labels)
-        self.test_class_acc(logits, labels)
+        self.test_acc.update(logits, labels)
+        self.test_class_acc.update(logits, labels)
         self.log("test/acc", self.test_acc, on_epoch=True)
 
     def on_test_epoch_end(self) -> None:
-        for name, value in zip(CLASSES, self.test_class_acc.compute(), strict=True):
-            self.log(f"test/acc_{name}", value, sync_dist=True)
-        self.test_class_acc.reset()
+        self._log_per_class("test", self.test_class_acc)
 
     def configure_optimizers(self):
         decay, no_decay = [], []
