@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch import nn
+from torchmetrics.functional.classification import multiclass_confusion_matrix
 
 from layoutnet.contract import CLASSES, NUM_CLASSES
 
@@ -21,8 +22,11 @@ def classification_summary(predictions: np.ndarray, labels: np.ndarray) -> dict:
     """accuracy, per-class accuracy (recall of each true class) and confusion[true][pred]."""
     predictions = np.asarray(predictions, dtype=np.int64)
     labels = np.asarray(labels, dtype=np.int64)
-    confusion = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
-    np.add.at(confusion, (labels, predictions), 1)
+    confusion = (
+        multiclass_confusion_matrix(torch.from_numpy(predictions), torch.from_numpy(labels), NUM_CLASSES)
+        .numpy()
+        .astype(np.int64)
+    )
     support = confusion.sum(axis=1)
     per_class = {
         name: (float(confusion[i, i] / support[i]) if support[i] else None) for i, name in enumerate(CLASSES)
