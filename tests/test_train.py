@@ -114,3 +114,62 @@ def test_mixup_mixes_embeddings_only_during_the_step(net):
     assert module.mixup.perm is None
     net.eval()
     torch.testing.assert_close(net(ids), net(ids))
+
+
+@pytest.mark.slow
+def test_parity_failure_fails_the_run_and_publishes_nothing(tmp_path):
+    # fp32 artifacts agree to ~1e-7: a tolerance of 1e-12 cannot be met, as a broken artifact would not.
+    result = run_layoutnet_args(
+        "+experiment=smoke", "trainer.max_epochs=1", "export.tolerance=1e-12", f"hydra.run.dir={tmp_path}"
+    )
+    assert result.returncode == 1
+    assert "parity failed" in result.stderr and "worst sample" in result.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["status"] == "failed" and report["export"]["status"] == "failed"
+    assert not (tmp_path / "export" / "LayoutClassifier.mlmodel").exists()
+    (failed,) = (tmp_path / "export" / "failed").iterdir()
+    assert "parity failed" in (failed / "reason.txt").read_text()
+
+
+@pytest.mark.slow
+def test_reexport_and_validate_commands(smoke_run, tmp_path):
+    run_dir, _ = smoke_run
+    best = run_dir / "checkpoints" / "best.ckpt"
+    out = tmp_path / "app"
+    done = run_module(
+        "layoutnet.export",
+        [
+            f"ckpt_path={best}",
+            "export=mlprogram",
+            f"output_dir={out}",
+            "data=tiny",
+            f"hydra.run.dir={tmp_path / 'export_run'}",
+        ],
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    artifact = out / "LayoutClassifier.mlpackage"
+    report = json.loads((tmp_path / "export_run" / "report.json").read_text())
+    assert report["status"] == "ok" and report["export"]["path"] == str(artifact)
+    assert report["export"]["parity"]["samples"] >= 1000
+
+    validate = ["data=tiny", f"ckpt_path={best}", f"hydra.run.dir={tmp_path / 'validate_run'}"]
+    done = run_module("layoutnet.validate", [f"artifact={artifact}", *validate])
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "reference-executor" in done.stdout
+
+    # The artifact checked against other weights (the last epoch's, from another run) must fail.
+    other = tmp_path / "other"
+    trained = run_layoutnet_args(
+        "+experiment=smoke", "trainer.max_epochs=1", "seed=7", "export=none", f"hydra.run.dir={other}"
+    )
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    done = run_module(
+        "layoutnet.validate",
+        [
+            f"artifact={artifact}",
+            "data=tiny",
+            f"ckpt_path={other / 'checkpoints' / 'last.ckpt'}",
+            f"hydra.run.dir={tmp_path / 'validate_other'}",
+        ],
+    )
+    assert done.returncode == 1 and "parity failed" in done.stderr
