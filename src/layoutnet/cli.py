@@ -19,7 +19,7 @@ def exit_on_user_error(fn: Callable[[], T]) -> T:
     try:
         return fn()
     except LayoutnetError as exc:
-        Console(stderr=True).print(
+        Console(stderr=True, soft_wrap=True).print(
             f"[bold red]error:[/] {type(exc).__name__}: {escape(str(exc))}", highlight=False
         )
         sys.exit(1)

@@ -9,14 +9,13 @@ which encodes back to 0, so reading the file back yields the same ids.
 from __future__ import annotations
 
 import csv
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from layoutnet.contract import ALPHABET, CLASSES, PAD_ID, SEQ_LEN
-from layoutnet.errors import ConfigError, LayoutnetError
+from layoutnet.errors import ConfigError
 
 UNKNOWN_CHAR = "\ufffd"
 """Written for an id 0 inside a text; outside the alphabet, so it encodes back to 0."""
@@ -73,9 +72,12 @@ def write_csv(synth, n: int, seed: int, out: Path, progress: bool | None = None)
 
 def _run(cfg) -> None:
     from hydra.utils import to_absolute_path
+    from omegaconf import OmegaConf
 
     from layoutnet.config import build
 
+    if OmegaConf.is_missing(cfg, "out"):
+        raise ConfigError("out", None, "required: the CSV file to write, e.g. out=samples.csv")
     n, out = cfg.n, cfg.out
     if not isinstance(n, int) or n < 1:
         raise ConfigError("n", n, "must be a positive number of samples")
@@ -93,13 +95,12 @@ def main() -> None:
     import hydra
     from omegaconf import DictConfig
 
-    @hydra.main(version_base="1.3", config_path="../../conf", config_name="generate")
+    from layoutnet.cli import exit_on_user_error
+    from layoutnet.config import CONF_DIR
+
+    @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="generate")
     def entry(cfg: DictConfig) -> None:
-        try:
-            _run(cfg)
-        except LayoutnetError as err:
-            print(f"error: {err}", file=sys.stderr)
-            sys.exit(2)
+        exit_on_user_error(lambda: _run(cfg))
 
     entry()
 

@@ -75,6 +75,7 @@ class Run:
         self.module = None
         self.datamodule = None
         self.timings: dict[str, float] = {}
+        self.init_info: dict | None = None
         self.cleanup = contextlib.ExitStack()
 
     def prepare(self) -> None:
@@ -94,7 +95,8 @@ class Run:
         if cfg.get("init_from"):
             from layoutnet.legacy import init_from_legacy
 
-            init_from_legacy(self.module.net, cfg.init_from, cfg.get("init_legacy", "auto"))
+            self.init_info = init_from_legacy(self.module.net, cfg.init_from, cfg.get("init_legacy", "auto"))
+            log.info("initialised model.net from %s: %s", cfg.init_from, self.init_info)
         callbacks = [
             build(node, f"callbacks.{name}")
             for name, node in (cfg.get("callbacks") or {}).items()
@@ -168,7 +170,12 @@ def run(cfg: DictConfig) -> float | None:
         (run_dir / "config_resolved.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True), encoding="utf-8")
     try:
         runner.prepare()
-        _report(run_dir, data=runner.datamodule.describe(), training=runner.training_section())
+        _report(
+            run_dir,
+            data=runner.datamodule.describe(),
+            training=runner.training_section(),
+            init_from=runner.init_info,
+        )
         runner.fit()
         sections: dict = {"training": runner.training_section()}
         if runner.trainer.is_global_zero:

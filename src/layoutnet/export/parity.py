@@ -165,8 +165,7 @@ class ParityResult:
             f"{self.tolerance} over {self.samples} samples (argmax agreement {self.argmax_agreement:.4f}).\n"
             f"  worst sample: {w.get('text')!r}\n  ids:      {w.get('input_ids')}\n"
             f"  pytorch:  {w.get('torch_probs')}\n  artifact: {w.get('artifact_probs')}\n"
-            "The artifact was not published. Try export.precision=fp32, or check the artifact/"
-            "converter version."
+            "Try export.precision=fp32, or check the artifact and converter version."
         )
 
 

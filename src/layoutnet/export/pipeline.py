@@ -130,7 +130,7 @@ def _export(model, settings, target, info, val_ids, val_labels, section, timings
         result = timed("parity", check_parity, path, model, samples, settings.tolerance)
         parity_holder["result"] = result
         if not result.passed:
-            raise ExportError(result.failure_message())
+            raise ExportError(result.failure_message() + "\nThe artifact was not published.")
 
     try:
         published = publish_validated(target, lambda p: timed("save", mlmodel.save, str(p)), validate)
