@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+import pytorch_lightning as pl
 import torch
+from omegaconf import OmegaConf
 
 from layoutnet.contract import CLASSES
 from layoutnet.models import CompactCNN, TransformerClassifier
@@ -173,3 +175,51 @@ def test_reexport_and_validate_commands(smoke_run, tmp_path):
         ],
     )
     assert done.returncode == 1 and "parity failed" in done.stderr
+
+
+class InterruptAt(pl.Callback):
+    """Raises KeyboardInterrupt (what Ctrl-C does) at a given training step."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.global_step == self.step:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.slow
+def test_interrupted_run_leaves_a_checkpoint_and_resumes(tmp_path):
+    from hydra import compose, initialize_config_dir
+
+    from layoutnet.config import CONF_DIR
+    from layoutnet.train import Run, _failure_text
+
+    run_dir = tmp_path / "run"
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=["+experiment=smoke", "export=none", "trainer.max_epochs=1"])
+    OmegaConf.set_struct(cfg, False)
+    cfg.paths.output_dir = str(run_dir)
+    cfg.callbacks.model_checkpoint.dirpath = str(run_dir / "checkpoints")
+    cfg.callbacks.on_exception_checkpoint.dirpath = str(run_dir / "checkpoints")
+    cfg.logger.csv.save_dir = str(run_dir)
+    run = Run(cfg, run_dir)
+    run.prepare()
+    run.trainer.callbacks.append(InterruptAt(step=10))
+    with pytest.raises((KeyboardInterrupt, SystemExit)) as info:
+        run.fit()
+    interrupted = run_dir / "checkpoints" / "interrupted.ckpt"
+    assert interrupted.exists()
+    assert torch.load(interrupted, weights_only=False)["global_step"] == 10
+    assert f"ckpt_path={interrupted}" in _failure_text(info.value, run_dir)
+
+    resumed = run_layoutnet_args(
+        "+experiment=smoke",
+        "export=none",
+        "trainer.max_epochs=1",
+        f"ckpt_path={interrupted}",
+        f"hydra.run.dir={tmp_path / 'resumed'}",
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    report = json.loads((tmp_path / "resumed" / "report.json").read_text())
+    assert report["status"] == "ok" and report["training"]["global_step"] > 10

@@ -199,7 +199,7 @@ def run(cfg: DictConfig) -> float | None:
         _report(
             run_dir,
             status="failed",
-            error=f"{type(exc).__name__}: {exc}",
+            error=_failure_text(exc, run_dir),
             training=training,
             paths=_paths(runner),
             timings=_timings(runner, started),
@@ -210,6 +210,15 @@ def run(cfg: DictConfig) -> float | None:
         raise
     finally:
         runner.cleanup.close()
+
+
+def _failure_text(exc: BaseException, run_dir: Path) -> str:
+    interrupted = run_dir / "checkpoints" / "interrupted.ckpt"
+    if isinstance(exc, KeyboardInterrupt | SystemExit) and interrupted.exists():
+        return (
+            f"interrupted ({type(exc).__name__}); resume with the same overrides and ckpt_path={interrupted}"
+        )
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _paths(runner: Run) -> dict:
