@@ -203,6 +203,8 @@ def test_interrupted_run_leaves_a_checkpoint_and_resumes(tmp_path):
     cfg.callbacks.model_checkpoint.dirpath = str(run_dir / "checkpoints")
     cfg.callbacks.on_exception_checkpoint.dirpath = str(run_dir / "checkpoints")
     cfg.logger.csv.save_dir = str(run_dir)
+    cfg.callbacks.progress_bar = None  # an interrupted tqdm bar would print at interpreter exit
+    cfg.trainer.enable_progress_bar = False
     run = Run(cfg, run_dir)
     run.prepare()
     run.trainer.callbacks.append(InterruptAt(step=10))
