@@ -26,7 +26,8 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
             f"checkpoint {path} does not exist; pass ckpt_path=<a run's checkpoints/best.ckpt>"
         )
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
+        # weights_only: a checkpoint never needs arbitrary pickled objects, so none are run.
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise CheckpointError(
             f"{path} is not a readable torch checkpoint ({type(exc).__name__}: {exc})"

@@ -41,10 +41,13 @@ def load_model(path: str | Path, legacy: str | None = None) -> LoadedModel:
     if not path.exists():
         raise CheckpointError(f"{path} does not exist")
     if legacy is None:
-        checkpoint = read_checkpoint(path)
+        try:
+            checkpoint = read_checkpoint(path)
+        except CheckpointError:
+            checkpoint = None  # the legacy loader below names the exact cause
         if is_layoutnet_checkpoint(checkpoint):
-            net, meta = net_from_checkpoint(checkpoint, str(path))
-            return LoadedModel(net, str(path), "layoutnet", {"family": meta.get("family")})
+            net, _ = net_from_checkpoint(checkpoint, str(path))
+            return LoadedModel(net, str(path), "layoutnet")
         legacy = "auto"
     from layoutnet.legacy import load_legacy
 

@@ -61,7 +61,7 @@ def write_parity_vectors(
     logits = torch_logits(model, ids)
     probs = softmax(logits)
     payload = {
-        "contract": {k: v for k, v in contract_metadata().items()},
+        "contract": contract_metadata(),
         "classes": list(CLASSES),
         "tolerance": tolerance,
         "vectors": [
@@ -124,19 +124,14 @@ def _export(model, settings, target, info, val_ids, val_labels, section, timings
     traced = timed("trace", strict_trace, model, trace_inputs(torch.from_numpy(samples.ids[:3])))
     section["trace"] = traced.report()
     mlmodel = timed("convert", convert, traced.module, settings, info.metadata(model))
-    parity_holder: dict = {}
 
     def validate(path: Path) -> None:
         result = timed("parity", check_parity, path, model, samples, settings.tolerance)
-        parity_holder["result"] = result
+        section["parity"] = result.report()
         if not result.passed:
             raise ExportError(result.failure_message() + "\nThe artifact was not published.")
 
-    try:
-        published = publish_validated(target, lambda p: timed("save", mlmodel.save, str(p)), validate)
-    finally:
-        if "result" in parity_holder:
-            section["parity"] = parity_holder["result"].report()
+    published = publish_validated(target, lambda p: timed("save", mlmodel.save, str(p)), validate)
     vectors = published.parent / PARITY_VECTORS_FILE
     timed(
         "parity_vectors",
