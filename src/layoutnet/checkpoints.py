@@ -57,5 +57,12 @@ def net_from_checkpoint(checkpoint: dict[str, Any], source: str = "checkpoint") 
     return net.eval(), meta
 
 
+def best_checkpoint_path(trainer: Any) -> str | None:
+    """The trainer's best checkpoint file, or None when none was kept."""
+    callback = getattr(trainer, "checkpoint_callback", None)
+    path = getattr(callback, "best_model_path", "") if callback else ""
+    return path if path and Path(path).is_file() else None
+
+
 def load_net(path: str | Path) -> tuple[nn.Module, dict]:
     return net_from_checkpoint(read_checkpoint(path), str(path))

@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf, read_write
 from pytorch_lightning.utilities import rank_zero_only
 from rich.console import Console
 
+from layoutnet.checkpoints import best_checkpoint_path, load_net
 from layoutnet.cli import exit_on_user_error
 from layoutnet.config import CONF_DIR, build, to_plain
 from layoutnet.contract import CLASSES
@@ -119,9 +120,7 @@ class Run:
             self.timings["fit_seconds"] = round(time.perf_counter() - start, 2)
 
     def best_checkpoint(self) -> str | None:
-        callback = self.trainer.checkpoint_callback if self.trainer else None
-        path = getattr(callback, "best_model_path", "") if callback else ""
-        return path or None
+        return best_checkpoint_path(self.trainer)
 
     def training_section(self) -> dict:
         callback = self.trainer.checkpoint_callback if self.trainer else None
@@ -136,8 +135,6 @@ class Run:
 
     def evaluate_best(self) -> dict:
         """Per-class accuracy and confusion matrix of the best weights on the fixed validation set."""
-        from layoutnet.checkpoints import load_net
-
         best = self.best_checkpoint()
         net = load_net(best)[0] if best else self.module.net
         ids, labels = self.datamodule.val_tensors()

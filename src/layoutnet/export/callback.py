@@ -9,7 +9,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
-from layoutnet.checkpoints import net_from_checkpoint, read_checkpoint
+from layoutnet.checkpoints import best_checkpoint_path, net_from_checkpoint, read_checkpoint
 from layoutnet.errors import ExportError
 from layoutnet.export.pipeline import ModelInfo, export_model
 from layoutnet.export.settings import ExportSettings
@@ -29,10 +29,8 @@ class CoreMLExportCallback(pl.Callback):
         self.run_dir = Path(run_dir)
 
     def _best_net(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> tuple[torch.nn.Module, str]:
-        best = (
-            getattr(trainer.checkpoint_callback, "best_model_path", "") if trainer.checkpoint_callback else ""
-        )
-        if best and Path(best).is_file():
+        best = best_checkpoint_path(trainer)
+        if best:
             net, _ = net_from_checkpoint(read_checkpoint(best), best)
             return net, best
         log.warning("no best checkpoint was saved; exporting the final weights")
