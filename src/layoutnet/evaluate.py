@@ -30,7 +30,7 @@ from layoutnet.config import CONF_DIR
 from layoutnet.contract import CLASS_TO_ID, CLASSES, NUM_CLASSES, decode, encode_batch
 from layoutnet.errors import CheckpointError, ConfigError, DataError
 from layoutnet.loading import COREML_SUFFIXES, load_model
-from layoutnet.metrics import classification_summary, predict_logits
+from layoutnet.metrics import classification_summary, predict_logits, softmax
 from layoutnet.report import versions
 
 MISTAKES_KEPT = 25
@@ -256,12 +256,6 @@ def _mistakes(data: EvalData, probs: np.ndarray, predictions: np.ndarray, limit:
     ]
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=1, keepdims=True)
-
-
 def evaluate(scorer: Scorer, data: EvalData, mistakes: int = MISTAKES_KEPT) -> dict:
     """The evaluation section: accuracy, per-class accuracy, support, confusion matrix, worst mistakes."""
     start = time.perf_counter()
@@ -270,7 +264,7 @@ def evaluate(scorer: Scorer, data: EvalData, mistakes: int = MISTAKES_KEPT) -> d
     predictions = logits.argmax(axis=1)
     summary = classification_summary(predictions, data.labels.numpy())
     summary["classes"] = list(CLASSES)
-    summary["mistakes"] = _mistakes(data, _softmax(logits), predictions, mistakes)
+    summary["mistakes"] = _mistakes(data, softmax(logits), predictions, mistakes)
     summary["predict_seconds"] = round(seconds, 3)
     return summary
 

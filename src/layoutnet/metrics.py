@@ -18,6 +18,13 @@ def predict_logits(net: nn.Module, ids: torch.Tensor, batch_size: int = 2048) ->
         return torch.cat([net(ids[i : i + batch_size]) for i in range(0, len(ids), batch_size)])
 
 
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Probabilities of rows of logits (numerically stable)."""
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
 def classification_summary(predictions: np.ndarray, labels: np.ndarray) -> dict:
     """accuracy, per-class accuracy (recall of each true class) and confusion[true][pred]."""
     predictions = np.asarray(predictions, dtype=np.int64)

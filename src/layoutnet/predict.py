@@ -24,6 +24,7 @@ from layoutnet.contract import CLASSES, LANGUAGES, encode_batch, split_class
 from layoutnet.errors import ConfigError
 from layoutnet.evaluate import Scorer, load_scorer
 from layoutnet.layouts import LayoutSet
+from layoutnet.metrics import softmax
 
 DEFAULT_LAYOUTS: dict[str, str] = {"en": "us", "ru": "russianwin", "he": "hebrew"}
 """The layout whose keys are read for each language when correcting a text."""
@@ -82,18 +83,12 @@ class Corrector:
         return self.layouts.convert(text, self.layout_for[active], self.layout_for[meant])
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=1, keepdims=True)
-
-
 def predict_texts(
     scorer: Scorer, corrector: Corrector, texts: Sequence[str], top_k: int = 3
 ) -> list[Prediction]:
     if not texts:
         return []
-    probs = _softmax(scorer.logits(encode_batch(texts)))
+    probs = softmax(scorer.logits(encode_batch(texts)))
     k = max(1, min(int(top_k), len(CLASSES)))
     results = []
     for text, row in zip(texts, probs, strict=True):

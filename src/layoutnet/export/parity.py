@@ -15,8 +15,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from layoutnet.contract import CLASSES, INPUT_NAME, OUTPUT_NAME, PAD_ID, SEQ_LEN, VOCAB_SIZE, decode, encode
+from layoutnet.contract import INPUT_NAME, OUTPUT_NAME, PAD_ID, SEQ_LEN, VOCAB_SIZE, decode, encode
 from layoutnet.errors import ExportError
+from layoutnet.metrics import predict_logits, softmax
 
 EDGE_TEXTS = (
     "",
@@ -68,19 +69,9 @@ def build_parity_samples(
     return ParitySamples(np.concatenate(parts_ids), np.concatenate(parts_labels), texts)
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=-1, keepdims=True)
-
-
 def torch_logits(model: nn.Module, ids: np.ndarray, batch_size: int = 512) -> np.ndarray:
-    model = model.eval()
-    out = []
-    with torch.no_grad():
-        for start in range(0, len(ids), batch_size):
-            out.append(model(torch.from_numpy(ids[start : start + batch_size]).long()).float().numpy())
-    return np.concatenate(out) if out else np.zeros((0, len(CLASSES)), dtype=np.float32)
+    """PyTorch's logits for int id rows, as float32 NumPy (the reference side of parity)."""
+    return predict_logits(model, torch.from_numpy(ids).long(), batch_size).float().numpy()
 
 
 def coreml_runtime_available() -> bool:

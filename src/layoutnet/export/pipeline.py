@@ -19,10 +19,11 @@ import layoutnet
 from layoutnet.contract import CLASSES, SEQ_LEN, contract_metadata
 from layoutnet.errors import ExportError
 from layoutnet.export.convert import convert, coremltools_version
-from layoutnet.export.parity import ParitySamples, build_parity_samples, check_parity, softmax, torch_logits
+from layoutnet.export.parity import ParitySamples, build_parity_samples, check_parity, torch_logits
 from layoutnet.export.publish import artifact_size, publish_validated
 from layoutnet.export.settings import ExportSettings
 from layoutnet.export.trace import strict_trace, trace_inputs
+from layoutnet.metrics import softmax
 from layoutnet.models import count_parameters, model_family
 
 log = logging.getLogger(__name__)
