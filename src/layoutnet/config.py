@@ -54,3 +54,7 @@ def build(node: DictConfig, path: str, **kwargs: Any) -> Any:
 
 def to_plain(node: Any) -> Any:
     return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+
+
+# Structured config schemas the conf/ files build on (the `export` group's `export_schema`).
+from layoutnet.export import settings as _export_settings  # noqa: E402, F401

@@ -23,6 +23,7 @@ from layoutnet.cli import exit_on_user_error
 from layoutnet.config import CONF_DIR, build, to_plain
 from layoutnet.contract import CLASSES
 from layoutnet.errors import ConfigError
+from layoutnet.export.callback import CoreMLExportCallback
 from layoutnet.export.settings import ExportSettings
 from layoutnet.metrics import classification_summary, predict_logits
 from layoutnet.plots import save_confusion_matrix, save_training_curves
@@ -82,8 +83,8 @@ class Run:
     def prepare(self) -> None:
         """Build and check everything; any bad value is refused here, before training."""
         cfg = self.cfg
-        if cfg.get("export") is not None:
-            ExportSettings.from_config(cfg.export)
+        # the export settings are checked once, here, and the callback gets the checked object
+        export_settings = ExportSettings.from_config(cfg.export) if cfg.get("export") is not None else None
         if cfg.get("ckpt_path") and not Path(cfg.ckpt_path).is_file():
             raise ConfigError(
                 "ckpt_path", cfg.ckpt_path, "file not found; pass a run's checkpoints/last.ckpt"
@@ -103,6 +104,8 @@ class Run:
             for name, node in (cfg.get("callbacks") or {}).items()
             if node is not None
         ]
+        if export_settings is not None:
+            callbacks.append(CoreMLExportCallback(export_settings, str(self.run_dir)))
         loggers = [
             build(node, f"logger.{name}")
             for name, node in (cfg.get("logger") or {}).items()
