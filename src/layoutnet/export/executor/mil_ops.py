@@ -9,6 +9,11 @@ defaults of the MIL op definitions (iOS15-iOS18 opsets).
 `batch` is the op's batching rule (see `engine`): when the op can run on N samples stacked on
 axis 0, the function sees `ctx.batch == N` and handles the few places where a 1 in the program
 means "the batch" (reshape targets, slices of axis 0, concat of constants).
+
+`ctx.fp16` asks for true fp16 arithmetic (precision "fp16"): inputs then hold fp16 numbers and an
+op with more than one arithmetic step rounds after each (`kernels.r16`), accumulating sums and
+products in fp16 (`kernels.sum16`, `gemm16`, ...). Single-step ops (add, mul, exp, ...) need no
+branch: the engine rounds their result once, which is the correctly rounded fp16 result.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from layoutnet.export.executor.engine import (
     normalize_axes,
     only_batched,
 )
+from layoutnet.export.executor.kernels import r16
 
 
 @dataclass(frozen=True)
@@ -181,24 +187,29 @@ def leaky_relu(ctx: OpContext, x: np.ndarray, alpha: Any = 0.01) -> np.ndarray:
     return np.where(x >= 0, x, x * np.float32(_scalar(alpha)))
 
 
+def _r(ctx: OpContext, x: Any) -> Any:
+    """x rounded to fp16 under true fp16 arithmetic, else as is (one intermediate step)."""
+    return r16(x) if ctx.fp16 else x
+
+
 @mil_op("elu")
 def elu(ctx: OpContext, x: np.ndarray, alpha: Any = 1.0) -> np.ndarray:
-    return np.where(x > 0, x, np.float32(_scalar(alpha)) * np.expm1(np.minimum(x, 0)))
+    return np.where(x > 0, x, np.float32(_scalar(alpha)) * _r(ctx, np.expm1(np.minimum(x, 0))))
 
 
 @mil_op("sigmoid")
 def sigmoid(ctx: OpContext, x: np.ndarray) -> np.ndarray:
-    return kernels.sigmoid(x)
+    return kernels.sigmoid16(x) if ctx.fp16 else kernels.sigmoid(x)
 
 
 @mil_op("sigmoid_hard")
 def sigmoid_hard(ctx: OpContext, x: np.ndarray, alpha: Any = 0.2, beta: Any = 0.5) -> np.ndarray:
-    return np.clip(np.float32(_scalar(alpha)) * x + np.float32(_scalar(beta)), 0, 1)
+    return np.clip(_r(ctx, np.float32(_scalar(alpha)) * x) + np.float32(_scalar(beta)), 0, 1)
 
 
 @mil_op("silu")
 def silu(ctx: OpContext, x: np.ndarray) -> np.ndarray:
-    return x * kernels.sigmoid(x)
+    return x * (kernels.sigmoid16(x) if ctx.fp16 else kernels.sigmoid(x))
 
 
 @mil_op("tanh")
@@ -211,7 +222,7 @@ def gelu(ctx: OpContext, x: np.ndarray, mode: Any = "EXACT") -> np.ndarray:
     mode = _str(mode)
     if mode not in ("EXACT", "TANH_APPROXIMATION", "SIGMOID_APPROXIMATION"):
         raise Unsupported(f"mode={mode}")
-    return kernels.gelu(x, mode)
+    return kernels.gelu16(x, mode) if ctx.fp16 else kernels.gelu(x, mode)
 
 
 @mil_op("softplus")
@@ -221,7 +232,7 @@ def softplus(ctx: OpContext, x: np.ndarray) -> np.ndarray:
 
 @mil_op("softsign")
 def softsign(ctx: OpContext, x: np.ndarray) -> np.ndarray:
-    return x / (1 + np.abs(x))
+    return x / _r(ctx, 1 + np.abs(x))
 
 
 @mil_op("exp")
@@ -237,7 +248,7 @@ def exp2(ctx: OpContext, x: np.ndarray) -> np.ndarray:
 @mil_op("log")
 def log(ctx: OpContext, x: np.ndarray, epsilon: Any = 1e-45) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.log(x + np.asarray(_scalar(epsilon), dtype=x.dtype))
+        return np.log(_r(ctx, x + np.asarray(_scalar(epsilon), dtype=x.dtype)))
 
 
 @mil_op("sqrt")
@@ -249,13 +260,13 @@ def sqrt(ctx: OpContext, x: np.ndarray) -> np.ndarray:
 @mil_op("rsqrt")
 def rsqrt(ctx: OpContext, x: np.ndarray, epsilon: Any = 1e-12) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
-        return 1 / np.sqrt(x + np.float32(_scalar(epsilon)))
+        return 1 / _r(ctx, np.sqrt(_r(ctx, x + np.float32(_scalar(epsilon)))))
 
 
 @mil_op("inverse")
 def inverse(ctx: OpContext, x: np.ndarray, epsilon: Any = 1e-4) -> np.ndarray:
     with np.errstate(divide="ignore"):
-        return 1 / (x + np.float32(_scalar(epsilon)))
+        return 1 / _r(ctx, x + np.float32(_scalar(epsilon)))
 
 
 @mil_op("abs", preserves=True)
@@ -314,9 +325,11 @@ def cast(ctx: OpContext, x: np.ndarray, dtype: Any) -> np.ndarray:
 # ----------------------------------------------------------------------------- reductions, softmax
 
 
-def _reduction(fn: Callable[..., np.ndarray]) -> Callable[..., Any]:
+def _reduction(fn: Callable[..., np.ndarray], fn16: Callable[..., np.ndarray] | None) -> Callable[..., Any]:
     def op(ctx: OpContext, x: np.ndarray, axes: Any = None, keep_dims: Any = False) -> np.ndarray:
         axis = None if axes is None else tuple(normalize_axes(axes, x.ndim))
+        if ctx.fp16 and fn16 is not None:
+            return fn16(x, axis, bool(_scalar(keep_dims)))
         return fn(x, axis=axis, keepdims=bool(_scalar(keep_dims)))
 
     op.__doc__ = f"{fn.__name__} over `axes` (all when absent)"
@@ -324,18 +337,22 @@ def _reduction(fn: Callable[..., np.ndarray]) -> Callable[..., Any]:
 
 
 _REDUCTIONS = {
-    "reduce_max": np.max,
-    "reduce_min": np.min,
-    "reduce_mean": np.mean,
-    "reduce_sum": np.sum,
-    "reduce_prod": np.prod,
+    "reduce_max": (np.max, None),
+    "reduce_min": (np.min, None),
+    "reduce_mean": (np.mean, kernels.mean16),
+    "reduce_sum": (np.sum, kernels.sum16),
+    "reduce_prod": (np.prod, kernels.prod16),
 }
-for _name, _fn in _REDUCTIONS.items():
-    mil_op(_name, batch=axes_rule("axes"), preserves=_name in ("reduce_max", "reduce_min"))(_reduction(_fn))
+for _name, (_fn, _fn16) in _REDUCTIONS.items():
+    mil_op(_name, batch=axes_rule("axes"), preserves=_name in ("reduce_max", "reduce_min"))(
+        _reduction(_fn, _fn16)
+    )
 
 
 @mil_op("softmax", batch=axes_rule("axis"))
 def softmax(ctx: OpContext, x: np.ndarray, axis: Any = -1) -> np.ndarray:
+    if ctx.fp16:
+        return kernels.softmax16(x, int(_scalar(axis)))
     return kernels.softmax(x, int(_scalar(axis)))
 
 
@@ -344,7 +361,7 @@ def softmax(ctx: OpContext, x: np.ndarray, axis: Any = -1) -> np.ndarray:
 
 @mil_op("linear", batch=all_of(only_batched("x"), leading_rule(2)))
 def linear(ctx: OpContext, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
-    return kernels.linear(x, weight, bias)
+    return (kernels.linear16 if ctx.fp16 else kernels.linear)(x, weight, bias)
 
 
 def _matmul_rule(info: BatchInfo) -> str | None:
@@ -369,7 +386,7 @@ def matmul(
         x = np.swapaxes(x, -1, -2)
     if bool(_scalar(transpose_y)) and y.ndim >= 2:
         y = np.swapaxes(y, -1, -2)
-    return kernels.matmul(x, y)
+    return (kernels.matmul16 if ctx.fp16 else kernels.matmul)(x, y)
 
 
 # ----------------------------------------------------------------------------- convolution, pooling
@@ -414,7 +431,7 @@ def conv(
     strides = _ints(strides) if strides is not None else [1] * nsp
     dilations = _ints(dilations) if dilations is not None else [1] * nsp
     pads = _pads(_str(pad_type), pad, x.shape[2:], weight.shape[2:], strides, dilations)
-    return kernels.conv(x, weight, bias, strides, dilations, pads, int(_scalar(groups)))
+    return kernels.conv(x, weight, bias, strides, dilations, pads, int(_scalar(groups)), fp16=ctx.fp16)
 
 
 def _pool(kind: str) -> Callable[..., Any]:
@@ -444,7 +461,8 @@ def _pool(kind: str) -> Callable[..., Any]:
                     raise Unsupported("ceil_mode with a partial last window")
                 grown.append((lo, hi + extra))
             pads = grown
-        return kernels.pool(x, kind, kernel, strides, pads, bool(_scalar(exclude_padding_from_average)))
+        exclude = bool(_scalar(exclude_padding_from_average))
+        return kernels.pool(x, kind, kernel, strides, pads, exclude, fp16=ctx.fp16)
 
     op.__doc__ = f"{kind} pooling over the spatial axes of [N, C, *S]"
     return op
@@ -468,13 +486,14 @@ def batch_norm(
     epsilon: Any = 1e-5,
 ) -> np.ndarray:
     shape = (1, -1) + (1,) * (x.ndim - 2)
-    scale = 1 / np.sqrt(variance + np.float32(_scalar(epsilon)))
+    eps = np.float32(_scalar(epsilon))
+    scale = _r(ctx, 1 / _r(ctx, np.sqrt(_r(ctx, variance + (_r(ctx, eps))))))
     if gamma is not None:
-        scale = scale * gamma
-    shift = -mean * scale
+        scale = _r(ctx, scale * gamma)
+    shift = _r(ctx, -mean * scale)
     if beta is not None:
-        shift = shift + beta
-    return x * scale.reshape(shape) + shift.reshape(shape)
+        shift = _r(ctx, shift + beta)
+    return _r(ctx, x * scale.reshape(shape)) + shift.reshape(shape)
 
 
 @mil_op("layer_norm", batch=all_of(only_batched("x"), axes_rule("axes")))
@@ -487,10 +506,11 @@ def layer_norm(
     epsilon: Any = 1e-5,
 ) -> np.ndarray:
     axes = list(range(x.ndim)) if axes is None else sorted(normalize_axes(axes, x.ndim))
-    y = kernels.normalize(x, axes, float(_scalar(epsilon)))
+    normalize = kernels.normalize16 if ctx.fp16 else kernels.normalize
+    y = normalize(x, axes, float(_scalar(epsilon)))
     shape = [x.shape[i] if i in axes else 1 for i in range(x.ndim)]
     if gamma is not None:
-        y = y * gamma.reshape(shape)
+        y = _r(ctx, y * gamma.reshape(shape))
     if beta is not None:
         y = y + beta.reshape(shape)
     return y

@@ -209,7 +209,9 @@ def _impl(op: MilOp):
     return call
 
 
-def load_program(spec: Any, model_dir: Path, source: str, blob_reader: str = "auto") -> Graph:
+def load_program(
+    spec: Any, model_dir: Path, source: str, blob_reader: str = "auto", precision: str = "declared"
+) -> Graph:
     """Graph of the `main` function of `spec.mlProgram`; blob files resolve against `model_dir`
     (the folder holding the spec, where `@model_path` points)."""
     program = spec.mlProgram
@@ -251,6 +253,7 @@ def load_program(spec: Any, model_dir: Path, source: str, blob_reader: str = "au
         input_dtype=np.dtype(in_dtype),
         output_name=output_name,
         unsupported=unsupported,
+        precision=precision,
     )
 
 

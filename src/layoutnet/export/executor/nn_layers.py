@@ -7,6 +7,9 @@ refused); it raises `Unsupported` for a mode it does not implement, which is rep
 The function is called as `fn(ctx, prepared, *inputs)` with float32 inputs (a NeuralNetwork computes
 in float: integer model inputs arrive as floats) and returns one array or a tuple.
 
+Under true fp16 arithmetic (`ctx.fp16`) a layer with more than one arithmetic step rounds after
+each, and sums and products accumulate in fp16 (see `mil_ops` and `kernels`).
+
 Axis conventions follow NeuralNetwork.proto: "channel, height, width" are axes -3, -2, -1; layers
 described on [C, H, W] treat every axis before -3 as batch.
 """
@@ -30,6 +33,7 @@ from layoutnet.export.executor.engine import (
     leading_rule,
     normalize_axes,
 )
+from layoutnet.export.executor.kernels import r16
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,14 @@ def weights(params: Any, shape: tuple[int, ...] | None = None) -> np.ndarray | N
 # ----------------------------------------------------------------------------- activations
 
 
+def _fp16_steps(ctx: OpContext) -> Callable[[Any], Any]:
+    return r16 if ctx.fp16 else _same_value
+
+
+def _same_value(x: Any) -> Any:
+    return x
+
+
 _ACTIVATIONS: dict[str, Callable[[np.ndarray, Any], np.ndarray]] = {
     "linear": lambda x, p: np.float32(p.alpha) * x + np.float32(p.beta),
     "ReLU": lambda x, p: np.maximum(x, 0),
@@ -94,23 +106,35 @@ _ACTIVATIONS: dict[str, Callable[[np.ndarray, Any], np.ndarray]] = {
 }
 
 
+# Activations of more than one arithmetic step, written out step by step for true fp16.
+_ACTIVATIONS_FP16: dict[str, Callable[[np.ndarray, Any], np.ndarray]] = {
+    "linear": lambda x, p: r16(np.float32(p.alpha) * x) + np.float32(p.beta),
+    "scaledTanh": lambda x, p: np.float32(p.alpha) * r16(np.tanh(r16(np.float32(p.beta) * x))),
+    "sigmoid": lambda x, p: kernels.sigmoid16(x),
+    "sigmoidHard": lambda x, p: np.clip(r16(np.float32(p.alpha) * x) + np.float32(p.beta), 0, 1),
+    "ELU": lambda x, p: np.where(x >= 0, x, np.float32(p.alpha) * r16(np.expm1(np.minimum(x, 0)))),
+    "softsign": lambda x, p: x / r16(1 + np.abs(x)),
+}
+
+
 def _prepare_activation(params: Any) -> Any:
     kind = params.WhichOneof("NonlinearityType")
     if kind not in _ACTIVATIONS:
         raise Unsupported(f"nonlinearity {kind}")
-    return SimpleNamespace(fn=_ACTIVATIONS[kind], args=getattr(params, kind))
+    fn = _ACTIVATIONS[kind]
+    return SimpleNamespace(fn=fn, fn16=_ACTIVATIONS_FP16.get(kind, fn), args=getattr(params, kind))
 
 
 @nn_layer("activation", prepare=_prepare_activation)
 def activation(ctx: OpContext, p: Any, x: np.ndarray) -> np.ndarray:
-    return p.fn(x, p.args)
+    return (p.fn16 if ctx.fp16 else p.fn)(x, p.args)
 
 
 @nn_layer(
     "gelu", prepare=lambda params: ("EXACT", "TANH_APPROXIMATION", "SIGMOID_APPROXIMATION")[params.mode]
 )
 def gelu(ctx: OpContext, mode: str, x: np.ndarray) -> np.ndarray:
-    return kernels.gelu(x, mode)
+    return kernels.gelu16(x, mode) if ctx.fp16 else kernels.gelu(x, mode)
 
 
 @nn_layer("clip")
@@ -130,9 +154,10 @@ def copy(ctx: OpContext, p: Any, x: np.ndarray) -> np.ndarray:
 def add(ctx: OpContext, p: Any, *xs: np.ndarray) -> np.ndarray:
     if len(xs) == 1:
         return xs[0] + np.float32(p.alpha)
+    step = _fp16_steps(ctx)
     total = xs[0]
     for x in xs[1:]:
-        total = total + x
+        total = step(total + x)
     return total
 
 
@@ -140,9 +165,10 @@ def add(ctx: OpContext, p: Any, *xs: np.ndarray) -> np.ndarray:
 def multiply(ctx: OpContext, p: Any, *xs: np.ndarray) -> np.ndarray:
     if len(xs) == 1:
         return xs[0] * np.float32(p.alpha)
+    step = _fp16_steps(ctx)
     total = xs[0]
     for x in xs[1:]:
-        total = total * x
+        total = step(total * x)
     return total
 
 
@@ -243,13 +269,14 @@ def _prepare_inner_product(params: Any) -> Any:
 @nn_layer("innerProduct", prepare=_prepare_inner_product, batch=leading_rule(2))
 def inner_product(ctx: OpContext, p: Any, x: np.ndarray) -> np.ndarray:
     out_ch = p.weight.shape[0]
+    linear = kernels.linear16 if ctx.fp16 else kernels.linear
     if x.ndim <= 3:
-        return kernels.linear(x, p.weight, p.bias)
+        return linear(x, p.weight, p.bias)
     if x.ndim == 4:
-        return kernels.linear(x.reshape(x.shape[0], -1), p.weight, p.bias).reshape(x.shape[0], out_ch, 1, 1)
+        return linear(x.reshape(x.shape[0], -1), p.weight, p.bias).reshape(x.shape[0], out_ch, 1, 1)
     if x.ndim == 5:
         flat = x.reshape(x.shape[0] * x.shape[1], -1)
-        return kernels.linear(flat, p.weight, p.bias).reshape(x.shape[0], x.shape[1], out_ch, 1, 1)
+        return linear(flat, p.weight, p.bias).reshape(x.shape[0], x.shape[1], out_ch, 1, 1)
     raise ValueError(f"innerProduct input of rank {x.ndim}")
 
 
@@ -276,10 +303,10 @@ def batched_matmul(ctx: OpContext, p: Any, a: np.ndarray, b: np.ndarray | None =
     if p.ta and a.ndim >= 2:
         a = np.swapaxes(a, -1, -2)
     if b is None:
-        return kernels.linear(a, p.weight, p.bias)
+        return (kernels.linear16 if ctx.fp16 else kernels.linear)(a, p.weight, p.bias)
     if p.tb and b.ndim >= 2:
         b = np.swapaxes(b, -1, -2)
-    return kernels.matmul(a, b)
+    return (kernels.matmul16 if ctx.fp16 else kernels.matmul)(a, b)
 
 
 # ----------------------------------------------------------------------------- convolution, pooling, padding
@@ -335,7 +362,9 @@ def convolution(ctx: OpContext, p: Any, x: np.ndarray) -> np.ndarray:
         pads = _same((h, w), kernel, p.strides, p.dilations, p.params.same.asymmetryMode == 1)
     else:
         pads = _border(p.params.valid.paddingAmounts)
-    y = kernels.conv(x.reshape(-1, c, h, w), p.weight, p.bias, p.strides, p.dilations, pads, p.groups)
+    y = kernels.conv(
+        x.reshape(-1, c, h, w), p.weight, p.bias, p.strides, p.dilations, pads, p.groups, fp16=ctx.fp16
+    )
     return y.reshape(*lead, *y.shape[1:])
 
 
@@ -356,8 +385,11 @@ def _prepare_pooling(params: Any) -> Any:
 def pooling(ctx: OpContext, p: Any, x: np.ndarray) -> np.ndarray:
     q = p.params
     if q.globalPooling:
-        fn = np.max if p.kind == "max" else np.mean
-        return fn(x, axis=(-2, -1), keepdims=True)
+        if p.kind == "max":
+            return np.max(x, axis=(-2, -1), keepdims=True)
+        if ctx.fp16:
+            return kernels.mean16(x, (-2, -1), keepdims=True)
+        return np.mean(x, axis=(-2, -1), keepdims=True)
     sizes = x.shape[-2:]
     if p.padding == "same":
         pads = _same(sizes, tuple(p.kernel), p.strides, [1, 1], q.same.asymmetryMode == 1)
@@ -371,7 +403,7 @@ def pooling(ctx: OpContext, p: Any, x: np.ndarray) -> np.ndarray:
             pads.append((pad, max((out - 1) * s + k - size - pad, 0)))
     else:
         pads = _border(q.valid.paddingAmounts)
-    return kernels.pool(x, p.kind, p.kernel, p.strides, pads, bool(q.avgPoolExcludePadding))
+    return kernels.pool(x, p.kind, p.kernel, p.strides, pads, bool(q.avgPoolExcludePadding), fp16=ctx.fp16)
 
 
 def _prepare_padding(params: Any) -> Any:
@@ -406,7 +438,9 @@ def _prepare_batchnorm(params: Any) -> Any:
 
 @nn_layer("batchnorm", prepare=_prepare_batchnorm, batch=leading_rule(4))
 def batchnorm(ctx: OpContext, p: Any, x: np.ndarray) -> np.ndarray:
-    return x * p.scale + p.shift
+    """x * scale + shift with scale and shift folded at load (in fp32, then stored as fp16 under
+    the fp16 precisions, as a compiler folding the layer would)."""
+    return _fp16_steps(ctx)(x * p.scale) + p.shift
 
 
 def _mvn_rule(info: BatchInfo) -> str | None:
@@ -420,8 +454,10 @@ def mvn(ctx: OpContext, p: Any, x: np.ndarray) -> np.ndarray:
     in converted models."""
     axes = (-3, -2, -1) if p.acrossChannels else (-2, -1)
     if not p.normalizeVariance:
-        return x - np.mean(x, axis=axes, keepdims=True)
-    return kernels.normalize(x, [a % x.ndim for a in axes], p.epsilon)
+        mean = kernels.mean16(x, axes, keepdims=True) if ctx.fp16 else np.mean(x, axis=axes, keepdims=True)
+        return x - mean
+    normalize = kernels.normalize16 if ctx.fp16 else kernels.normalize
+    return normalize(x, [a % x.ndim for a in axes], p.epsilon)
 
 
 def _prepare_scale(params: Any) -> Any:
@@ -438,7 +474,9 @@ def _prepare_scale(params: Any) -> Any:
 @nn_layer("scale", prepare=_prepare_scale, batch=leading_rule(4))
 def scale(ctx: OpContext, p: Any, x: np.ndarray) -> np.ndarray:
     y = x * p.scale
-    return y + p.bias if p.bias is not None else y
+    if p.bias is None:
+        return y
+    return _fp16_steps(ctx)(y) + p.bias
 
 
 def _prepare_layer_norm(params: Any) -> Any:
@@ -456,9 +494,9 @@ def _layer_norm_rule(info: BatchInfo) -> str | None:
 @nn_layer("layerNormalization", prepare=_prepare_layer_norm, batch=_layer_norm_rule)
 def layer_normalization(ctx: OpContext, p: Any, x: np.ndarray) -> np.ndarray:
     axes = list(range(x.ndim - len(p.shape), x.ndim))
-    y = kernels.normalize(x, axes, p.eps)
+    y = (kernels.normalize16 if ctx.fp16 else kernels.normalize)(x, axes, p.eps)
     if p.gamma is not None:
-        y = y * p.gamma
+        y = _fp16_steps(ctx)(y * p.gamma)
     return y + p.beta if p.beta is not None else y
 
 
@@ -485,33 +523,35 @@ def _reduce_axes(params: Any) -> Any:
     return None if params.reduceAll else list(params.axes)
 
 
-def _reduce(fn: Callable[..., np.ndarray]) -> Callable[..., Any]:
+def _reduce(fn: Callable[..., np.ndarray], fn16: Callable[..., np.ndarray] | None) -> Callable[..., Any]:
     def layer(ctx: OpContext, p: Any, x: np.ndarray) -> np.ndarray:
         axis = None if p.reduceAll else tuple(normalize_axes(list(p.axes), x.ndim))
+        if ctx.fp16 and fn16 is not None:
+            return fn16(x, axis, bool(p.keepDims))
         return fn(x, axis=axis, keepdims=bool(p.keepDims))
 
     layer.__doc__ = f"{fn.__name__} over `axes` (all with reduceAll)"
     return layer
 
 
-for _name, _fn in {
-    "reduceMax": np.max,
-    "reduceMin": np.min,
-    "reduceMean": np.mean,
-    "reduceSum": np.sum,
-    "reduceProd": np.prod,
+for _name, (_fn, _fn16) in {
+    "reduceMax": (np.max, None),
+    "reduceMin": (np.min, None),
+    "reduceMean": (np.mean, kernels.mean16),
+    "reduceSum": (np.sum, kernels.sum16),
+    "reduceProd": (np.prod, kernels.prod16),
 }.items():
-    nn_layer(_name, batch=_axes_param_rule(_reduce_axes))(_reduce(_fn))
+    nn_layer(_name, batch=_axes_param_rule(_reduce_axes))(_reduce(_fn, _fn16))
 
 
 @nn_layer("softmaxND", batch=_axes_param_rule(lambda params: params.axis))
 def softmax_nd(ctx: OpContext, p: Any, x: np.ndarray) -> np.ndarray:
-    return kernels.softmax(x, int(p.axis))
+    return (kernels.softmax16 if ctx.fp16 else kernels.softmax)(x, int(p.axis))
 
 
 @nn_layer("softmax", batch=_axes_param_rule(lambda params: -3))
 def softmax(ctx: OpContext, p: Any, x: np.ndarray) -> np.ndarray:
-    return kernels.softmax(x, -3)
+    return (kernels.softmax16 if ctx.fp16 else kernels.softmax)(x, -3)
 
 
 # ----------------------------------------------------------------------------- shape and layout
