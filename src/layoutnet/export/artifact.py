@@ -23,7 +23,14 @@ COREML_SUFFIXES = (".mlpackage", ".mlmodel")
 RUNNER_PRECISIONS = ("declared", "fp32", "fp16_storage", "fp16")
 
 _INT32 = 131104
-_ARRAY_TYPES = {0: "INVALID", 65568: "FLOAT32", 65600: "DOUBLE", 131104: "INT32", 131080: "INT8", 65552: "FLOAT16"}
+_ARRAY_TYPES = {
+    0: "INVALID",
+    65568: "FLOAT32",
+    65600: "DOUBLE",
+    131104: "INT32",
+    131080: "INT8",
+    65552: "FLOAT16",
+}
 _OUTPUT_TYPES = ("FLOAT32", "FLOAT16", "DOUBLE")
 
 
@@ -55,7 +62,11 @@ class Interface:
 
     def report(self) -> dict:
         return {
-            "input": {"name": self.input_name, "dtype": self.input_type.lower(), "shape": list(self.input_shape)},
+            "input": {
+                "name": self.input_name,
+                "dtype": self.input_type.lower(),
+                "shape": list(self.input_shape),
+            },
             "output": {
                 "name": self.output_name,
                 "dtype": self.output_type.lower(),
@@ -69,7 +80,11 @@ def _array(feature: Any) -> tuple[str, str, tuple[int, ...]]:
     if kind != "multiArrayType":
         return feature.name, f"a {kind or 'untyped'} feature", ()
     array = feature.type.multiArrayType
-    return feature.name, _ARRAY_TYPES.get(array.dataType, str(array.dataType)), tuple(int(d) for d in array.shape)
+    return (
+        feature.name,
+        _ARRAY_TYPES.get(array.dataType, str(array.dataType)),
+        tuple(int(d) for d in array.shape),
+    )
 
 
 def check_interface(spec: Any, path: Path | str) -> Interface:
@@ -87,7 +102,10 @@ def check_interface(spec: Any, path: Path | str) -> Interface:
         raise InterfaceError(path, f"the type of input {INPUT_NAME!r}", input_type, "INT32")
     if input_shape != (1, SEQ_LEN):
         raise InterfaceError(
-            path, f"the shape of input {INPUT_NAME!r}", list(input_shape), f"[1, {SEQ_LEN}] ({SEQ_LEN} character ids)"
+            path,
+            f"the shape of input {INPUT_NAME!r}",
+            list(input_shape),
+            f"[1, {SEQ_LEN}] ({SEQ_LEN} character ids)",
         )
     outputs = {name: (dtype, shape) for name, dtype, shape in map(_array, spec.description.output)}
     if OUTPUT_NAME not in outputs:
@@ -96,7 +114,9 @@ def check_interface(spec: Any, path: Path | str) -> Interface:
     if output_type not in _OUTPUT_TYPES:
         raise InterfaceError(path, f"the type of output {OUTPUT_NAME!r}", output_type, "a float multi-array")
     if output_shape and output_shape != (1, NUM_CLASSES):
-        raise InterfaceError(path, f"the shape of output {OUTPUT_NAME!r}", list(output_shape), f"[1, {NUM_CLASSES}]")
+        raise InterfaceError(
+            path, f"the shape of output {OUTPUT_NAME!r}", list(output_shape), f"[1, {NUM_CLASSES}]"
+        )
     metadata = dict(spec.description.metadata.userDefined)
     classes = metadata.get("classes")
     if classes is None:
@@ -104,15 +124,22 @@ def check_interface(spec: Any, path: Path | str) -> Interface:
     if classes.split(",") != list(CLASSES):
         raise InterfaceError(path, "the class list in the metadata", repr(classes), repr(",".join(CLASSES)))
     if "input_length" in metadata and metadata["input_length"] != str(SEQ_LEN):
-        raise InterfaceError(path, "the metadata input_length", repr(metadata["input_length"]), repr(str(SEQ_LEN)))
+        raise InterfaceError(
+            path, "the metadata input_length", repr(metadata["input_length"]), repr(str(SEQ_LEN))
+        )
     if "alphabet" in metadata and metadata["alphabet"] != ALPHABET:
         raise InterfaceError(
-            path, "the metadata alphabet", f"{len(metadata['alphabet'])} characters differing from the contract's", f"the contract's {len(ALPHABET)} characters"
+            path,
+            "the metadata alphabet",
+            f"{len(metadata['alphabet'])} characters differing from the contract's",
+            f"the contract's {len(ALPHABET)} characters",
         )
     for key, expected in (("input_name", INPUT_NAME), ("output_name", OUTPUT_NAME)):
         if key in metadata and metadata[key] != expected:
             raise InterfaceError(path, f"the metadata {key}", repr(metadata[key]), repr(expected))
-    return Interface(formats[kind], INPUT_NAME, input_type, input_shape, OUTPUT_NAME, output_type, output_shape, metadata)
+    return Interface(
+        formats[kind], INPUT_NAME, input_type, input_shape, OUTPUT_NAME, output_type, output_shape, metadata
+    )
 
 
 def read_interface(path: str | Path) -> Interface:
@@ -166,7 +193,9 @@ class ExecutorRunner:
         self.backend = "reference-executor"
         self.compute_units = None
         self.precision = precision
-        self.executor = load_executor(path, precision=precision) if precision != "declared" else load_executor(path)
+        self.executor = (
+            load_executor(path, precision=precision) if precision != "declared" else load_executor(path)
+        )
 
     def predict(self, ids: np.ndarray) -> np.ndarray:
         return np.asarray(self.executor.predict(np.ascontiguousarray(ids, dtype=np.int32)), dtype=np.float32)
@@ -196,7 +225,9 @@ class Artifact:
         """float32 [N, 9] logits of int ids [N, 20]."""
         out = self.runner.predict(np.ascontiguousarray(ids, dtype=np.int32))
         if out.shape != (len(ids), NUM_CLASSES):
-            raise ExportError(f"{self.path} returned logits of shape {out.shape}, expected ({len(ids)}, {NUM_CLASSES})")
+            raise ExportError(
+                f"{self.path} returned logits of shape {out.shape}, expected ({len(ids)}, {NUM_CLASSES})"
+            )
         return out
 
     predict = logits

@@ -49,4 +49,6 @@ class CoreMLExportCallback(pl.Callback):
         info = ModelInfo(
             run_id=self.run_dir.name, source=source, val_accuracy=None if score is None else float(score)
         )
-        export_and_record(self.run_dir, net, self.settings, self.run_dir / "export", info, val_ids, val_labels)
+        export_and_record(
+            self.run_dir, net, self.settings, self.run_dir / "export", info, val_ids, val_labels
+        )

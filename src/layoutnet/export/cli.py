@@ -21,7 +21,6 @@ from layoutnet.loading import load_model
 from layoutnet.report import update_report
 
 
-
 def run_export(cfg: DictConfig) -> ExportResult:
     if not cfg.get("ckpt_path"):
         raise ConfigError(

@@ -13,7 +13,7 @@ import numpy as np
 
 from layoutnet.contract import INPUT_NAME, OUTPUT_NAME, SEQ_LEN, contract_metadata
 from layoutnet.errors import ExportError
-from layoutnet.export.notices import IMPORT_NOTICES, library_log_records
+from layoutnet.export.notices import IMPORT_NOTICES, Notice, library_log_records
 from layoutnet.export.settings import ExportSettings
 
 _CT: Any = None
@@ -37,7 +37,29 @@ def coremltools() -> Any:
         with library_log_records(IMPORT_NOTICES):
             import coremltools as ct
         _CT = ct
+        if not any("has not been tested" in n.message for n in IMPORT_NOTICES):
+            IMPORT_NOTICES.extend(_untested_torch_notice(ct))
     return _CT
+
+
+def _untested_torch_notice(ct: Any) -> list[Notice]:
+    """coremltools says once, when first imported, that this torch is newer than any it was tested
+    with; when something else imported it first, the same fact is stated here."""
+    import torch
+    from packaging.version import InvalidVersion, Version
+
+    newest = getattr(getattr(ct, "_deps", None), "_TORCH_MAX_VERSION", None)
+    try:
+        untested = newest is not None and Version(torch.__version__.split("+")[0]) > Version(newest)
+    except InvalidVersion:
+        return []
+    if not untested:
+        return []
+    message = (
+        f"Torch version {torch.__version__} has not been tested with coremltools {ct.__version__}. "
+        f"Torch {newest} is the most recent version that has been tested."
+    )
+    return [Notice("coremltools", "logging WARNING", message)]
 
 
 def coremltools_version() -> str:

@@ -61,6 +61,7 @@ def torch_export(model: nn.Module, inputs: list[torch.Tensor]) -> Captured:
             "The model must be capturable as one graph (no Python branching on tensor values, no "
             "data-dependent shapes); use export.frontend=trace or fix that module."
         ) from exc
+    _drop_aliases(program)
     exported = program.module()
     worst = 0.0
     with torch.no_grad():
@@ -72,6 +73,23 @@ def torch_export(model: nn.Module, inputs: list[torch.Tensor]) -> Captured:
             "check inputs; the graph depends on input values. Nothing was exported."
         )
     return Captured(program, "torch_export", len(inputs), worst)
+
+
+def _drop_aliases(program) -> None:
+    """Remove `aten.alias` nodes (a slice that keeps the whole tensor, e.g. the crop CNN's
+    `[:, :, :seq_len]`, decomposes to one): they compute nothing, and coremltools 9 has no
+    converter for them."""
+    graph = program.graph_module.graph
+    outputs = {str(n) for n in graph.output_node().args[0]} if hasattr(graph, "output_node") else set()
+    for node in list(graph.nodes):
+        if (
+            node.op == "call_function"
+            and node.target is torch.ops.aten.alias.default
+            and str(node) not in outputs
+        ):
+            node.replace_all_uses_with(node.args[0])
+            graph.erase_node(node)
+    program.graph_module.recompile()
 
 
 def capture(model: nn.Module, inputs: list[torch.Tensor], frontend: str) -> Captured:

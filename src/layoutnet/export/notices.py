@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 _PLATFORM_NOISE = "Failed to load _ML"
+_NOT_REPORTED = (ResourceWarning,)
+"""Python hides these by default: coremltools' temporary folders cleaned up at exit are not news."""
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,9 @@ class NoticeCollector:
         self._logs.__exit__(*exc_info)
         self._warnings.__exit__(*exc_info)
         found = self._records + [
-            Notice(_source(w.filename), w.category.__name__, str(w.message)) for w in self._caught
+            Notice(_source(w.filename), w.category.__name__, str(w.message))
+            for w in self._caught
+            if not issubclass(w.category, _NOT_REPORTED)
         ]
         seen = {(n.source, n.category, n.message) for n in self.items}
         for notice in found:

@@ -130,8 +130,8 @@ class ParityResult:
             f"{self.tolerance} over {self.samples} samples (argmax agreement {self.argmax_agreement:.4f}).\n"
             f"  worst sample: {w.get('text')!r}\n  ids:      {w.get('input_ids')}\n"
             f"  pytorch:  {w.get('torch_probs')}\n  artifact: {w.get('artifact_probs')}\n"
-            "Try export.precision=fp32, export.compression=none, export.app_precision=fp32 if the app runs on "
-            "the CPU only, or check the artifact and converter version."
+            "Try export.precision=fp32, export.compression=none, export.app_precision=fp32 if the app runs "
+            "on the CPU only, or check the artifact and converter version."
         )
 
 
@@ -223,8 +223,7 @@ class ParityCheck:
         figures = ", ".join(f"{n} {r.max_prob_diff:.3g}" for n, r in self.results.items())
         return (
             f"parity failed at {', '.join(failed)} (the precision the app runs at, export.app_precision); "
-            f"max |softmax difference| by precision: {figures}.\n"
-            + self.results[failed[0]].failure_message()
+            f"max |softmax difference| by precision: {figures}.\n" + self.results[failed[0]].failure_message()
         )
 
 
@@ -259,6 +258,8 @@ def check_parity(
         candidate = runner.predict(samples.ids)
         if candidate.shape != reference.shape:
             raise ExportError(f"artifact output has shape {candidate.shape}, expected {reference.shape}")
-        results[name] = _compare(runner, reference, candidate, samples, tolerance, time.perf_counter() - start)
+        results[name] = _compare(
+            runner, reference, candidate, samples, tolerance, time.perf_counter() - start
+        )
         results[name].precision = name
     return ParityCheck(results, required)

@@ -11,7 +11,7 @@ import platform
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -68,7 +68,9 @@ class ModelInfo:
             "torch_version": torch.__version__,
             "coremltools_version": coremltools_version(),
         }
-        app = {str(k): str(v) for k, v in (self.app_metadata if app_metadata is None else app_metadata).items()}
+        app = {
+            str(k): str(v) for k, v in (self.app_metadata if app_metadata is None else app_metadata).items()
+        }
         reserved = set(provenance) | set(contract_metadata()) | set(settings_metadata(ExportSettings()))
         clash = sorted(set(app) & reserved)
         if clash:
@@ -143,7 +145,7 @@ def write_manifest(staging: Path, artifact: Path, result: ExportResult) -> None:
     contract, the interface, the parity figures, the settings, the versions and the app metadata."""
     manifest = {
         "schema": MANIFEST_SCHEMA,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "artifact": artifact.name,
         "format": result.format,
         "precision": result.precision,
@@ -191,7 +193,9 @@ class _Steps:
         finally:
             self.timings[name] = round(time.perf_counter() - start, 3)
             if self.console is not None:
-                self.console.print(f"[dim]export:[/] {name}{detail} {self.timings[name]:.2f} s", highlight=False)
+                self.console.print(
+                    f"[dim]export:[/] {name}{detail} {self.timings[name]:.2f} s", highlight=False
+                )
 
 
 def export_model(
@@ -225,7 +229,16 @@ def export_model(
     with NoticeCollector() as notices:
         result.versions = export_versions()
         try:
-            _export(model.eval().cpu(), settings, folder, info, val_ids, val_labels, result, _Steps(result.timings, console))
+            _export(
+                model.eval().cpu(),
+                settings,
+                folder,
+                info,
+                val_ids,
+                val_labels,
+                result,
+                _Steps(result.timings, console),
+            )
         except ExportError as exc:
             failure = exc
             result.error = str(exc)

@@ -112,7 +112,9 @@ class ExportFolder:
         if not self.directory.exists():
             return
         if not self.directory.is_dir():
-            raise ExportError(f"the export folder {self.directory} is a file; choose a folder (export.output_dir)")
+            raise ExportError(
+                f"the export folder {self.directory} is a file; choose a folder (export.output_dir)"
+            )
         entries = list(self.directory.iterdir())
         markers = {PARITY_VECTORS_FILE, MANIFEST_FILE, FAILED_DIR}
         if entries and not any(e.name in markers for e in entries):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Dict, Optional  # noqa: UP035 (OmegaConf reads these annotations)
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
@@ -26,14 +26,16 @@ ML_PROGRAM_TARGETS = ("iOS15", "iOS16", "iOS17", "iOS18", "macOS12", "macOS13", 
 NEURAL_NETWORK_TARGETS = ("iOS13", "iOS14", "macOS10_15", "macOS11")
 FRONTENDS = ("trace", "torch_export")
 APP_PRECISIONS = ("fp32", "fp16_storage", "fp16")
-"""How the app's device may compute: `fp32`; `fp16_storage` (every tensor stored in float16, arithmetic in
-float32); `fp16` (float16 arithmetic everywhere, what compute units `.all` may run on the GPU/Neural Engine)."""
+"""How the app's device may compute: `fp32`; `fp16_storage` (every tensor stored in float16, arithmetic
+in float32); `fp16` (float16 arithmetic everywhere: what compute units `.all` may run on the GPU or the
+Neural Engine)."""
 COMPRESSIONS = ("none", "int8", "palettize6", "palettize4")
 GRANULARITIES = {
     "int8": ("per_channel", "per_tensor", "per_block"),
     "palettize6": ("per_tensor", "per_grouped_channel"),
     "palettize4": ("per_tensor", "per_grouped_channel"),
 }
+IOS18_GRANULARITIES = ("per_block", "per_grouped_channel")
 MODES = {
     "int8": ("linear_symmetric", "linear"),
     "palettize6": ("kmeans", "uniform"),
@@ -50,26 +52,26 @@ class ExportSettings:
     # Storage/compute precision of the saved file: fp32, or fp16 (ML Programs only).
     precision: str = "fp32"
     # null: iOS15 for mlprogram (iOS16 when compressed), the converter's default for neuralnetwork.
-    minimum_deployment_target: Optional[str] = None
+    minimum_deployment_target: str | None = None
     # How the PyTorch graph is captured: trace (torch.jit.trace, strict) or torch_export (torch.export).
     frontend: str = "trace"
     # Weight compression of an ML Program: none, int8 (linear quantization), palettize6, palettize4.
     compression: str = "none"
-    # null: per_channel for int8, per_grouped_channel for palettization.
-    compression_granularity: Optional[str] = None
+    # null: per_channel for int8, per_tensor for palettization (per_block and per_grouped_channel need iOS18).
+    compression_granularity: str | None = None
     # null: linear_symmetric for int8, kmeans for palettization.
-    compression_mode: Optional[str] = None
+    compression_mode: str | None = None
     # Block size (int8 per_block) or channel group size (palettization per_grouped_channel).
     compression_group_size: int = 32
     # The precision the app's device computes in; parity at this precision must be within tolerance.
     app_precision: str = "fp16"
     # String values the app reads from the model's metadata (e.g. correction_threshold); also written into
     # parity_vectors.json and manifest.json.
-    app_metadata: Dict[str, str] = field(default_factory=dict)
+    app_metadata: dict[str, str] = field(default_factory=dict)
     # The artifact's file name, without extension.
     filename: str = "LayoutClassifier"
     # The export folder (artifact + parity_vectors.json + manifest.json); null: <run dir>/export.
-    output_dir: Optional[str] = None
+    output_dir: str | None = None
     # Max |softmax difference| allowed between the saved artifact and PyTorch.
     tolerance: float = 0.01
     parity_samples: int = 2000
@@ -122,7 +124,9 @@ class ExportSettings:
             _one_of("compression_granularity", self.granularity, GRANULARITIES[self.compression])
             _one_of("compression_mode", self.mode, MODES[self.compression])
             if self.compression_group_size < 1:
-                raise ConfigError("export.compression_group_size", self.compression_group_size, "must be >= 1")
+                raise ConfigError(
+                    "export.compression_group_size", self.compression_group_size, "must be >= 1"
+                )
         targets = ML_PROGRAM_TARGETS if self.format == "mlprogram" else NEURAL_NETWORK_TARGETS
         if self.minimum_deployment_target is not None:
             _one_of("minimum_deployment_target", self.minimum_deployment_target, targets)
@@ -133,6 +137,13 @@ class ExportSettings:
                     "compressed weights need iOS16 / macOS13 or newer",
                     targets[1:4] + targets[5:],
                 )
+        if self.granularity in IOS18_GRANULARITIES and self.deployment_target not in ("iOS18", "macOS15"):
+            raise ConfigError(
+                "export.compression_granularity",
+                self.granularity,
+                f"needs export.minimum_deployment_target=iOS18 or macOS15 (it is {self.deployment_target})",
+                GRANULARITIES[self.compression],
+            )
         if not 0 < self.tolerance <= 1:
             raise ConfigError("export.tolerance", self.tolerance, "must be in (0, 1]")
         for name in ("parity_samples", "random_samples", "parity_vectors"):
@@ -145,7 +156,7 @@ class ExportSettings:
     def granularity(self) -> str | None:
         if self.compression == "none":
             return None
-        return self.compression_granularity or ("per_channel" if self.compression == "int8" else "per_grouped_channel")
+        return self.compression_granularity or ("per_channel" if self.compression == "int8" else "per_tensor")
 
     @property
     def mode(self) -> str | None:

@@ -28,7 +28,8 @@ def print_export_summary(result: ExportResult, console: Console | None = None) -
     table.add_row("artifact", escape(str(result.path)))
     table.add_row(
         "format",
-        f"{result.format} / {result.precision}, front end {result.frontend}, compression {result.compression}",
+        f"{result.format} / {result.precision}, front end {result.frontend}, "
+        f"compression {result.compression}",
     )
     if result.artifact_size_bytes is not None:
         table.add_row("size", f"{result.artifact_size_bytes / 1e6:.3f} MB")
@@ -46,7 +47,9 @@ def print_export_summary(result: ExportResult, console: Console | None = None) -
         table.add_row("tolerance", str(parity.get("tolerance")))
     accuracy = result.accuracy or {}
     if accuracy.get("torch") is not None:
-        table.add_row("accuracy torch / artifact", f"{accuracy['torch']:.4f} / {_fmt(accuracy.get('artifact'), '.4f')}")
+        table.add_row(
+            "accuracy torch / artifact", f"{accuracy['torch']:.4f} / {_fmt(accuracy.get('artifact'), '.4f')}"
+        )
     if result.manifest_check:
         table.add_row("manifest", escape(result.manifest_check))
     if result.parity_vectors:
@@ -54,9 +57,13 @@ def print_export_summary(result: ExportResult, console: Console | None = None) -
     if result.timings:
         table.add_row("timings (s)", ", ".join(f"{k} {v}" for k, v in result.timings.items()))
     for notice in result.warnings:
-        table.add_row("[yellow]warning[/]", escape(f"{notice['source']} ({notice['category']}): {notice['message']}"))
+        table.add_row(
+            "[yellow]warning[/]", escape(f"{notice['source']} ({notice['category']}): {notice['message']}")
+        )
     if result.versions:
-        table.add_row("versions", ", ".join(f"{k} {v}" for k, v in result.versions.items() if k != "platform"))
+        table.add_row(
+            "versions", ", ".join(f"{k} {v}" for k, v in result.versions.items() if k != "platform")
+        )
     if not result.ok and result.error:
         table.add_row("error", escape(str(result.error)[:2000]))
         if result.failed_dir:

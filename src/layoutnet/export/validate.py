@@ -24,20 +24,22 @@ from layoutnet.export.settings import ExportSettings
 from layoutnet.loading import load_model
 
 
-
 def check_manifest(artifact: Path) -> str:
-    """"ok" when every checksum in the manifest beside `artifact` matches; raises ExportError otherwise."""
+    """ "ok" when every checksum in the manifest beside `artifact` matches; raises ExportError otherwise."""
     manifest = read_manifest(artifact.parent)
     if manifest is None:
-        return "no manifest.json beside the artifact (exported before layoutnet wrote one): checksums not checked"
+        return "no manifest.json beside the artifact (an older export): checksums not checked"
     if manifest.get("artifact") != artifact.name:
         raise ExportError(
-            f"{artifact.parent / 'manifest.json'} describes {manifest.get('artifact')!r}, not {artifact.name!r}"
+            f"{artifact.parent / 'manifest.json'} describes {manifest.get('artifact')!r}, "
+            f"not {artifact.name!r}"
         )
     problems = verify_manifest(artifact, manifest)
     if problems:
         raise ExportError(
-            f"{artifact} does not match its manifest.json: " + "; ".join(problems) + ". The folder was changed "
+            f"{artifact} does not match its manifest.json: "
+            + "; ".join(problems)
+            + ". The folder was changed "
             "after export (or copied incompletely); re-export or copy the whole export folder again."
         )
     return f"ok ({len(manifest['files'])} files, sha256)"
@@ -54,7 +56,9 @@ def validate_artifact(cfg: DictConfig, console: Console | None = None) -> Export
         raise ConfigError("artifact", cfg.get("artifact"), "must be an existing .mlpackage or .mlmodel")
     if not cfg.get("ckpt_path"):
         raise ConfigError("ckpt_path", None, "required: the checkpoint the artifact was exported from")
-    result = ExportResult(path=str(artifact), export_dir=str(artifact.parent), app_precision=settings.app_precision)
+    result = ExportResult(
+        path=str(artifact), export_dir=str(artifact.parent), app_precision=settings.app_precision
+    )
     with NoticeCollector() as notices:
         result.versions = export_versions()
         try:
@@ -64,13 +68,17 @@ def validate_artifact(cfg: DictConfig, console: Console | None = None) -> Export
             result.precision = interface.metadata.get("precision", "fp32")
             result.frontend = interface.metadata.get("frontend", "trace")
             result.compression = interface.metadata.get("compression", "none")
-            result.app_metadata = {k: v for k, v in (read_manifest(artifact.parent) or {}).get("app_metadata", {}).items()}
+            result.app_metadata = {
+                k: v for k, v in (read_manifest(artifact.parent) or {}).get("app_metadata", {}).items()
+            }
             result.artifact_size_bytes = artifact_size(artifact)
             result.manifest_check = check_manifest(artifact)
             loaded = load_model(cfg.ckpt_path, cfg.get("legacy"))
             result.weights = loaded.source
             val_ids, val_labels = validation_tensors(cfg.data)
-            samples = build_parity_samples(val_ids, val_labels, settings.parity_samples, settings.random_samples)
+            samples = build_parity_samples(
+                val_ids, val_labels, settings.parity_samples, settings.random_samples
+            )
             check = check_parity(
                 artifact, loaded.net, samples, settings.tolerance, settings.app_precision, result.precision
             )
@@ -87,7 +95,14 @@ def validate_artifact(cfg: DictConfig, console: Console | None = None) -> Export
         except ExportError as exc:
             result.error = str(exc)
     result.warnings = [n.report() for n in notices.items]
-    record(Path(cfg.paths.output_dir), result, section=VALIDATION_SECTION, top_level=True, console=console, command="validate")
+    record(
+        Path(cfg.paths.output_dir),
+        result,
+        section=VALIDATION_SECTION,
+        top_level=True,
+        console=console,
+        command="validate",
+    )
     if not result.ok:
         raise ExportFailure(result.error, result)
     return result
