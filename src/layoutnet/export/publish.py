@@ -29,6 +29,7 @@ PARITY_VECTORS_FILE = "parity_vectors.json"
 MANIFEST_FILE = "manifest.json"
 FAILED_DIR = "failed"
 ARTIFACT_SUFFIXES = (".mlmodel", ".mlpackage")
+_rename = os.replace  # every move of the hand-off goes through this one function
 
 
 def _remove(path: Path) -> None:
@@ -95,7 +96,7 @@ class ExportFolder:
         previous = self._siblings("previous")
         if previous and not self.directory.exists():
             newest = max(previous, key=lambda p: p.stat().st_mtime)
-            os.replace(newest, self.directory)
+            _rename(newest, self.directory)
             previous.remove(newest)
             done.append(f"restored the previous export from {newest.name}")
         for old in previous:
@@ -133,14 +134,14 @@ class ExportFolder:
     def publish(self, staging: Path) -> Path:
         """Put the staged folder in place of the published one."""
         if not self.directory.exists():
-            os.replace(staging, self.directory)
+            _rename(staging, self.directory)
             return self.directory
         previous = self.parent / f".{self.name}.previous-{uuid.uuid4().hex[:8]}"
-        os.replace(self.directory, previous)
+        _rename(self.directory, previous)
         try:
-            os.replace(staging, self.directory)
+            _rename(staging, self.directory)
         except BaseException:
-            os.replace(previous, self.directory)
+            _rename(previous, self.directory)
             raise
         self._carry_over(previous)
         _remove(previous)
@@ -159,16 +160,16 @@ class ExportFolder:
             if entry.name == FAILED_DIR and destination.is_dir():
                 for attempt in entry.iterdir():
                     if not (destination / attempt.name).exists():
-                        os.replace(attempt, destination / attempt.name)
+                        _rename(attempt, destination / attempt.name)
             elif not destination.exists():
-                os.replace(entry, destination)
+                _rename(entry, destination)
 
     def fail(self, staging: Path, reason: str) -> Path:
         """Keep what was staged under `<folder>/failed/<time>-<id>/` with `reason.txt`."""
         failed_dir = self.directory / FAILED_DIR / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
         failed_dir.parent.mkdir(parents=True, exist_ok=True)
         if staging.exists():
-            os.replace(staging, failed_dir)
+            _rename(staging, failed_dir)
         else:
             failed_dir.mkdir()
         (failed_dir / "reason.txt").write_text(reason.rstrip() + "\n", encoding="utf-8")
