@@ -10,7 +10,9 @@ It never calls `MLModel.predict`.
     fp16 = load_executor("model.mlpackage", precision="fp16")  # as a device computing in fp16
 
 Supported: ML Programs (`.mlpackage`, or an `.mlmodel` holding an mlProgram with its `weights/`
-folder beside it) with the ops in `mil_ops.MIL_OPS`, fp32 or fp16, any iOS15+ opset; NeuralNetworks
+folder beside it) with the ops in `mil_ops.MIL_OPS`, fp32 or fp16, any iOS15+ opset, including
+weights compressed by `coremltools.optimize.coreml` (int8/int4 quantization, 1-8 bit
+palettization: the `constexpr_*` ops, decoded from the packed weights by the executor); NeuralNetworks
 with the layers in `nn_layers.NN_LAYERS`, fp32 or fp16 weights. Anything else is refused at load
 time with `UnsupportedOpError` naming each missing op/layer type and where it occurs.
 
@@ -105,8 +107,10 @@ def load_executor(
                      outputs in fp16, as a device without fp32 accumulation. NumPy's own float16
                      matmul/sum accumulate in fp32, so the executor accumulates term by term with a
                      rounding after each (see `kernels`); this is much slower than the other modes.
-    blob_reader: "auto" (coremltools' native reader when importable), "native" or "python" (the
-    executor's own parser of weight.bin). chunk_size: samples per batched run inside `predict`.
+    blob_reader: "auto" or "python" (the executor's own reader of weight.bin, which checks every
+    record and refuses a corrupted or truncated file with an ExportError naming the blob), or
+    "native" (coremltools' storage reader, after the same checks; for cross-checks).
+    chunk_size: samples per batched run inside `predict`.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")

@@ -118,6 +118,25 @@ def gelu(x: np.ndarray, mode: str = "EXACT") -> np.ndarray:
     raise ValueError(f"unknown gelu mode {mode!r}")
 
 
+def unpack_bits(packed: np.ndarray, nbits: int, count: int, signed: bool = False) -> np.ndarray:
+    """`count` values of `nbits` bits each from a packed byte array, least significant bit first
+    (value i occupies bits i*nbits .. i*nbits+nbits-1 of the little-endian bit stream), as MIL
+    blob storage and the iOS16 `constexpr_lut_to_dense` indices pack them. Signed values are two's
+    complement. Returns uint8 (int8 when signed)."""
+    bits = np.unpackbits(np.asarray(packed, dtype=np.uint8), bitorder="little")
+    if bits.size < count * nbits:
+        raise ValueError(f"{packed.size} bytes hold fewer than {count} values of {nbits} bits")
+    groups = bits[: count * nbits].reshape(count, nbits).astype(np.uint8)
+    values = np.zeros(count, dtype=np.uint8)
+    for bit in range(nbits):
+        values |= groups[:, bit] << np.uint8(bit)
+    if signed:
+        wrapped = values.astype(np.int16)
+        wrapped[wrapped >= 1 << (nbits - 1)] -= 1 << nbits
+        return wrapped.astype(np.int8)
+    return values
+
+
 _SIGN = np.uint32(0x80000000)
 _MAGNITUDE = np.uint32(0x7FFFFFFF)
 _KEEP_FP16_BITS = np.uint32(0xFFFFE000)  # sign, exponent and the 10 mantissa bits fp16 keeps

@@ -751,3 +751,97 @@ def gather_along_axis(
     ctx: OpContext, x: np.ndarray, indices: np.ndarray, axis: Any = 0, validate_indices: Any = False
 ) -> np.ndarray:
     return np.take_along_axis(x, np.asarray(indices).astype(np.int64), axis=int(_scalar(axis)))
+
+
+# ----------------------------------------------------------------------------- compressed weights
+#
+# coremltools.optimize.coreml writes compressed weights as constexpr ops, evaluated once at load
+# (every input is a constant read from the weight file): int8 linear quantization as
+# constexpr_affine_dequantize (iOS16/17) or constexpr_blockwise_shift_scale (iOS18, also int4 and
+# per-block), palettization as constexpr_lut_to_dense (iOS16/17: packed uint8 indices and a flat
+# lookup table; iOS18: sub-byte indices and per-block lookup tables). The result is the dense
+# weight in the dtype of the scale / lookup table, which the program declares.
+
+
+def _along(values: np.ndarray, axis: int, rank: int) -> np.ndarray:
+    """A scalar or 1-D per-channel parameter shaped to broadcast along `axis` of a rank-`rank` tensor."""
+    values = np.asarray(values)
+    if values.ndim == 0 or values.size == 1:
+        return values.reshape(())
+    shape = [1] * rank
+    shape[axis] = values.size
+    return values.reshape(shape)
+
+
+@mil_op("constexpr_affine_dequantize", batch=only_batched())
+def constexpr_affine_dequantize(
+    ctx: OpContext, quantized_data: np.ndarray, zero_point: Any, scale: Any, axis: Any
+) -> np.ndarray:
+    """(quantized_data - zero_point) * scale, zero_point and scale per channel along `axis`."""
+    q = np.asarray(quantized_data)
+    axis = normalize_axes(axis, q.ndim)[0]
+    centered = q.astype(np.float32) - _along(zero_point, axis, q.ndim).astype(np.float32)
+    return centered * _along(scale, axis, q.ndim).astype(np.float32)
+
+
+def _expand_blocks(values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A per-block parameter (each axis dividing the data's) repeated to the data's shape."""
+    values = np.asarray(values)
+    if values.ndim != len(shape):
+        raise ValueError(f"block parameter of rank {values.ndim} for data of rank {len(shape)}")
+    for axis, (blocks, size) in enumerate(zip(values.shape, shape, strict=True)):
+        if size % blocks:
+            raise ValueError(f"axis {axis}: {blocks} blocks do not divide size {size}")
+        values = np.repeat(values, size // blocks, axis=axis)
+    return values
+
+
+@mil_op("constexpr_blockwise_shift_scale", batch=only_batched())
+def constexpr_blockwise_shift_scale(
+    ctx: OpContext, data: np.ndarray, scale: np.ndarray, offset: np.ndarray | None = None
+) -> np.ndarray:
+    """(data - offset) * scale, with scale and offset given per block (iOS18)."""
+    data = np.asarray(data)
+    values = data.astype(np.float32)
+    if offset is not None:
+        values = values - _expand_blocks(np.asarray(offset).astype(np.float32), data.shape)
+    return values * _expand_blocks(np.asarray(scale).astype(np.float32), data.shape)
+
+
+@mil_op("constexpr_lut_to_dense", batch=only_batched(), preserves=True)
+def constexpr_lut_to_dense(
+    ctx: OpContext,
+    indices: np.ndarray,
+    lut: np.ndarray,
+    shape: Any = None,
+    vector_axis: Any = None,
+) -> np.ndarray:
+    """Palettized weights: each index picks a value of its lookup table.
+
+    iOS16/17 (`shape` given): `indices` are the packed bytes of prod(shape) indices of
+    log2(len(lut)) bits each and `lut` is one flat table. iOS18: `indices` (unpacked sub-byte
+    values) have the weight's shape and `lut` has shape [*blocks, 2**nbits, 1]: each axis of the
+    weight is cut into as many blocks as the table has along it (per-tensor: all 1s; per grouped
+    channel: groups along one axis)."""
+    lut = np.asarray(lut)
+    if shape is not None:
+        dims = _ints(shape)
+        entries = lut.size
+        nbits = entries.bit_length() - 1
+        if lut.ndim != 1 or entries != 1 << nbits or not 1 <= nbits <= 8:
+            raise ValueError(f"lookup table of shape {lut.shape} is not 2**nbits entries")
+        count = int(np.prod(dims))
+        flat = kernels.unpack_bits(np.asarray(indices, dtype=np.uint8).reshape(-1), nbits, count)
+        return lut[flat.astype(np.int64)].reshape(dims)
+    indices = np.asarray(indices).astype(np.int64)
+    if lut.ndim != indices.ndim + 2:
+        raise ValueError(f"lookup table of rank {lut.ndim} for indices of rank {indices.ndim}")
+    if lut.shape[-1] != 1:
+        raise Unsupported(f"vector palettization (vector size {lut.shape[-1]})")
+    block_index = []
+    for axis, (blocks, size) in enumerate(zip(lut.shape[:-2], indices.shape, strict=True)):
+        if size % blocks:
+            raise ValueError(f"axis {axis}: {blocks} lookup tables do not divide size {size}")
+        position = np.arange(size) // (size // blocks)
+        block_index.append(position.reshape([size if a == axis else 1 for a in range(indices.ndim)]))
+    return lut[(*block_index, indices, 0)]

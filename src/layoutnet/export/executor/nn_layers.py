@@ -64,15 +64,22 @@ def nn_layer(name: str, *, prepare: Callable[[Any], Any] = _keep, batch: BatchRu
 
 
 def weights(params: Any, shape: tuple[int, ...] | None = None) -> np.ndarray | None:
-    """A WeightParams message as float32 (None when empty)."""
+    """A WeightParams message as float32, checked against `shape` when given (ValueError when its
+    size differs, or when it is empty: the loader turns that into an ExportError naming the file and
+    the layer). None when empty and no shape is required."""
     if params.HasField("quantization") or len(params.int8RawValue) or len(params.rawValue):
         raise Unsupported("quantized weights")
     if len(params.floatValue):
         array = np.asarray(params.floatValue, dtype=np.float32)
     elif len(params.float16Value):
-        array = np.frombuffer(params.float16Value, dtype=np.float16).astype(np.float32)
-    else:
+        raw = params.float16Value
+        if len(raw) % 2:
+            raise ValueError(f"fp16 weights of {len(raw)} bytes (an odd count)")
+        array = np.frombuffer(raw, dtype=np.float16).astype(np.float32)
+    elif shape is None:
         return None
+    else:
+        array = np.zeros(0, dtype=np.float32)
     if shape is not None:
         if array.size != int(np.prod(shape)):
             raise ValueError(f"weights hold {array.size} values, shape {shape} needs {int(np.prod(shape))}")
@@ -316,9 +323,13 @@ def _prepare_convolution(params: Any) -> Any:
     if params.isDeconvolution:
         raise Unsupported("deconvolution")
     kh, kw = list(params.kernelSize) or [3, 3]
-    w = weights(params.weights, (params.outputChannels, params.kernelChannels, kh, kw))
-    if w is None:
+    if not (
+        len(params.weights.floatValue)
+        or len(params.weights.float16Value)
+        or params.weights.HasField("quantization")
+    ):
         raise Unsupported("weights given as a second input")
+    w = weights(params.weights, (params.outputChannels, params.kernelChannels, kh, kw))
     b = weights(params.bias, (params.outputChannels,)) if params.hasBias else None
     strides = list(params.stride) or [1, 1]
     dilations = list(params.dilationFactor) or [1, 1]
@@ -462,6 +473,8 @@ def mvn(ctx: OpContext, p: Any, x: np.ndarray) -> np.ndarray:
 
 def _prepare_scale(params: Any) -> Any:
     def broadcastable(shape: list[int], values: np.ndarray) -> np.ndarray:
+        if values.size != int(np.prod(shape)):
+            raise ValueError(f"weights hold {values.size} values, shape {shape} needs {int(np.prod(shape))}")
         if len(shape) == 1:
             return values.reshape(-1, 1, 1) if values.size > 1 else values.reshape(())
         return values.reshape(shape)
