@@ -209,7 +209,7 @@ def test_exported_artifact_scores_like_its_checkpoint(tmp_path, capsys):
     _, net = save_checkpoint(tmp_path / "best.ckpt")
     settings = ExportSettings(parity_samples=8, random_samples=8, parity_vectors=8)
     section = export_model(net, settings, tmp_path / "export", ModelInfo(run_id="test"))
-    artifact = Path(section["path"])
+    artifact = Path(section.path)
     data = write_csv(tmp_path / "words.csv")
     report = ev.run_evaluate(compose_eval([f"model_path={artifact}", f"data_path={data}"]))
     assert report["model"]["kind"] == "coreml:neuralnetwork"

@@ -169,7 +169,7 @@ def test_exported_artifact_predicts_like_its_checkpoint(tmp_path):
     ckpt = rigged_checkpoint(tmp_path / "en.ckpt", "en_from_ru", runner_up="ru")
     settings = ExportSettings(parity_samples=4, random_samples=4, parity_vectors=4)
     net = load_net(ckpt)[0]
-    artifact = Path(export_model(net, settings, tmp_path / "export", ModelInfo())["path"])
+    artifact = Path(export_model(net, settings, tmp_path / "export", ModelInfo()).path)
     out = io.StringIO()
     (result,) = pr.run_predict(compose_predict([f"model_path={artifact}", "text=руддщ"]), out=out)
     assert result.label == "en_from_ru" and result.corrected == "hello"
