@@ -9,6 +9,7 @@ checks that need more than a type (allowed values, combinations) are in `check()
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -123,6 +124,13 @@ class ExportSettings:
                 )
             _one_of("compression_granularity", self.granularity, GRANULARITIES[self.compression])
             _one_of("compression_mode", self.mode, MODES[self.compression])
+            if self.mode == "kmeans" and importlib.util.find_spec("sklearn") is None:
+                raise ConfigError(
+                    "export.compression_mode",
+                    self.mode,
+                    "k-means palettization needs scikit-learn (pip install scikit-learn), or use uniform",
+                    MODES[self.compression],
+                )
             if self.compression_group_size < 1:
                 raise ConfigError(
                     "export.compression_group_size", self.compression_group_size, "must be >= 1"
