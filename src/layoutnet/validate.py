@@ -15,7 +15,7 @@ from layoutnet.export.cli import validation_tensors
 from layoutnet.export.parity import build_parity_samples, check_parity
 from layoutnet.export.publish import artifact_size
 from layoutnet.export.summary import print_export_summary
-from layoutnet.loading import COREML_SUFFIXES, load_model
+from layoutnet.modelfile import COREML_SUFFIXES, open_model
 from layoutnet.report import update_report
 
 
@@ -25,7 +25,11 @@ def run_validate(cfg: DictConfig) -> dict:
         raise ConfigError("artifact", cfg.get("artifact"), "must be an existing .mlpackage or .mlmodel")
     if not cfg.get("ckpt_path"):
         raise ConfigError("ckpt_path", None, "required: the checkpoint the artifact was exported from")
-    loaded = load_model(cfg.ckpt_path, cfg.get("legacy"))
+    loaded = open_model(cfg.ckpt_path, cfg.get("legacy"))
+    if loaded.net is None:
+        raise ConfigError(
+            "ckpt_path", cfg.ckpt_path, "must be the .ckpt or legacy .pth the artifact came from"
+        )
     val_ids, val_labels = validation_tensors(cfg)
     samples = build_parity_samples(val_ids, val_labels, cfg.export.parity_samples, cfg.export.random_samples)
     result = check_parity(artifact, loaded.net, samples, cfg.export.tolerance)
