@@ -27,7 +27,7 @@ from .conftest import REPO_ROOT
 from .legacy_reference import random_legacy_state_dict
 
 CONF = str(REPO_ROOT / "conf")
-NET_CONFIG = {"_target_": "layoutnet.models.CompactCNN", "embed_dim": 4, "channels": [4], "pools": [1]}
+NET_SPEC = {"family": "compact_cnn", "kwargs": {"embed_dim": 4, "channels": [4], "pools": [1]}}
 
 
 def rigged_checkpoint(path: Path, winner: str, runner_up: str = "en") -> Path:
@@ -39,7 +39,7 @@ def rigged_checkpoint(path: Path, winner: str, runner_up: str = "en") -> Path:
         net.fc.bias[CLASS_TO_ID[winner]] = 6.0
         net.fc.bias[CLASS_TO_ID[runner_up]] = 4.0
     payload = {
-        "layoutnet": {"net_config": NET_CONFIG, "family": "cnn", "num_parameters": 0},
+        "layoutnet": {"net": NET_SPEC, "family": "cnn", "num_parameters": 0},
         "state_dict": {f"net.{k}": v for k, v in net.state_dict().items()},
     }
     torch.save(payload, path)
@@ -162,7 +162,7 @@ def test_artifact_through_the_artifact_runner(tmp_path, monkeypatch):
 
 
 def test_exported_artifact_predicts_like_its_checkpoint(tmp_path):
-    from layoutnet.checkpoints import load_net
+    from layoutnet.modelfile import load_net
     from layoutnet.export.pipeline import ModelInfo, export_model
     from layoutnet.export.settings import ExportSettings
 
