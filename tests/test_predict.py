@@ -162,9 +162,9 @@ def test_artifact_through_the_artifact_runner(tmp_path, monkeypatch):
 
 
 def test_exported_artifact_predicts_like_its_checkpoint(tmp_path):
-    from layoutnet.modelfile import load_net
     from layoutnet.export.pipeline import ModelInfo, export_model
     from layoutnet.export.settings import ExportSettings
+    from layoutnet.modelfile import load_net
 
     ckpt = rigged_checkpoint(tmp_path / "en.ckpt", "en_from_ru", runner_up="ru")
     settings = ExportSettings(parity_samples=4, random_samples=4, parity_vectors=4)

@@ -6,7 +6,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from layoutnet.errors import LayoutnetError
 
@@ -35,3 +35,34 @@ def exit_on_user_error(fn: Callable[[], T]) -> T:
     except LayoutnetError as exc:
         print_user_error(exc)
         sys.exit(1)
+
+
+try:
+    from hydra.experimental.callback import Callback as _HydraCallback
+except ImportError:  # pragma: no cover - hydra is a dependency
+    _HydraCallback = object
+
+
+class OutputDirCheck(_HydraCallback):
+    """Hydra callback: refuse a run or sweep directory that is a file or cannot be created, with one
+    `error:` line and exit code 1, before Hydra creates it and before any work starts."""
+
+    def _check(self, config: Any, key: str) -> None:
+        from omegaconf import OmegaConf
+
+        from layoutnet.config import check_output_dir
+
+        path = OmegaConf.select(config, key)
+        if path is None:
+            return
+        try:
+            check_output_dir(path, key)
+        except LayoutnetError as exc:
+            print_user_error(exc)
+            sys.exit(1)
+
+    def on_run_start(self, config: Any, **kwargs: Any) -> None:
+        self._check(config, "hydra.run.dir")
+
+    def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
+        self._check(config, "hydra.sweep.dir")
