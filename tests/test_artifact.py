@@ -19,7 +19,7 @@ from layoutnet.export.result import ExportFailure
 from layoutnet.export.settings import ExportSettings
 from layoutnet.export.validate import validate_artifact
 
-from .conftest import REPO_ROOT, run_module
+from .conftest import REPO_ROOT
 from .test_models import FAMILIES
 
 DOUBLE = 65600
@@ -192,15 +192,3 @@ def test_export_refuses_a_converted_model_that_breaks_the_interface(tmp_path, mo
     result = info.value.result
     assert result.parity is None  # refused before any number
     assert not list((tmp_path / "export").glob("LayoutClassifier.*"))
-
-
-def test_artifact_with_another_input_length_is_one_error_line(exported, tmp_path):
-    """Issue 8.5: evaluate of an artifact declaring 19 characters ends with one `error:` line."""
-    artifact = copy_of(exported["neuralnetwork"], tmp_path)
-    mutate(artifact, _input_length_19)
-    done = run_module("layoutnet.evaluate", [f"model_path={artifact}"], tmp_path, timeout=180)
-    assert done.returncode == 1
-    lines = [line for line in done.stderr.splitlines() if line.strip()]
-    assert (
-        len(lines) == 1 and lines[0].startswith("error:") and "[1, 19]" in lines[0] and "[1, 20]" in lines[0]
-    )

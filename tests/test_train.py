@@ -99,14 +99,22 @@ def test_warmup_cosine_schedule_shape():
 
 
 @pytest.mark.parametrize(
-    "net",
+    ("spec", "cls"),
     [
-        CompactCNN(embed_dim=8, channels=(8, 8)),
-        TransformerClassifier(d_model=16, num_heads=2, num_layers=1, ff_dim=16),
+        ({"family": "compact_cnn", "embed_dim": 8, "channels": [8, 8]}, CompactCNN),
+        (
+            {
+                "family": "transformer",
+                "kwargs": {"d_model": 16, "num_heads": 2, "num_layers": 1, "ff_dim": 16},
+            },
+            TransformerClassifier,
+        ),
     ],
 )
-def test_mixup_mixes_embeddings_only_during_the_step(net):
-    module = LayoutClassifierModule(net, mixup_alpha=0.4, mixup_prob=1.0)
+def test_mixup_mixes_embeddings_only_during_the_step(spec, cls):
+    module = LayoutClassifierModule(spec, mixup_alpha=0.4, mixup_prob=1.0)
+    net = module.net
+    assert isinstance(net, cls)
     ids = torch.randint(1, 189, (8, 20))
     labels = torch.randint(0, 9, (8,))
     module.log = lambda *a, **k: None

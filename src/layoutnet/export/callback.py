@@ -8,10 +8,10 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 
-from layoutnet.checkpoints import best_checkpoint_path, net_from_checkpoint, read_checkpoint
 from layoutnet.export.pipeline import ModelInfo, export_and_record
 from layoutnet.export.result import ExportResult, record
 from layoutnet.export.settings import ExportSettings
+from layoutnet.modelfile import best_checkpoint_path, load_net, net_from_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ class CoreMLExportCallback(pl.Callback):
     def _best_net(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> tuple[torch.nn.Module, str]:
         best = best_checkpoint_path(trainer)
         if best:
-            net, _ = net_from_checkpoint(read_checkpoint(best), best)
+            net, _ = load_net(best)
             return net, best
         log.warning("no best checkpoint was saved; exporting the final weights")
         net, _ = net_from_checkpoint(pl_module.checkpoint_payload(), "final weights")

@@ -11,13 +11,13 @@ from rich.console import Console
 from rich.markup import escape
 
 from layoutnet.cli import exit_on_user_error
-from layoutnet.config import CONF_DIR
+from layoutnet.config import CONF_DIR, check_output_dir
 from layoutnet.errors import ConfigError
 from layoutnet.export.parity import validation_tensors
 from layoutnet.export.pipeline import ModelInfo, export_and_record
 from layoutnet.export.result import ExportResult
 from layoutnet.export.settings import ExportSettings
-from layoutnet.loading import load_model
+from layoutnet.modelfile import open_model
 from layoutnet.report import update_report
 
 
@@ -28,8 +28,12 @@ def run_export(cfg: DictConfig) -> ExportResult:
         )
     settings = ExportSettings.from_config(cfg.export)
     run_dir = Path(cfg.paths.output_dir)
-    default_dir = Path(cfg.output_dir) if cfg.get("output_dir") else run_dir / "export"
-    loaded = load_model(cfg.ckpt_path, cfg.get("legacy"))
+    default_dir = check_output_dir(cfg.output_dir) if cfg.get("output_dir") else run_dir / "export"
+    loaded = open_model(cfg.ckpt_path, cfg.get("legacy"))
+    if loaded.net is None:
+        raise ConfigError(
+            "ckpt_path", cfg.ckpt_path, "is a Core ML artifact; export needs a .ckpt or legacy .pth"
+        )
     console = Console()
     console.print(
         f"loaded {escape(loaded.kind)} model from {escape(loaded.source)}: "

@@ -3,7 +3,7 @@ it into `report.json` and prints its summary.
 
 Report sections written by export code (one definition each):
 - `export`: an `ExportResult` (`python -m layoutnet`, `python -m layoutnet.export`);
-- `validation`: an `ExportResult` of `python -m layoutnet.validate` (nothing is published).
+- `validation`: an `ExportResult` of `python -m layoutnet.export.validate` (nothing is published).
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from layoutnet.export.pipeline import export_versions, read_manifest
 from layoutnet.export.publish import ExportFolder, artifact_size, verify_manifest
 from layoutnet.export.result import VALIDATION_SECTION, ExportFailure, ExportResult, record
 from layoutnet.export.settings import ExportSettings
-from layoutnet.loading import load_model
+from layoutnet.modelfile import open_model
 
 
 def check_manifest(artifact: Path) -> str:
@@ -73,7 +73,11 @@ def validate_artifact(cfg: DictConfig, console: Console | None = None) -> Export
             }
             result.artifact_size_bytes = artifact_size(artifact)
             result.manifest_check = check_manifest(artifact)
-            loaded = load_model(cfg.ckpt_path, cfg.get("legacy"))
+            loaded = open_model(cfg.ckpt_path, cfg.get("legacy"))
+            if loaded.net is None:
+                raise ConfigError(
+                    "ckpt_path", cfg.ckpt_path, "must be the .ckpt or legacy .pth the artifact came from"
+                )
             result.weights = loaded.source
             val_ids, val_labels = validation_tensors(cfg.data)
             samples = build_parity_samples(
