@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from layoutnet import evaluate as ev
 from layoutnet.contract import CLASSES
 from layoutnet.export.artifact import InterfaceError, open_artifact, read_interface
 from layoutnet.export.executor import read_spec
@@ -18,6 +17,7 @@ from layoutnet.export.pipeline import ModelInfo, export_model
 from layoutnet.export.result import ExportFailure
 from layoutnet.export.settings import ExportSettings
 from layoutnet.export.validate import validate_artifact
+from layoutnet.modelfile import open_model
 
 from .conftest import REPO_ROOT
 from .test_models import FAMILIES
@@ -139,7 +139,7 @@ def test_mutated_artifact_is_refused_by_open_and_evaluate(exported, tmp_path, fm
         open_artifact(artifact)
     assert expected in str(info.value) and str(artifact) in str(info.value)
     with pytest.raises(InterfaceError, match="the app expects"):
-        ev.load_scorer(artifact)
+        open_model(artifact)  # what evaluate and predict open a model file with
 
 
 def compose_validate(overrides):
