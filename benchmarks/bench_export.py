@@ -81,7 +81,8 @@ def _trace_and_convert(net, fmt: str, path: Path) -> float:
 
 def executor_vs_conversion(net, ids, formats: list[str], repeats: int, profile: bool) -> dict:
     """The executor's parity run (load + predict of the parity set, declared precision) against the
-    trace + conversion + save it checks, measured alternately in one run; medians of `repeats`.
+    trace + conversion + save it checks, measured alternately in one run after one warm-up of
+    each; medians of `repeats`.
     Also the cost per sample of each precision mode on a few samples (true fp16 accumulates term
     by term, so it is far slower)."""
     import statistics
@@ -94,6 +95,8 @@ def executor_vs_conversion(net, ids, formats: list[str], repeats: int, profile: 
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / f"model.{suffix}"
             convert_s, parity_s = [], []
+            _trace_and_convert(net, name, path)  # warm-up: lazy imports of the converter, not counted
+            load_executor(path).predict(ids[:4])
             for _ in range(repeats):
                 convert_s.append(_trace_and_convert(net, name, path))
                 profiler = cProfile.Profile() if profile else None
