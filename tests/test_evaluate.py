@@ -237,7 +237,11 @@ def test_command_line(tmp_path):
 
     bad = write_csv(tmp_path / "bad.csv", rows=[("hello", "english")])
     done = run_module(
-        "layoutnet.evaluate", [f"model_path={ckpt}", f"data_path={bad}"], tmp_path, timeout=120, full_error=False
+        "layoutnet.evaluate",
+        [f"model_path={ckpt}", f"data_path={bad}"],
+        tmp_path,
+        timeout=120,
+        full_error=False,
     )
     assert done.returncode == 1
     message = " ".join(done.stderr.split())  # rich wraps long lines
