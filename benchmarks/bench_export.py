@@ -165,20 +165,20 @@ def main() -> None:
             start = time.perf_counter()
             if profiler:
                 profiler.enable()
-            section = export_model(net, settings, Path(tmp), ModelInfo(run_id="bench"), val_ids, val_labels)
+            result = export_model(net, settings, Path(tmp), ModelInfo(run_id="bench"), val_ids, val_labels)
             if profiler:
                 profiler.disable()
                 stream = io.StringIO()
                 pstats.Stats(profiler, stream=stream).sort_stats("cumulative").print_stats(25)
                 print(stream.getvalue())
             wall = time.perf_counter() - start
-            executor_rates = executor_batching(Path(section["path"]), val_ids[:300].to(torch.int32).numpy())
+            executor_rates = executor_batching(Path(result.path), val_ids[:300].to(torch.int32).numpy())
         results[name] = {
             "wall_seconds": round(wall, 2),
-            "timings": section["timings"],
-            "parity_samples": section["parity"]["samples"],
-            "max_prob_diff": section["parity"]["max_prob_diff"],
-            "size_mb": round(section["size_bytes"] / 1e6, 2),
+            "timings": result.timings,
+            "parity_samples": result.parity["samples"],
+            "max_prob_diff": result.parity["max_prob_diff"],
+            "size_mb": round(result.artifact_size_bytes / 1e6, 2),
             "meets_30s_target": wall <= 30.0,
             **executor_rates,
         }

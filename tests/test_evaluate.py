@@ -160,6 +160,14 @@ class _TorchRunner:
             return self.net(torch.from_numpy(ids).long()).numpy()
 
 
+def fake_artifact(path, runner, fmt):
+    """An artifact whose interface keeps the contract, run by `runner` (no Core ML file needed)."""
+    from layoutnet.export.artifact import Artifact, Interface
+
+    interface = Interface(fmt, "input_ids", "INT32", (1, 20), "classLogits", "FLOAT32", (1, 9), {})
+    return Artifact(Path(path), interface, runner)
+
+
 def test_artifact_is_scored_through_the_artifact_runner(tmp_path, monkeypatch, capsys):
     _, net = save_checkpoint(tmp_path / "best.ckpt")
     artifact = tmp_path / "export" / "LayoutClassifier.mlpackage"
@@ -167,11 +175,11 @@ def test_artifact_is_scored_through_the_artifact_runner(tmp_path, monkeypatch, c
     runner = _TorchRunner(net)
     seen = []
 
-    def fake_runners(path):
+    def fake_open(path, **_):
         seen.append(Path(path))
-        return [runner]
+        return fake_artifact(path, runner, "mlprogram")
 
-    monkeypatch.setattr("layoutnet.export.parity.artifact_runners", fake_runners)
+    monkeypatch.setattr("layoutnet.export.artifact.open_artifact", fake_open)
     data = write_csv(tmp_path / "words.csv")
     report = ev.run_evaluate(compose_eval([f"model_path={artifact}", f"data_path={data}"]))
     assert seen == [artifact] and runner.calls == 1
@@ -215,7 +223,7 @@ def test_exported_artifact_scores_like_its_checkpoint(tmp_path, capsys):
     _, net = save_checkpoint(tmp_path / "best.ckpt")
     settings = ExportSettings(parity_samples=8, random_samples=8, parity_vectors=8)
     section = export_model(net, settings, tmp_path / "export", ModelInfo(run_id="test"))
-    artifact = Path(section["path"])
+    artifact = Path(section.path)
     data = write_csv(tmp_path / "words.csv")
     report = ev.run_evaluate(compose_eval([f"model_path={artifact}", f"data_path={data}"]))
     assert report["model"]["kind"] == "coreml:neuralnetwork"

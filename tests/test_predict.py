@@ -155,7 +155,14 @@ def test_artifact_through_the_artifact_runner(tmp_path, monkeypatch):
             logits[:, CLASS_TO_ID["he_from_en"]] = 5.0
             return logits
 
-    monkeypatch.setattr("layoutnet.export.parity.artifact_runners", lambda path: [Runner()])
+    from layoutnet.export.artifact import Artifact, Interface
+
+    interface = Interface(
+        "neuralnetwork", "input_ids", "INT32", (1, 20), "classLogits", "FLOAT32", (1, 9), {}
+    )
+    monkeypatch.setattr(
+        "layoutnet.export.artifact.open_artifact", lambda path, **_: Artifact(Path(path), interface, Runner())
+    )
     out = io.StringIO()
     (result,) = pr.run_predict(compose_predict([f"model_path={artifact}", "text=akuo"]), out=out)
     assert result.label == "he_from_en" and result.corrected == "שלום"
@@ -169,7 +176,7 @@ def test_exported_artifact_predicts_like_its_checkpoint(tmp_path):
     ckpt = rigged_checkpoint(tmp_path / "en.ckpt", "en_from_ru", runner_up="ru")
     settings = ExportSettings(parity_samples=4, random_samples=4, parity_vectors=4)
     net = load_net(ckpt)[0]
-    artifact = Path(export_model(net, settings, tmp_path / "export", ModelInfo())["path"])
+    artifact = Path(export_model(net, settings, tmp_path / "export", ModelInfo()).path)
     out = io.StringIO()
     (result,) = pr.run_predict(compose_predict([f"model_path={artifact}", "text=руддщ"]), out=out)
     assert result.label == "en_from_ru" and result.corrected == "hello"

@@ -78,6 +78,26 @@ def _artifact(tmp: Path) -> dict[str, str]:
     return {"artifact": str(path)}
 
 
+def _artifact_with_input_length_19(tmp: Path) -> dict[str, str]:
+    from layoutnet.export.executor import read_spec
+    from layoutnet.export.pipeline import ModelInfo, export_model
+    from layoutnet.export.settings import ExportSettings
+    from layoutnet.models import CompactCNN
+
+    settings = ExportSettings(parity_samples=4, random_samples=4, parity_vectors=4)
+    path = Path(
+        export_model(
+            CompactCNN(embed_dim=8, channels=(8, 8)).eval(), settings, tmp / "export", ModelInfo()
+        ).path
+    )
+    spec, model_file = read_spec(path)
+    shape = spec.description.input[0].type.multiArrayType.shape
+    del shape[:]
+    shape.extend([1, 19])
+    model_file.write_bytes(spec.SerializeToString())
+    return {"artifact": str(path)}
+
+
 CASES: list[Case] = [
     # Training configuration (refused in Run.prepare or by Hydra, before training).
     Case(
@@ -212,6 +232,25 @@ CASES: list[Case] = [
     ),
     Case("top_k below 1", "layoutnet.predict", ("model_path={pth}", "top_k=0"), "top_k=0", _legacy_pth),
     # Other helpers append their cases below this line.
+    Case(
+        "artifact declaring 19 input characters",
+        "layoutnet.evaluate",
+        ("model_path={artifact}",),
+        "the shape of input 'input_ids' is [1, 19]; the app expects [1, 20]",
+        _artifact_with_input_length_19,
+    ),
+    Case(
+        "compression of a NeuralNetwork",
+        TRAIN,
+        (*SMOKE, "export.compression=int8"),
+        "export.compression='int8': weight compression needs an ML Program",
+    ),
+    Case(
+        "app precision that does not exist",
+        TRAIN,
+        (*SMOKE, "export.app_precision=int4"),
+        "export.app_precision='int4'",
+    ),
 ]
 
 

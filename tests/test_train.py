@@ -163,7 +163,7 @@ def test_reexport_and_validate_commands(smoke_run, tmp_path):
     assert report["export"]["parity"]["samples"] >= 1000
 
     validate = ["data=tiny", f"ckpt_path={best}", f"hydra.run.dir={tmp_path / 'validate_run'}"]
-    done = run_module("layoutnet.validate", [f"artifact={artifact}", *validate])
+    done = run_module("layoutnet.export.validate", [f"artifact={artifact}", *validate])
     assert done.returncode == 0, done.stderr[-3000:]
     assert "reference-executor" in done.stdout
 
@@ -174,7 +174,7 @@ def test_reexport_and_validate_commands(smoke_run, tmp_path):
     )
     assert trained.returncode == 0, trained.stderr[-3000:]
     done = run_module(
-        "layoutnet.validate",
+        "layoutnet.export.validate",
         [
             f"artifact={artifact}",
             "data=tiny",

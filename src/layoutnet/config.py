@@ -140,3 +140,7 @@ def check_trainer_settings(trainer: Any) -> None:
             raise ConfigError(
                 f"trainer.{key}", value, "must be a whole number (-1: no limit)", "-1, 1, 2, 3, ..."
             )
+
+
+# Structured config schemas the conf/ files build on (the `export` group's `export_schema`).
+from layoutnet.export import settings as _export_settings  # noqa: E402, F401

@@ -122,27 +122,22 @@ def _artifact_scorer(path: Path, legacy: str | None) -> Scorer:
         )
     if not path.exists():
         raise CheckpointError(f"{path} does not exist")
-    from layoutnet.export.parity import artifact_runners
+    from layoutnet.export.artifact import open_artifact
 
     try:
-        runners = artifact_runners(path)
+        artifact = open_artifact(path)  # the interface is checked against the contract first
     except ImportError as exc:
         raise CheckpointError(
             f"cannot run {path} here: no Core ML runtime and no reference executor ({exc})"
         ) from exc
-    # On a Mac the runners are Core ML with CPU only, then with all compute units; the app uses the
-    # latter (Core ML's default), so that one is scored. Elsewhere there is one runner.
-    runner = runners[-1]
 
     def run(ids: np.ndarray) -> np.ndarray:
-        return runner.predict(np.ascontiguousarray(ids, dtype=np.int32))
+        return artifact.logits(ids)
 
-    fmt = "mlprogram" if path.suffix == ".mlpackage" else "neuralnetwork"
-    details: dict = {"format": fmt}
-    if getattr(runner, "compute_units", None):
-        details["compute_units"] = runner.compute_units
-    metadata = dict(getattr(runner, "metadata", None) or {})
-    backend = str(getattr(runner, "backend", type(runner).__name__))
+    details = {k: v for k, v in artifact.describe().items() if k not in ("path", "backend")}
+    fmt = artifact.format
+    backend = artifact.backend
+    metadata = dict(artifact.metadata)
     return Scorer(str(path), f"coreml:{fmt}", backend, run, details, metadata=metadata)
 
 

@@ -22,6 +22,7 @@ from layoutnet.cli import exit_on_user_error
 from layoutnet.config import CONF_DIR, build, check_trainer_settings
 from layoutnet.contract import CLASSES
 from layoutnet.errors import ConfigError
+from layoutnet.export.callback import CoreMLExportCallback
 from layoutnet.export.settings import ExportSettings
 from layoutnet.metrics import classification_summary, predict_logits
 from layoutnet.modelfile import best_checkpoint_path, check_resume_checkpoint, load_net
@@ -82,8 +83,8 @@ class Run:
     def prepare(self) -> None:
         """Build and check everything; any bad value is refused here, before training."""
         cfg = self.cfg
-        if cfg.get("export") is not None:
-            ExportSettings.from_config(cfg.export)
+        # the export settings are checked once, here, and the callback gets the checked object
+        export_settings = ExportSettings.from_config(cfg.export) if cfg.get("export") is not None else None
         check_trainer_settings(cfg.get("trainer"))
         if cfg.get("ckpt_path") and not Path(cfg.ckpt_path).is_file():
             raise ConfigError(
@@ -105,6 +106,8 @@ class Run:
             for name, node in (cfg.get("callbacks") or {}).items()
             if node is not None
         ]
+        if export_settings is not None:
+            callbacks.append(CoreMLExportCallback(export_settings, str(self.run_dir)))
         loggers = [
             build(node, f"logger.{name}")
             for name, node in (cfg.get("logger") or {}).items()
