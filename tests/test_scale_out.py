@@ -94,7 +94,7 @@ def test_optuna_maximises_validation_accuracy(tmp_path):
     assert len(rows) == 2 and all(r["status"] == "ok" for r in rows)
     accuracies = [report(sweep / r["job"])["training"]["best_val_accuracy"] for r in rows]
     assert results["best_value"] == pytest.approx(max(accuracies))
-    assert set(results["best_params"]) == {"model.lr", "model.weight_decay", "model.net.padding"}
+    assert set(results["best_params"]) == {"model.lr", "model.weight_decay", "model.label_smoothing"}
     assert "## Optuna result" in (sweep / "summary.md").read_text(encoding="utf-8")
 
 

@@ -412,7 +412,7 @@ def test_summary_flags_jobs_that_train_the_same_network(tmp_path):
 
 
 def test_dict_valued_sweep_axis_is_spread_into_columns(tmp_path):
-    """The presets' joint kernel/padding axis (`model.net={kernel_size:2,padding:crop}`) reads as two columns."""
+    """The presets' joint kernel/padding axis (`model.net={kernel_size:2,padding:crop}`): two columns."""
     sweep = tmp_path / "sweep"
     for num, value in enumerate(["{kernel_size:2,padding:crop}", "{kernel_size:3,padding:same}"]):
         _fake_job(sweep, num, [f"model.net={value}", "model.net.channels=[8,8]"], _ok(0.9, 10, 0, 1, 1))
@@ -541,3 +541,59 @@ def test_report_export_keys_are_read_defensively(tmp_path):
         0.8,
     )
     assert (second.artifact_size_bytes, second.compression, second.artifact_accuracy) == (None, None, None)
+
+
+REPORT = {
+    "training": {"best_val_accuracy": 0.97, "parameters": 1000},
+    "validation": {"accuracy": 0.96},
+    "test": {"test/acc": 0.95},
+    "export": {"status": "ok", "artifact_size_bytes": 160_000, "parity": {"artifact_accuracy": 0.94}},
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        (None, 0.97),
+        ("val/acc_best", 0.97),
+        ("training.best_val_accuracy", 0.97),
+        ("test/acc", 0.95),
+        ("val/loss", 0.25),  # a metric the module logged, its last value
+        ("export.parity.artifact_accuracy", 0.94),
+        ("export.artifact_size_bytes", 160_000.0),
+    ],
+)
+def test_run_returns_the_metric_optimized_metric_names(name, value):
+    import torch
+
+    from layoutnet.sweep import objective_value
+
+    assert objective_value(name, REPORT, {"val/loss": torch.tensor(0.25)}) == pytest.approx(value)
+
+
+def test_a_missing_objective_is_none_with_a_warning_naming_what_exists(caplog):
+    from layoutnet.sweep import objective_value
+
+    assert objective_value("export.parity.max_prob_diff", REPORT, {}) is None
+    assert "export.parity.artifact_accuracy" in caplog.text and "export.artifact_size_bytes" in caplog.text
+    assert objective_value("export.status", REPORT, {}) is None  # not a number
+
+
+@pytest.mark.parametrize(
+    ("overrides", "fragment"),
+    [
+        (["optimized_metric=acc"], "a report key path starts with one of training, validation, test, export"),
+        (["optimized_metric=valid/acc"], "no logged metric starts with valid/"),
+        (["optimized_metric=test/acc", "test=false"], "the run does not test (test=false)"),
+        (["optimized_metric=export.artifact_size_bytes", "export=none"], "the run does not export"),
+    ],
+)
+def test_a_bad_optimized_metric_is_refused_before_training(overrides, fragment):
+    from layoutnet.errors import ConfigError
+    from layoutnet.sweep import objective_name
+
+    cfg = compose_train(["+experiment=smoke", *overrides])
+    with pytest.raises(ConfigError, match="optimized_metric") as caught:
+        objective_name(cfg)
+    assert fragment in str(caught.value)
+    assert objective_name(compose_train(["+experiment=smoke"])) == "val/acc_best"

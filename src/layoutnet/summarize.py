@@ -557,44 +557,52 @@ def _category_ticks(categories: list[str]) -> list[tuple[float, str]]:
     return shown
 
 
+def _spread_in_category(jobs: list[tuple[str, float | None]]) -> dict[str, float | None]:
+    """x of each job; jobs sharing a category are spread evenly over ±0.3 around it, so 60 jobs over
+    four categories stay countable instead of stacking on one line."""
+    members: dict[float, list[str]] = {}
+    for job, x in jobs:
+        if x is not None:
+            members.setdefault(x, []).append(job)
+    placed: dict[str, float | None] = {job: None for job, _ in jobs}
+    for x, names in members.items():
+        for i, job in enumerate(names):
+            placed[job] = x + ((i / (len(names) - 1) - 0.5) * 0.6 if len(names) > 1 else 0.0)
+    return placed
+
+
 def _param_panel(
     key: str, rows: Sequence[JobRow], ok: list[JobRow], best: JobRow | None, log_keys: set[str]
 ) -> Panel:
     values = {row.job: row.params.get(key) for row in rows}
     present = [v for v in values.values() if v is not None]
     numeric = bool(present) and all(_as_number(v) is not None for v in present)
+    finished = {row.job for row in ok}
     if numeric:
         scale = "log" if key in log_keys and all(_as_number(v) > 0 for v in present) else "linear"
-
-        def position(value: str | None) -> float | None:
-            return None if value is None else _as_number(value)
-
+        x_of = {job: None if value is None else _as_number(value) for job, value in values.items()}
         ticks: list[tuple[float, str]] = []
+        span = None
     else:
         scale = "linear"
         categories = _ordered_values([v if v is not None else "—" for v in values.values()])
         index = {value: float(i) for i, value in enumerate(categories)}
-
-        def position(value: str | None) -> float | None:
-            return index[value if value is not None else "—"]
-
+        slot = {job: index[value if value is not None else "—"] for job, value in values.items()}
+        x_of = _spread_in_category([(r.job, slot[r.job]) for r in rows if r.job in finished])
+        x_of |= _spread_in_category([(r.job, slot[r.job]) for r in rows if r.job not in finished])
         ticks = _category_ticks(categories)
-    span = None if numeric else (-0.5, len(categories) - 0.5)
-    points = [(position(values[r.job]), r.val_accuracy, r.job) for r in ok]
-    best_x = position(values[best.job]) if best is not None else None
+        span = (-0.5, len(categories) - 0.5)
     return Panel(
         key=key,
         xlabel=key + (" (log)" if scale == "log" else ""),
         ylabel="best validation accuracy",
         kind="numeric" if numeric else "categorical",
         scale=scale,
-        ok=[(x, y, job) for x, y, job in points if x is not None],
+        ok=[(x_of[r.job], r.val_accuracy, r.job) for r in ok if x_of[r.job] is not None],
         not_ok=[
-            (position(values[r.job]), r.status, r.job)
-            for r in rows
-            if r not in ok and position(values[r.job]) is not None
+            (x_of[r.job], r.status, r.job) for r in rows if r.job not in finished and x_of[r.job] is not None
         ],
-        best=None if best is None or best_x is None else (best_x, best.val_accuracy),
+        best=None if best is None or x_of[best.job] is None else (x_of[best.job], best.val_accuracy),
         ticks=ticks,
         span=span,
     )
@@ -687,6 +695,8 @@ def plot_summary(
     import matplotlib.pyplot as plt
     from matplotlib.ticker import FuncFormatter, MaxNLocator
 
+    from layoutnet.plots import log_axis
+
     panels = summary_panels(rows, log_keys, tolerance)
     statuses = [s for s in NOT_OK_MARKERS if any(s == st for p in panels for _, st, _ in p.not_ok)]
     statuses += sorted({st for p in panels for _, st, _ in p.not_ok} - set(statuses))
@@ -737,7 +747,7 @@ def plot_summary(
                 label=f"smallest within {tolerance:g}",
             )
         if panel.scale == "log":
-            ax.set_xscale("log")
+            log_axis(ax, [p[0] for p in panel.ok] + [p[0] for p in panel.not_ok], which="x")
         elif panel.kind == "numeric":  # at most 6 labels, thousands separated: legible at any width
             ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
             if panel.key in ("parameters", "artifact_size"):

@@ -53,7 +53,8 @@ def objective_name(cfg: DictConfig) -> str:
     section = name.split("/", 1)[0] if "/" in name and "." not in name else name.split(".", 1)[0]
     if section == "test" and not cfg.get("test"):
         raise ConfigError("optimized_metric", name, "the run does not test (test=false); set test=true")
-    if section == "export" and cfg.get("export") is None:
+    export = cfg.get("export")
+    if section == "export" and (export is None or export.get("enabled", True) is False):
         raise ConfigError("optimized_metric", name, "the run does not export (export=none)")
     return name
 
