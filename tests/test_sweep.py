@@ -577,6 +577,8 @@ def test_a_missing_objective_is_none_with_a_warning_naming_what_exists(caplog):
     assert objective_value("export.parity.max_prob_diff", REPORT, {}) is None
     assert "export.parity.artifact_accuracy" in caplog.text and "export.artifact_size_bytes" in caplog.text
     assert objective_value("export.status", REPORT, {}) is None  # not a number
+    older = {"export": {"size_bytes": 4096}}  # a report from before export.artifact_size_bytes
+    assert objective_value("export.artifact_size_bytes", older, {}) == 4096
 
 
 @pytest.mark.parametrize(
@@ -597,3 +599,14 @@ def test_a_bad_optimized_metric_is_refused_before_training(overrides, fragment):
         objective_name(cfg)
     assert fragment in str(caught.value)
     assert objective_name(compose_train(["+experiment=smoke"])) == "val/acc_best"
+
+
+def test_log_axes_are_found_where_optuna_records_its_search_space(tmp_path):
+    """The Optuna sweeper writes no multirun.yaml; its search space is in each job's .hydra/hydra.yaml."""
+    sweep = tmp_path / "sweep"
+    job = _fake_job(sweep, 0, ["model.lr=0.001"], _ok(0.9, 10, 0, 1, 1))
+    params = {"model.lr": "tag(log, interval(3e-4, 1e-2))", "model.weight_decay": "interval(0.0, 0.05)"}
+    hydra_cfg = {"hydra": {"sweeper": {"params": params}, "overrides": {"task": ["model.lr=0.001"]}}}
+    (job / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump(hydra_cfg), encoding="utf-8")
+    assert summarize.log_swept_keys(sweep) == {"model.lr"}
+    assert summarize.log_swept_keys(tmp_path / "nowhere") == set()

@@ -500,21 +500,31 @@ MAX_POINT_LABELS = 12
 NOT_OK_MARKERS = {"failed": "x", "missing": "s", "incomplete": "v", "unreadable": "D"}
 
 
-def log_swept_keys(sweep_dir: Path) -> set[str]:
-    """Keys the sweep samples on a log scale (Optuna's `tag(log, interval(...))`), from the sweep's
-    `multirun.yaml`: the sweeper's params and the command-line sweep overrides."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
+def _sweep_overrides(hydra_file: Path) -> list[str]:
+    """The sweeper's params and the task overrides recorded in a Hydra config file, as override texts."""
     try:
-        loaded = yaml.safe_load((Path(sweep_dir) / "multirun.yaml").read_text(encoding="utf-8"))
+        loaded = yaml.safe_load(hydra_file.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError):
-        return set()
+        return []
     hydra_cfg = loaded.get("hydra") if isinstance(loaded, Mapping) else None
     if not isinstance(hydra_cfg, Mapping):
-        return set()
+        return []
     params = (hydra_cfg.get("sweeper") or {}).get("params") or {}
     overrides = [f"{k}={v}" for k, v in params.items()] if isinstance(params, Mapping) else []
-    overrides += [str(o) for o in ((hydra_cfg.get("overrides") or {}).get("task") or [])]
+    return overrides + [str(o) for o in ((hydra_cfg.get("overrides") or {}).get("task") or [])]
+
+
+def log_swept_keys(sweep_dir: Path) -> set[str]:
+    """Keys the sweep samples on a log scale (Optuna's `tag(log, interval(...))`): from the sweep's
+    `multirun.yaml` (the basic sweeper writes it) and the first job's `.hydra/hydra.yaml` (Optuna writes
+    only that), their sweeper params and command-line sweep overrides."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    sweep_dir = Path(sweep_dir)
+    overrides = _sweep_overrides(sweep_dir / "multirun.yaml")
+    jobs = job_dirs(sweep_dir)
+    if jobs:
+        overrides += _sweep_overrides(jobs[0] / ".hydra" / "hydra.yaml")
     parser = OverridesParser.create()
     found = set()
     for text in overrides:
@@ -804,28 +814,51 @@ def short_keys(keys: Sequence[str]) -> list[str]:
     return [short if last.count(short) == 1 else key for key, short in zip(keys, last, strict=True)]
 
 
+def _terminal_value(value: str) -> str:
+    """A swept value in the terminal table: numbers to 3 significant digits (`0.00112`)."""
+    number = _as_number(value)
+    return value if number is None or len(value) <= 6 else f"{number:.3g}"
+
+
 def print_summary(rows: Sequence[JobRow], console: Console | None = None) -> None:
-    """A compact table for the terminal; errors are listed under it, one line per failed job."""
+    """A compact table for the terminal (columns that hold nothing, or the same export status for every
+    job, are left out so it reads at 80 columns); duplicates and errors are listed under it."""
     console = console or Console()
     varied, _ = varied_keys(rows)
     best = best_row(rows)
-    table = Table(title="sweep summary", box=box.SIMPLE_HEAD, pad_edge=False)
-    for name in ("job", "status", *short_keys(varied), "val acc", "export", "Δp", "KiB", "wall s"):
-        table.add_column(escape(name), no_wrap=True, min_width=min(len(name), 12))
-    for row in rows:
-        params = row.params
-        acc = _fmt(row.val_accuracy, "acc")
-        table.add_row(
-            row.job,
-            row.status if row.status == "ok" else f"[red]{escape(row.status)}[/]",
-            *(escape(short_value(params.get(k, "—"))) for k in varied),
-            f"[bold green]{acc}[/]" if row is best else acc,
-            escape(_fmt(row.export_status)),
-            _fmt(row.parity_max_prob_diff, "diff"),
-            "—" if row.artifact_size_bytes is None else f"{row.artifact_size_bytes / 1024:,.0f}",
-            _fmt(row.wall_seconds, "seconds"),
+    columns: list[tuple[str, list[str]]] = [
+        ("job", [row.job for row in rows]),
+        ("status", [row.status if row.status == "ok" else f"[red]{escape(row.status)}[/]" for row in rows]),
+    ]
+    for key, name in zip(varied, short_keys(varied), strict=True):
+        columns.append((name, [escape(_terminal_value(row.params.get(key, "—"))) for row in rows]))
+    accuracies = [_fmt(row.val_accuracy, "acc") for row in rows]
+    columns.append(
+        (
+            "val acc",
+            [f"[bold green]{a}[/]" if row is best else a for row, a in zip(rows, accuracies, strict=True)],
         )
+    )
+    exports = [_fmt(row.export_status) for row in rows]
+    if len(set(exports)) > 1 or exports[:1] not in (["disabled"], ["—"]):
+        columns.append(("export", [escape(e) for e in exports]))
+    columns.append(("Δp", [_fmt(row.parity_max_prob_diff, "diff") for row in rows]))
+    columns.append(
+        (
+            "KiB",
+            ["—" if r.artifact_size_bytes is None else f"{r.artifact_size_bytes / 1024:,.0f}" for r in rows],
+        )
+    )
+    columns.append(("wall s", [_fmt(row.wall_seconds, "seconds") for row in rows]))
+    columns = [(name, cells) for name, cells in columns if any(cell != "—" for cell in cells)]
+    table = Table(title="sweep summary", box=box.SIMPLE_HEAD, pad_edge=False)
+    for name, _ in columns:
+        table.add_column(escape(name), no_wrap=True, min_width=min(len(name), 8))
+    for i in range(len(rows)):
+        table.add_row(*(cells[i] for _, cells in columns))
     console.print(table)
+    if exports and len(set(exports)) == 1 and exports[0] in ("disabled", "—"):
+        console.print(f"export: {escape(exports[0])} for every job")
     for row in rows:
         if row.duplicate_of is not None:
             console.print(

@@ -26,6 +26,7 @@ DEFAULT_OBJECTIVE = "val/acc_best"
 OBJECTIVE_ALIASES = {"val/acc_best": ("training", "best_val_accuracy")}
 METRIC_STAGES = ("train", "val", "test")
 REPORT_SECTIONS = ("training", "validation", "test", "export")
+KEY_FALLBACKS = {("export", "artifact_size_bytes"): ("export", "size_bytes")}
 _ALLOWED = "val/acc_best, a logged metric such as val/acc or test/acc, or a report.json key path such as "
 _ALLOWED += "training.best_val_accuracy, export.parity.artifact_accuracy, export.artifact_size_bytes"
 
@@ -76,6 +77,12 @@ def _numeric_keys(tree: Any, prefix: str) -> list[str]:
     return [path for key, sub in tree.items() for path in _numeric_keys(sub, f"{prefix}.{key}")]
 
 
+def _at(tree: Any, path: tuple[str, ...]) -> Any:
+    for part in path:
+        tree = tree.get(part) if isinstance(tree, Mapping) else None
+    return tree
+
+
 def objective_value(
     name: str | None, report: Mapping[str, Any], logged: Mapping[str, Any] | None = None
 ) -> float | None:
@@ -92,10 +99,9 @@ def objective_value(
         return _number(value.item() if hasattr(value, "item") else value)
     else:
         path = tuple(name.split("."))
-    node: Any = report
-    for part in path:
-        node = node.get(part) if isinstance(node, Mapping) else None
-    value = _number(node)
+    value = _number(_at(report, path))
+    if value is None and path in KEY_FALLBACKS:  # reports written before the key got its name
+        value = _number(_at(report, KEY_FALLBACKS[path]))
     if value is None and name != DEFAULT_OBJECTIVE:
         known = [path for section in REPORT_SECTIONS for path in _numeric_keys(report.get(section), section)]
         log.warning(
