@@ -27,7 +27,8 @@ from layoutnet.export.settings import ExportSettings
 from layoutnet.metrics import classification_summary, predict_logits
 from layoutnet.modelfile import best_checkpoint_path, check_resume_checkpoint, load_net
 from layoutnet.plots import save_confusion_matrix, save_training_curves
-from layoutnet.report import update_report, versions
+from layoutnet.report import read_report, update_report, versions
+from layoutnet.sweep import objective_name, objective_value
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +155,7 @@ class Run:
 
 def run(cfg: DictConfig) -> float | None:
     run_dir = Path(cfg.paths.output_dir)
+    objective = objective_name(cfg)
     started = time.perf_counter()
     runner = Run(cfg, run_dir)
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
@@ -191,11 +193,10 @@ def run(cfg: DictConfig) -> float | None:
             save_training_curves(run_dir, run_dir / "plots" / "training_curves.png")
         if cfg.get("test"):
             sections["test"] = runner.test()
-        best_score = sections["training"]["best_val_accuracy"]
         _report(run_dir, status="ok", **sections, paths=_paths(runner), timings=_timings(runner, started))
         if rank_zero_only.rank == 0:
             _print_result(run_dir, sections)
-        return best_score
+        return objective_value(objective, read_report(run_dir), runner.trainer.callback_metrics)
     except BaseException as exc:
         training = runner.training_section() if runner.trainer else None
         _report(
