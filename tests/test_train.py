@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
+import shlex
 
 import pytest
-import pytorch_lightning as pl
 import torch
-from omegaconf import OmegaConf
 
 from layoutnet.contract import CLASSES
 from layoutnet.models import CompactCNN, TransformerClassifier
@@ -177,51 +176,58 @@ def test_reexport_and_validate_commands(smoke_run, tmp_path):
     assert done.returncode == 1 and "parity failed" in done.stderr
 
 
-class InterruptAt(pl.Callback):
-    """Raises KeyboardInterrupt (what Ctrl-C does) at a given training step."""
-
-    def __init__(self, step: int):
-        self.step = step
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        if trainer.global_step == self.step:
-            raise KeyboardInterrupt
+SIGNAL_AT = ["+callbacks.signal_at._target_=tests.signal_at.SignalAt", "+callbacks.signal_at.step=10"]
 
 
 @pytest.mark.slow
-def test_interrupted_run_leaves_a_checkpoint_and_resumes(tmp_path):
-    from hydra import compose, initialize_config_dir
-
-    from layoutnet.config import CONF_DIR
-    from layoutnet.train import Run, _failure_text
-
+@pytest.mark.parametrize(("name", "code"), [("SIGTERM", 143), ("SIGINT", 130)])
+def test_signal_stops_the_run_with_a_checkpoint_exit_code_and_resume_command(tmp_path, name, code):
     run_dir = tmp_path / "run"
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose("train", overrides=["+experiment=smoke", "export=none", "trainer.max_epochs=1"])
-    OmegaConf.set_struct(cfg, False)
-    cfg.paths.output_dir = str(run_dir)
-    cfg.callbacks.model_checkpoint.dirpath = str(run_dir / "checkpoints")
-    cfg.callbacks.on_exception_checkpoint.dirpath = str(run_dir / "checkpoints")
-    cfg.logger.csv.save_dir = str(run_dir)
-    cfg.callbacks.progress_bar = None  # an interrupted tqdm bar would print at interpreter exit
-    cfg.trainer.enable_progress_bar = False
-    run = Run(cfg, run_dir)
-    run.prepare()
-    run.trainer.callbacks.append(InterruptAt(step=10))
-    with pytest.raises((KeyboardInterrupt, SystemExit)) as info:
-        run.fit()
+    args = ["+experiment=smoke", "export=none", "trainer.max_epochs=1", *SIGNAL_AT]
+    result = run_layoutnet_args(*args, f"+callbacks.signal_at.signal={name}", f"hydra.run.dir={run_dir}")
+    assert result.returncode == code, result.stderr[-3000:]
     interrupted = run_dir / "checkpoints" / "interrupted.ckpt"
-    assert interrupted.exists()
-    assert torch.load(interrupted, weights_only=False)["global_step"] == 10
-    assert f"ckpt_path={interrupted}" in _failure_text(info.value, run_dir)
-
-    resumed = run_layoutnet_args(
-        "+experiment=smoke",
-        "export=none",
-        "trainer.max_epochs=1",
-        f"ckpt_path={interrupted}",
-        f"hydra.run.dir={tmp_path / 'resumed'}",
-    )
+    # Sent during step 10's batch: the run stops at the next batch boundary, with whole steps saved.
+    assert torch.load(interrupted, weights_only=False)["global_step"] == 11
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["status"] == "interrupted" and report["signal"] == name
+    assert report["training"]["global_step"] == 11
+    command = report["resume"]["command"]
+    assert command.endswith(f"ckpt_path={interrupted}") and "+experiment=smoke" in command
+    assert command in result.stderr  # printed on the console, whole
+    if name == "SIGINT":
+        return
+    resumed_dir = tmp_path / "resumed"
+    python, dash_m, module, *resume_args = shlex.split(command)
+    assert (python, dash_m, module) == ("python", "-m", "layoutnet")
+    resumed = run_layoutnet_args(*resume_args, f"hydra.run.dir={resumed_dir}")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    report = json.loads((tmp_path / "resumed" / "report.json").read_text())
-    assert report["status"] == "ok" and report["training"]["global_step"] > 10
+    report = json.loads((resumed_dir / "report.json").read_text())
+    assert report["status"] == "ok" and report["training"]["global_step"] > 11
+    assert report["resumed_from"] == str(interrupted)
+
+
+@pytest.mark.slow
+def test_a_reused_run_directory_starts_from_scratch(tmp_path):
+    args = ["+experiment=smoke", "export=none", "trainer.max_epochs=1", f"hydra.run.dir={tmp_path}"]
+    first = run_layoutnet_args(*args)
+    assert first.returncode == 0, first.stderr[-3000:]
+    steps = json.loads((tmp_path / "report.json").read_text())["training"]["global_step"]
+    assert steps > 0 and (tmp_path / "checkpoints" / "last.ckpt").exists()
+    second = run_layoutnet_args(*args, "seed=3")
+    assert second.returncode == 0, second.stderr[-3000:]
+    report = json.loads((tmp_path / "report.json").read_text())
+    # The old last.ckpt was not restored: the second run trained its own epoch from step 0.
+    assert report["status"] == "ok" and report["training"]["global_step"] == steps
+    assert report["resumed_from"] is None
+    assert "Restoring states" not in second.stdout + second.stderr
+    assert "already holds another run's checkpoints" in second.stdout + second.stderr
+
+
+def test_unique_dir_resolver_never_hands_out_a_directory_twice(tmp_path):
+    from layoutnet.rundir import unique_dir
+
+    base = str(tmp_path / "runs" / "2026-01-01_00-00-00")
+    made = [unique_dir(base) for _ in range(3)]
+    assert made == [base, f"{base}_1", f"{base}_2"]
+    assert all((tmp_path / "runs" / p).is_dir() for p in made)
