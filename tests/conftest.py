@@ -23,10 +23,15 @@ def shared_dir() -> Path:
 
 
 def run_module(
-    module: str, args: list[str], cwd: Path = REPO_ROOT, timeout: int = 300, check: bool = False
+    module: str,
+    args: list[str],
+    cwd: Path = REPO_ROOT,
+    timeout: int = 300,
+    check: bool = False,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess:
-    """`python -m <module> <args>` in a subprocess, as a user would type it."""
-    env = {**os.environ, "PYTHONWARNINGS": "ignore", "HYDRA_FULL_ERROR": "1"}
+    """`python -m <module> <args>` in a subprocess, as a user would type it (`env`: extra variables)."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "HYDRA_FULL_ERROR": "1", **(env or {})}
     done = subprocess.run(
         [sys.executable, "-m", module, *args],
         cwd=cwd,

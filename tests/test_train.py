@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import shlex
 
@@ -16,13 +17,19 @@ from .conftest import run_module
 
 
 def run_layoutnet_args(*args):
-    return run_module("layoutnet", list(args))
+    return run_module("layoutnet", list(args), timeout=900)
 
 
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("smoke")
-    result = run_layoutnet_args("+experiment=smoke", f"hydra.run.dir={run_dir}")
+    # The console is checked at 80 columns (test_console_...): what a narrow terminal shows.
+    result = run_module(
+        "layoutnet",
+        ["+experiment=smoke", f"hydra.run.dir={run_dir}"],
+        env={"COLUMNS": "80", "PYTHONWARNINGS": ""},
+        timeout=900,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return run_dir, result
 
@@ -89,6 +96,68 @@ def test_bad_input_is_refused_before_training(tmp_path, args, expected):
     assert result.returncode != 0
     assert expected in result.stderr + result.stdout
     assert not (tmp_path / "checkpoints").exists()
+
+
+@pytest.mark.slow
+def test_console_starts_with_the_run_and_ends_with_a_whole_summary_at_80_columns(smoke_run):
+    run_dir, result = smoke_run
+    out = result.stdout
+    lines = [line for line in out.replace("\r", "\n").splitlines() if line.strip()]
+    assert lines[0].split() == ["run", str(run_dir)]  # the run directory comes first
+    assert lines[1].startswith("task") and any(line.startswith("model ") for line in lines[:6])
+    summary = {line.split(maxsplit=1)[0]: line.split(maxsplit=1)[1] for line in lines[-9:] if " " in line}
+    report = json.loads((run_dir / "report.json").read_text())
+    assert summary["artifact"] == str(run_dir / "export" / "LayoutClassifier.mlmodel")
+    assert summary["val/acc"].startswith(f"{report['training']['best_val_accuracy']:.4f}")
+    assert "reference-executor" in summary["parity"]
+    assert summary["pictures"] == ", ".join(
+        str(run_dir / "plots" / n) for n in ("confusion_matrix.png", "training_curves.png")
+    )
+    assert summary["report"] == str(run_dir / "report.json")
+    # The progress bar shows val/acc within 80 columns (tqdm's fixed 10-character bar off a TTY).
+    bars = [line for line in result.stderr.replace("\r", "\n").splitlines() if line.startswith("Epoch 2:")]
+    assert bars and len(bars[-1].rstrip("`")) <= 90 and "v_num" not in bars[-1]
+    # Non-actionable third-party noise is filtered (runtime.quiet_third_party), the rest still shows.
+    for noise in ("GPU available", "LeafSpec", "litlogger", "ckpt_path=None", "IterableDataset"):
+        assert noise not in out + result.stderr, noise
+
+
+DEBUG_RUNS = {
+    "fdr": ["debug=fdr"],
+    "limit": ["debug=limit"],
+    "overfit": ["debug=overfit", "trainer.max_epochs=6", "trainer.log_every_n_steps=1"],
+    "profiler": ["debug=profiler", "trainer.max_epochs=1"],
+    "no_validation": ["trainer.max_epochs=2", "+trainer.limit_val_batches=0", "data.train_size=2048"],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(DEBUG_RUNS))
+def test_debug_configs_and_runs_without_validation_finish_cleanly(tmp_path, name):
+    result = run_layoutnet_args("+experiment=smoke", *DEBUG_RUNS[name], f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["status"] == "ok"
+    training, export = report["training"], report["export"]
+    if name in ("fdr", "no_validation"):
+        # Nothing to pick a best model by: no best checkpoint, the final weights are exported, and said so.
+        assert training["best_val_accuracy"] is None and report["paths"]["best_checkpoint"] is None
+        assert export["status"] == "ok" and export["weights"] == "final weights"
+        assert "final weights" in result.stdout
+        assert not (tmp_path / "checkpoints" / "best.ckpt").exists()
+    if name == "no_validation":
+        assert training["epochs"] == 2 and (tmp_path / "checkpoints" / "last.ckpt").exists()
+    if name == "fdr":
+        assert training["global_step"] == 1
+    if name == "limit":
+        assert training["global_step"] == 3 * 8 and export["status"] == "ok"
+    if name == "overfit":
+        assert export["status"] == "disabled"
+        rows = list(csv.DictReader((tmp_path / "csv" / "metrics.csv").open()))
+        losses = [float(r["train/loss_step"]) for r in rows if r.get("train/loss_step")]
+        assert losses[-1] < 0.8 * losses[0]  # three batches, learned: the loss falls
+    if name == "profiler":
+        assert "FIT Profiler Report" in (tmp_path / "fit-profile.txt").read_text()
 
 
 def test_warmup_cosine_schedule_shape():

@@ -56,12 +56,11 @@ class InterruptCheckpoint(pl.Callback):
 
 class CompactProgressBar(TQDMProgressBar):
     """Lightning's tqdm bar with the few metrics worth watching, short enough for 80 columns:
-    `loss` (the step loss), `val/acc` and `val/loss` once validated; no `v_num`, no epoch aggregates."""
+    `loss` (the step loss) and `val/acc` once validated; no `v_num`, no epoch aggregates."""
 
     SHOWN: ClassVar[dict[str, str]] = {
         "train/loss_step": "loss",
         "val/acc": "val/acc",
-        "val/loss": "val/loss",
     }
 
     def get_metrics(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict:
