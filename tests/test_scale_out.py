@@ -7,8 +7,8 @@ from __future__ import annotations
 import csv
 import functools
 import json
-import re
 import os
+import re
 from pathlib import Path
 
 import pytest

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shlex
 
 import pytest
@@ -300,3 +301,32 @@ def test_unique_dir_resolver_never_hands_out_a_directory_twice(tmp_path):
     made = [unique_dir(base) for _ in range(3)]
     assert made == [base, f"{base}_1", f"{base}_2"]
     assert all((tmp_path / "runs" / p).is_dir() for p in made)
+
+
+@pytest.mark.parametrize(
+    ("value", "environ", "expected"),
+    [
+        ("auto", {}, 1),
+        ("auto", {"OMP_NUM_THREADS": "3"}, 3),  # a launcher's (or the user's) share
+        ("auto", {"SLURM_CPUS_PER_TASK": "8", "OMP_NUM_THREADS": "3"}, 8),
+        (4, {"OMP_NUM_THREADS": "3"}, 4),
+        ("all", {}, len(os.sched_getaffinity(0))),
+    ],
+)
+def test_runtime_threads_setting(monkeypatch, value, environ, expected):
+    from layoutnet.runtime import resolve_threads
+
+    for name in ("OMP_NUM_THREADS", "SLURM_CPUS_PER_TASK"):
+        monkeypatch.delenv(name, raising=False)
+    for name, setting in environ.items():
+        monkeypatch.setenv(name, setting)
+    assert resolve_threads(value) == expected
+
+
+@pytest.mark.parametrize("value", [0, -1, "many", 1.5, True])
+def test_bad_runtime_threads_is_refused_naming_the_key(value):
+    from layoutnet.errors import ConfigError
+    from layoutnet.runtime import resolve_threads
+
+    with pytest.raises(ConfigError, match=r"runtime\.threads"):
+        resolve_threads(value)

@@ -17,6 +17,7 @@ from layoutnet.export.publish import artifact_size
 from layoutnet.export.summary import print_export_summary
 from layoutnet.loading import COREML_SUFFIXES, load_model
 from layoutnet.report import update_report
+from layoutnet.runtime import apply_threads
 
 
 def run_validate(cfg: DictConfig) -> dict:
@@ -51,6 +52,7 @@ def run_validate(cfg: DictConfig) -> dict:
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="validate")
 def main(cfg: DictConfig) -> None:
+    exit_on_user_error(lambda: apply_threads(cfg.get("runtime")))
     return exit_on_user_error(lambda: run_validate(cfg))
 
 

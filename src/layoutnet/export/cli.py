@@ -18,6 +18,7 @@ from layoutnet.export.settings import ExportSettings
 from layoutnet.export.summary import print_export_summary
 from layoutnet.loading import load_model
 from layoutnet.report import update_report, versions
+from layoutnet.runtime import apply_threads
 
 
 def validation_tensors(cfg: DictConfig):
@@ -68,4 +69,5 @@ def run_export(cfg: DictConfig) -> dict:
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="export_model")
 def main(cfg: DictConfig) -> None:
+    exit_on_user_error(lambda: apply_threads(cfg.get("runtime")))
     return exit_on_user_error(lambda: run_export(cfg))
