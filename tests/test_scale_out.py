@@ -7,6 +7,8 @@ from __future__ import annotations
 import csv
 import functools
 import json
+import os
+import re
 from pathlib import Path
 
 import pytest
@@ -110,7 +112,8 @@ def test_ddp_two_cpu_processes_export_and_report_once(tmp_path):
     assert "GLOBAL_RANK: 1, MEMBER: 2/2" in output
     assert (run_dir / "train_ddp_process_1.log").exists()  # rank 1 ran as its own Hydra process
     assert output.count("Core ML export: OK") == 1  # only rank 0 exported
-    assert output.count(f"run {run_dir}") == 1  # only rank 0 printed the result
+    summary = re.compile(rf"^report\s+{re.escape(str(run_dir / 'report.json'))}$", re.MULTILINE)
+    assert len(summary.findall(output)) == 1  # only rank 0 printed the result
     result = report(run_dir)
     assert result["status"] == "ok" and result["export"]["status"] == "ok"
     assert result["export"]["parity"]["max_prob_diff"] < 0.01
@@ -141,3 +144,55 @@ def test_ddp_inside_a_multirun(tmp_path):
     assert [(r["status"], r["model.net.padding"]) for r in rows] == [("ok", "same"), ("ok", "crop")]
     assert (done.stdout + done.stderr).count("GLOBAL_RANK: 1, MEMBER: 2/2") == 2
     assert all((sweep / r["job"] / "train_ddp_process_1.log").exists() for r in rows)
+
+
+def test_submitit_job_requeued_by_its_preemption_signal_resumes_from_its_checkpoint(tmp_path):
+    # submitit's local executor requeues a job that its USR2 handler checkpointed, as SLURM does.
+    sweep = tmp_path / "sweep"
+    args = [
+        *TINY,
+        "data.train_size=4096",
+        "export=none",
+        "+callbacks.signal_at._target_=tests.signal_at.SignalAt",
+    ]
+    signal_at = ["+callbacks.signal_at.step=5", "+callbacks.signal_at.signal=SIGUSR2"]
+    done = run_module(
+        "layoutnet", ["-m", "hydra/launcher=submitit_local", *args, *signal_at, f"hydra.sweep.dir={sweep}"]
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    log = "".join(p.read_text() for p in (sweep / ".submitit").glob("*/*_log.*"))
+    assert "Caught signal SIGUSR2" in log and "interrupted by SIGUSR2 at step 6" in log
+    result = report(sweep / "0")
+    interrupted = sweep / "0" / "checkpoints" / "interrupted.ckpt"
+    assert result["status"] == "ok" and result["scheduler"]["resumed_from"] == str(interrupted)
+    assert result["training"]["global_step"] == 16  # the requeued attempt finished the epoch it was in
+
+
+def test_runs_started_together_get_their_own_directories(tmp_path):
+    # Both runs ask for the same directory name (as two runs started in the same second do).
+    import subprocess
+    import sys
+
+    args = [*TINY, *TINY_EXPORT, "hydra.run.dir=${unique_dir:outputs/same}"]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "layoutnet", *args],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    dirs = sorted((tmp_path / "outputs").iterdir())
+    assert [d.name for d in dirs] == ["same", "same_1"]
+    for run_dir in dirs:
+        result = report(run_dir)
+        assert result["status"] == "ok" and result["run_dir"] == str(run_dir)
+        assert result["export"]["status"] == "ok"
+        assert (run_dir / "checkpoints" / "last.ckpt").exists()
+        assert (run_dir / "export" / "LayoutClassifier.mlmodel").exists()
