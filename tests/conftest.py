@@ -29,10 +29,16 @@ def run_module(
     timeout: int = 300,
     check: bool = False,
     full_error: bool = True,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess:
     """`python -m <module> <args>` in a subprocess, as a user would type it (`full_error=False`: without
-    HYDRA_FULL_ERROR, so a refusal prints only its `error:` line)."""
-    env = {**os.environ, "PYTHONWARNINGS": "ignore", "HYDRA_FULL_ERROR": "1" if full_error else "0"}
+    HYDRA_FULL_ERROR, so a refusal prints only its `error:` line; `env`: extra variables)."""
+    env = {
+        **os.environ,
+        "PYTHONWARNINGS": "ignore",
+        "HYDRA_FULL_ERROR": "1" if full_error else "0",
+        **(env or {}),
+    }
     done = subprocess.run(
         [sys.executable, "-m", module, *args],
         cwd=cwd,

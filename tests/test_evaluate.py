@@ -244,7 +244,22 @@ def test_command_line(tmp_path):
     assert not (tmp_path / "outputs").exists() and not list(tmp_path.glob("*.log"))
 
     bad = write_csv(tmp_path / "bad.csv", rows=[("hello", "english")])
-    done = run_module("layoutnet.evaluate", [f"model_path={ckpt}", f"data_path={bad}"], tmp_path, timeout=120)
+    done = run_module(
+        "layoutnet.evaluate",
+        [f"model_path={ckpt}", f"data_path={bad}"],
+        tmp_path,
+        timeout=120,
+        full_error=False,
+    )
     assert done.returncode == 1
     message = " ".join(done.stderr.split())  # rich wraps long lines
     assert "DataError" in message and "line 2: label 'english'" in message and "Traceback" not in message
+
+
+def test_checkpoint_of_the_old_format_scores_like_the_new(tmp_path):
+    new, net = save_checkpoint(tmp_path / "new.ckpt")
+    old, _ = save_checkpoint(tmp_path / "old.ckpt", old_format=True)
+    data = write_csv(tmp_path / "words.csv")
+    reports = [ev.run_evaluate(compose_eval([f"model_path={p}", f"data_path={data}"])) for p in (new, old)]
+    assert reports[0]["accuracy"] == reports[1]["accuracy"] == pytest.approx(expected_accuracy(net))
+    assert reports[0]["confusion_matrix"] == reports[1]["confusion_matrix"]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import os
+import shlex
 
 import pytest
-import pytorch_lightning as pl
 import torch
-from omegaconf import OmegaConf
 
 from layoutnet.contract import CLASSES
 from layoutnet.models import CompactCNN, TransformerClassifier
@@ -17,13 +18,19 @@ from .conftest import run_module
 
 
 def run_layoutnet_args(*args):
-    return run_module("layoutnet", list(args))
+    return run_module("layoutnet", list(args), timeout=900)
 
 
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("smoke")
-    result = run_layoutnet_args("+experiment=smoke", f"hydra.run.dir={run_dir}")
+    # The console is checked at 80 columns (test_console_...): what a narrow terminal shows.
+    result = run_module(
+        "layoutnet",
+        ["+experiment=smoke", f"hydra.run.dir={run_dir}"],
+        env={"COLUMNS": "80", "PYTHONWARNINGS": ""},
+        timeout=900,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return run_dir, result
 
@@ -90,6 +97,72 @@ def test_bad_input_is_refused_before_training(tmp_path, args, expected):
     assert result.returncode != 0
     assert expected in result.stderr + result.stdout
     assert not (tmp_path / "checkpoints").exists()
+
+
+@pytest.mark.slow
+def test_console_starts_with_the_run_and_ends_with_a_whole_summary_at_80_columns(smoke_run):
+    run_dir, result = smoke_run
+    out = result.stdout
+    lines = [line for line in out.replace("\r", "\n").splitlines() if line.strip()]
+    assert lines[0].split() == ["run", str(run_dir)]  # the run directory comes first
+    assert lines[1].startswith("task") and any(line.startswith("model ") for line in lines[:6])
+    summary = {line.split(maxsplit=1)[0]: line.split(maxsplit=1)[1] for line in lines[-9:] if " " in line}
+    report = json.loads((run_dir / "report.json").read_text())
+    assert summary["artifact"] == str(run_dir / "export" / "LayoutClassifier.mlmodel")
+    assert summary["val/acc"].startswith(f"{report['training']['best_val_accuracy']:.4f}")
+    assert "reference-executor" in summary["parity"]
+    assert summary["pictures"] == ", ".join(
+        str(run_dir / "plots" / n) for n in ("confusion_matrix.png", "training_curves.png")
+    )
+    assert summary["report"] == str(run_dir / "report.json")
+    # The progress bar shows val/acc: off a TTY tqdm draws a fixed 10-character bar; without it the line
+    # fits 80 columns, so on an 80-column terminal tqdm shrinks the bar instead of cutting metrics.
+    output = (result.stdout + result.stderr).replace("\r", "\n").splitlines()
+    bars = [line.rstrip("`") for line in output if line.startswith("Epoch 2:")]
+    assert bars and "val/acc=" in bars[-1] and "v_num" not in bars[-1]
+    assert len(bars[-1]) - 10 <= 80, bars[-1]
+    # Non-actionable third-party noise is filtered (runtime.quiet_third_party), the rest still shows.
+    for noise in ("GPU available", "LeafSpec", "litlogger", "ckpt_path=None", "IterableDataset"):
+        assert noise not in out + result.stderr, noise
+
+
+DEBUG_RUNS = {
+    "fdr": ["debug=fdr"],
+    "limit": ["debug=limit"],
+    "overfit": ["debug=overfit", "trainer.max_epochs=6", "trainer.log_every_n_steps=1"],
+    "profiler": ["debug=profiler", "trainer.max_epochs=1"],
+    "no_validation": ["trainer.max_epochs=2", "+trainer.limit_val_batches=0", "data.train_size=2048"],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(DEBUG_RUNS))
+def test_debug_configs_and_runs_without_validation_finish_cleanly(tmp_path, name):
+    result = run_layoutnet_args("+experiment=smoke", *DEBUG_RUNS[name], f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["status"] == "ok"
+    training, export = report["training"], report["export"]
+    if name in ("fdr", "no_validation"):
+        # Nothing to pick a best model by: no best checkpoint, the final weights are exported, and said so.
+        assert training["best_val_accuracy"] is None and report["paths"]["best_checkpoint"] is None
+        assert export["status"] == "ok" and export["weights"] == "final weights"
+        assert "final weights" in result.stdout
+        assert not (tmp_path / "checkpoints" / "best.ckpt").exists()
+    if name == "no_validation":
+        assert training["epochs"] == 2 and (tmp_path / "checkpoints" / "last.ckpt").exists()
+    if name == "fdr":
+        assert training["global_step"] == 1
+    if name == "limit":
+        assert training["global_step"] == 3 * 8 and export["status"] == "ok"
+    if name == "overfit":
+        assert export["status"] == "disabled"
+        rows = list(csv.DictReader((tmp_path / "csv" / "metrics.csv").open()))
+        losses = [float(r["train/loss_step"]) for r in rows if r.get("train/loss_step")]
+        # 18 steps, mostly in the LR warm-up: the loss on the same 3 batches falls (30 epochs: towards 0).
+        assert len(losses) >= 12 and losses[-1] < losses[0]
+    if name == "profiler":
+        assert "FIT Profiler Report" in (tmp_path / "fit-profile.txt").read_text()
 
 
 def test_warmup_cosine_schedule_shape():
@@ -185,51 +258,87 @@ def test_reexport_and_validate_commands(smoke_run, tmp_path):
     assert done.returncode == 1 and "parity failed" in done.stderr
 
 
-class InterruptAt(pl.Callback):
-    """Raises KeyboardInterrupt (what Ctrl-C does) at a given training step."""
-
-    def __init__(self, step: int):
-        self.step = step
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        if trainer.global_step == self.step:
-            raise KeyboardInterrupt
+SIGNAL_AT = ["+callbacks.signal_at._target_=tests.signal_at.SignalAt", "+callbacks.signal_at.step=10"]
 
 
 @pytest.mark.slow
-def test_interrupted_run_leaves_a_checkpoint_and_resumes(tmp_path):
-    from hydra import compose, initialize_config_dir
-
-    from layoutnet.config import CONF_DIR
-    from layoutnet.train import Run, _failure_text
-
+@pytest.mark.parametrize(("name", "code"), [("SIGTERM", 143), ("SIGINT", 130)])
+def test_signal_stops_the_run_with_a_checkpoint_exit_code_and_resume_command(tmp_path, name, code):
     run_dir = tmp_path / "run"
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose("train", overrides=["+experiment=smoke", "export=none", "trainer.max_epochs=1"])
-    OmegaConf.set_struct(cfg, False)
-    cfg.paths.output_dir = str(run_dir)
-    cfg.callbacks.model_checkpoint.dirpath = str(run_dir / "checkpoints")
-    cfg.callbacks.on_exception_checkpoint.dirpath = str(run_dir / "checkpoints")
-    cfg.logger.csv.save_dir = str(run_dir)
-    cfg.callbacks.progress_bar = None  # an interrupted tqdm bar would print at interpreter exit
-    cfg.trainer.enable_progress_bar = False
-    run = Run(cfg, run_dir)
-    run.prepare()
-    run.trainer.callbacks.append(InterruptAt(step=10))
-    with pytest.raises((KeyboardInterrupt, SystemExit)) as info:
-        run.fit()
+    args = ["+experiment=smoke", "export=none", "trainer.max_epochs=1", *SIGNAL_AT]
+    result = run_layoutnet_args(*args, f"+callbacks.signal_at.signal={name}", f"hydra.run.dir={run_dir}")
+    assert result.returncode == code, result.stderr[-3000:]
     interrupted = run_dir / "checkpoints" / "interrupted.ckpt"
-    assert interrupted.exists()
-    assert torch.load(interrupted, weights_only=False)["global_step"] == 10
-    assert f"ckpt_path={interrupted}" in _failure_text(info.value, run_dir)
-
-    resumed = run_layoutnet_args(
-        "+experiment=smoke",
-        "export=none",
-        "trainer.max_epochs=1",
-        f"ckpt_path={interrupted}",
-        f"hydra.run.dir={tmp_path / 'resumed'}",
-    )
+    # Sent during step 10's batch: the run stops at the next batch boundary, with whole steps saved.
+    assert torch.load(interrupted, weights_only=False)["global_step"] == 11
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["status"] == "interrupted" and report["signal"] == name
+    assert report["training"]["global_step"] == 11
+    command = report["resume"]["command"]
+    assert command.endswith(f"ckpt_path={interrupted}") and "+experiment=smoke" in command
+    assert command in result.stderr  # printed on the console, whole
+    if name == "SIGINT":
+        return
+    resumed_dir = tmp_path / "resumed"
+    python, dash_m, module, *resume_args = shlex.split(command)
+    assert (python, dash_m, module) == ("python", "-m", "layoutnet")
+    resumed = run_layoutnet_args(*resume_args, f"hydra.run.dir={resumed_dir}")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    report = json.loads((tmp_path / "resumed" / "report.json").read_text())
-    assert report["status"] == "ok" and report["training"]["global_step"] > 10
+    report = json.loads((resumed_dir / "report.json").read_text())
+    assert report["status"] == "ok" and report["training"]["global_step"] > 11
+    assert report["resumed_from"] == str(interrupted)
+
+
+@pytest.mark.slow
+def test_a_reused_run_directory_starts_from_scratch(tmp_path):
+    args = ["+experiment=smoke", "export=none", "trainer.max_epochs=1", f"hydra.run.dir={tmp_path}"]
+    first = run_layoutnet_args(*args)
+    assert first.returncode == 0, first.stderr[-3000:]
+    steps = json.loads((tmp_path / "report.json").read_text())["training"]["global_step"]
+    assert steps > 0 and (tmp_path / "checkpoints" / "last.ckpt").exists()
+    second = run_layoutnet_args(*args, "seed=3")
+    assert second.returncode == 0, second.stderr[-3000:]
+    report = json.loads((tmp_path / "report.json").read_text())
+    # The old last.ckpt was not restored: the second run trained its own epoch from step 0.
+    assert report["status"] == "ok" and report["training"]["global_step"] == steps
+    assert report["resumed_from"] is None
+    assert "Restoring states" not in second.stdout + second.stderr
+    assert "already holds another run's checkpoints" in second.stdout + second.stderr
+
+
+def test_unique_dir_resolver_never_hands_out_a_directory_twice(tmp_path):
+    from layoutnet.rundir import unique_dir
+
+    base = str(tmp_path / "runs" / "2026-01-01_00-00-00")
+    made = [unique_dir(base) for _ in range(3)]
+    assert made == [base, f"{base}_1", f"{base}_2"]
+    assert all((tmp_path / "runs" / p).is_dir() for p in made)
+
+
+@pytest.mark.parametrize(
+    ("value", "environ", "expected"),
+    [
+        ("auto", {}, 1),
+        ("auto", {"OMP_NUM_THREADS": "3"}, 3),  # a launcher's (or the user's) share
+        ("auto", {"SLURM_CPUS_PER_TASK": "8", "OMP_NUM_THREADS": "3"}, 8),
+        (4, {"OMP_NUM_THREADS": "3"}, 4),
+        ("all", {}, len(os.sched_getaffinity(0))),
+    ],
+)
+def test_runtime_threads_setting(monkeypatch, value, environ, expected):
+    from layoutnet.runtime import resolve_threads
+
+    for name in ("OMP_NUM_THREADS", "SLURM_CPUS_PER_TASK"):
+        monkeypatch.delenv(name, raising=False)
+    for name, setting in environ.items():
+        monkeypatch.setenv(name, setting)
+    assert resolve_threads(value) == expected
+
+
+@pytest.mark.parametrize("value", [0, -1, "many", 1.5, True])
+def test_bad_runtime_threads_is_refused_naming_the_key(value):
+    from layoutnet.errors import ConfigError
+    from layoutnet.runtime import resolve_threads
+
+    with pytest.raises(ConfigError, match=r"runtime\.threads"):
+        resolve_threads(value)

@@ -31,6 +31,7 @@ from layoutnet.errors import ConfigError, DataError
 from layoutnet.metrics import classification_summary, softmax
 from layoutnet.modelfile import Scorer, open_model
 from layoutnet.report import versions
+from layoutnet.runtime import apply_threads
 
 MISTAKES_KEPT = 25
 """Misclassified rows written into the report (the most confident mistakes first)."""
@@ -261,6 +262,7 @@ def run_evaluate(cfg: DictConfig) -> dict:
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="evaluate")
 def main(cfg: DictConfig) -> None:
+    exit_on_user_error(lambda: apply_threads(cfg.get("runtime")))
     exit_on_user_error(lambda: run_evaluate(cfg))
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch import nn
-from torchmetrics.functional.classification import multiclass_confusion_matrix
 
 from layoutnet.contract import CLASSES, NUM_CLASSES
 
@@ -27,6 +26,9 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 def classification_summary(predictions: np.ndarray, labels: np.ndarray) -> dict:
     """accuracy, per-class accuracy (recall of each true class) and confusion[true][pred]."""
+    # Imported here: torchmetrics (and the scipy it pulls in) costs predict about as much as torch.
+    from torchmetrics.functional.classification import multiclass_confusion_matrix
+
     predictions = np.asarray(predictions, dtype=np.int64)
     labels = np.asarray(labels, dtype=np.int64)
     confusion = (

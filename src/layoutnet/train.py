@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -14,9 +15,10 @@ import hydra
 import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf, read_write
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from pytorch_lightning.utilities import rank_zero_only
 from rich.console import Console
+from rich.markup import escape
 
 from layoutnet.cli import exit_on_user_error
 from layoutnet.config import CONF_DIR, build, check_trainer_settings
@@ -27,7 +29,17 @@ from layoutnet.export.settings import ExportSettings
 from layoutnet.metrics import classification_summary, predict_logits
 from layoutnet.modelfile import best_checkpoint_path, check_resume_checkpoint, load_net
 from layoutnet.plots import save_confusion_matrix, save_training_curves
-from layoutnet.report import update_report, versions
+from layoutnet.report import read_report, update_report, versions
+from layoutnet.runtime import (
+    GUARD,
+    RunInterrupted,
+    apply_threads,
+    exit_code,
+    quiet_third_party,
+    resume_command,
+    submitit_job_id,
+)
+from layoutnet.sweep import objective_name, objective_value
 
 log = logging.getLogger(__name__)
 
@@ -152,11 +164,45 @@ class Run:
         return {k: float(v) for k, v in (results[0] if results else {}).items()}
 
 
+def _requeued_checkpoint(run_dir: Path, job_id: str | None) -> Path | None:
+    """A submitit job requeued after SLURM's time limit or a preemption runs again in its own run
+    directory: continue from the checkpoint its previous attempt left. Only then does a run resume
+    without `ckpt_path=` (same directory, same scheduler job id, previous attempt interrupted)."""
+    if job_id is None:
+        return None
+    previous = read_report(run_dir)
+    if previous.get("status") != "interrupted" or (previous.get("scheduler") or {}).get("job_id") != job_id:
+        return None
+    for name in ("interrupted.ckpt", "last.ckpt"):
+        if (run_dir / "checkpoints" / name).is_file():
+            return run_dir / "checkpoints" / name
+    return None
+
+
 def run(cfg: DictConfig) -> float | None:
     run_dir = Path(cfg.paths.output_dir)
+    objective = objective_name(cfg)
     started = time.perf_counter()
+    threads = apply_threads(cfg.get("runtime"))
+    quiet_third_party()
     runner = Run(cfg, run_dir)
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    job_id = submitit_job_id()
+    requeued = _requeued_checkpoint(run_dir, job_id) if not cfg.get("ckpt_path") else None
+    if requeued is not None:
+        with open_dict(cfg):
+            cfg.ckpt_path = str(requeued)
+        log.info("requeued job %s: resuming from %s", job_id, requeued)
+    elif (run_dir / "checkpoints").is_dir() and rank_zero_only.rank == 0:
+        log.warning(
+            "%s already holds another run's checkpoints: this run starts from scratch and replaces them "
+            "(to continue that run, pass ckpt_path=)",
+            run_dir,
+        )
+    no_validation = _adapt_to_missing_validation(cfg)
+    GUARD.install()
+    if rank_zero_only.rank == 0:
+        _print_header(cfg, run_dir, threads, no_validation)
     _report(
         run_dir,
         status="running",
@@ -164,6 +210,9 @@ def run(cfg: DictConfig) -> float | None:
         overrides=overrides,
         run_dir=str(run_dir),
         versions=versions(),
+        runtime=threads,
+        scheduler={"job_id": job_id, "resumed_from": str(requeued) if requeued else None} if job_id else None,
+        resumed_from=cfg.get("ckpt_path"),
         data=None,
         training=None,
     )
@@ -191,13 +240,15 @@ def run(cfg: DictConfig) -> float | None:
             save_training_curves(run_dir, run_dir / "plots" / "training_curves.png")
         if cfg.get("test"):
             sections["test"] = runner.test()
-        best_score = sections["training"]["best_val_accuracy"]
         _report(run_dir, status="ok", **sections, paths=_paths(runner), timings=_timings(runner, started))
         if rank_zero_only.rank == 0:
-            _print_result(run_dir, sections)
-        return best_score
+            _print_result(run_dir, read_report(run_dir))
+        return objective_value(objective, read_report(run_dir), runner.trainer.callback_metrics)
     except BaseException as exc:
         training = runner.training_section() if runner.trainer else None
+        signum = GUARD.pending() if isinstance(exc, RunInterrupted | SystemExit | KeyboardInterrupt) else None
+        if signum is not None:
+            _interrupted(runner, signum, overrides, training, started)
         _report(
             run_dir,
             status="failed",
@@ -211,7 +262,46 @@ def run(cfg: DictConfig) -> float | None:
             return None
         raise
     finally:
+        GUARD.restore()
         runner.cleanup.close()
+
+
+def _interrupted(runner: Run, signum: int, overrides: list[str], training: dict | None, started: float):
+    """Report and print how to continue a run stopped by a signal, then exit 128 + signal number
+    (130 for SIGINT, 143 for SIGTERM). In a submitit job stopped by its preemption signal, submitit
+    requeues the job instead (it resumes from this checkpoint by itself)."""
+    run_dir = runner.run_dir
+    name = signal.Signals(signum).name
+    checkpoint = next(
+        (
+            run_dir / "checkpoints" / f
+            for f in ("interrupted.ckpt", "last.ckpt")
+            if (run_dir / "checkpoints" / f).is_file()
+        ),
+        None,
+    )
+    command = resume_command(overrides, checkpoint) if checkpoint else None
+    _report(
+        run_dir,
+        status="interrupted",
+        error=f"stopped by {name}",
+        signal=name,
+        resume={"ckpt_path": str(checkpoint) if checkpoint else None, "command": command},
+        training=training,
+        paths=_paths(runner),
+        timings=_timings(runner, started),
+    )
+    if rank_zero_only.rank == 0:
+        console = Console(stderr=True, soft_wrap=True, highlight=False)
+        step = (training or {}).get("global_step")
+        where = f" at step {step}" if step is not None else ""
+        console.print(f"[bold yellow]interrupted[/] by {name}{where}; run directory {run_dir}", markup=True)
+        if command:
+            console.print(f"resume with:\n  {command}", markup=False)
+        else:
+            console.print("no checkpoint was written yet: start the run again", markup=False)
+    GUARD.hand_over()
+    raise SystemExit(exit_code(signum)) from None
 
 
 def _failure_text(exc: BaseException, run_dir: Path) -> str:
@@ -239,20 +329,110 @@ def _timings(runner: Run, started: float) -> dict:
     return {**runner.timings, "total_seconds": round(time.perf_counter() - started, 2)}
 
 
-def _print_result(run_dir: Path, sections: dict) -> None:
-    console = Console()
-    training = sections["training"]
-    console.print(f"[bold]run[/] {run_dir}")
-    console.print(
-        f"  {training['family']} with {training['parameters']:,} parameters; best val/acc "
-        f"{training['best_val_accuracy']:.4f}"
+def _adapt_to_missing_validation(cfg: DictConfig) -> str | None:
+    """Runs without validation (`trainer.limit_val_batches=0`) or without checkpoints
+    (`trainer.fast_dev_run`) finish cleanly: nothing monitors val/acc, no best checkpoint is selected,
+    and the export takes the final weights. Returns why, for the console and the report."""
+    trainer = cfg.get("trainer") or {}
+    if trainer.get("fast_dev_run"):
+        reason = "fast_dev_run: Lightning saves no checkpoint"
+    elif trainer.get("limit_val_batches") == 0:
+        reason = "limit_val_batches=0: no validation"
+    else:
+        return None
+    callbacks = cfg.get("callbacks") or {}
+    with open_dict(cfg):
+        for name, node in callbacks.items():
+            target = str((node or {}).get("_target_", ""))
+            if target.endswith("EarlyStopping"):
+                cfg.callbacks[name] = None
+            elif target.endswith("ModelCheckpoint") and node.get("monitor"):
+                node.monitor = None  # keep last.ckpt only: there is no "best" without a score
+                node.save_top_k = 0
+    return reason
+
+
+def _print_header(cfg: DictConfig, run_dir: Path, threads: dict, no_validation: str | None) -> None:
+    """The run directory and a compact view of the config, before anything else happens."""
+    console = Console(soft_wrap=True, highlight=False)
+    choices = dict(HydraConfig.get().runtime.choices) if HydraConfig.initialized() else {}
+    data, trainer, export = cfg.get("data") or {}, cfg.get("trainer") or {}, cfg.get("export") or {}
+    net = cfg.get("model", {}).get("net") or {}
+    family = str(net.get("_target_", "?")).rsplit(".", 1)[-1]
+    sizes = ", ".join(
+        f"{k.removesuffix('_size')} {data[k]:,}" for k in ("train_size", "val_size", "test_size") if k in data
     )
-    per_class = sections.get("validation", {}).get("per_class_accuracy", {})
-    if per_class:
-        console.print(
-            "  per class: "
-            + ", ".join(f"{c} {per_class[c]:.3f}" for c in CLASSES if per_class.get(c) is not None)
+    rows = [
+        ("run", str(run_dir)),
+        ("task", f"{cfg.get('task_name')}  seed {cfg.get('seed')}"),
+        ("model", f"{choices.get('model', '?')} ({family}), lr {cfg.get('model', {}).get('lr')}"),
+        ("data", f"{choices.get('data', '?')}: {sizes or data.get('path')}, batch {data.get('batch_size')}"),
+        (
+            "trainer",
+            f"{trainer.get('max_epochs')} epochs, {trainer.get('accelerator')} x{trainer.get('devices')}"
+            f", {threads['threads']} thread(s)" + (f", {no_validation}" if no_validation else ""),
+        ),
+        ("export", "off" if not export.get("enabled", True) else f"{export.get('format')}"),
+    ]
+    if cfg.get("ckpt_path"):
+        rows.append(("resume", str(cfg.ckpt_path)))
+    if choices.get("debug"):
+        rows.append(("debug", str(choices["debug"])))
+    for key, value in rows:
+        console.print(f"[bold]{key:<8}[/] {escape(value)}")
+
+
+def _print_result(run_dir: Path, report: dict) -> None:
+    """The final summary: plain lines that wrap rather than cut (paths are never truncated)."""
+    console = Console(soft_wrap=True, highlight=False)
+    training = report.get("training") or {}
+    best = training.get("best_val_accuracy")
+    lines = [("run", str(run_dir))]
+    lines.append(
+        (
+            "model",
+            f"{training.get('family')}, {training.get('parameters') or 0:,} parameters; "
+            f"{training.get('epochs')} epochs, {training.get('global_step')} steps",
         )
+    )
+    best_path = (report.get("paths") or {}).get("best_checkpoint")
+    if best is not None:
+        lines.append(("val/acc", f"{best:.4f} (best checkpoint {best_path})"))
+    else:
+        lines.append(("val/acc", "none recorded: no best checkpoint, the final weights were used"))
+    test = report.get("test") or {}
+    if test.get("test/acc") is not None:
+        lines.append(("test/acc", f"{test['test/acc']:.4f}"))
+    per_class = (report.get("validation") or {}).get("per_class_accuracy") or {}
+    if per_class:
+        lines.append(
+            (
+                "per class",
+                ", ".join(f"{c} {per_class[c]:.3f}" for c in CLASSES if per_class.get(c) is not None),
+            )
+        )
+    export = report.get("export") or {}
+    if export.get("status") == "ok":
+        parity = export.get("parity") or {}
+        lines.append(("artifact", str(export.get("path"))))
+        lines.append(("weights", str(export.get("weights"))))
+        if parity:
+            lines.append(
+                (
+                    "parity",
+                    f"max |dprob| {parity.get('max_prob_diff'):.2g} on {parity.get('samples')} samples "
+                    f"({parity.get('backend')}), argmax agreement {parity.get('argmax_agreement'):.4f}",
+                )
+            )
+    elif export:
+        lines.append(("export", str(export.get("status"))))
+    pictures = sorted(str(p) for p in (run_dir / "plots").glob("*.png"))
+    if pictures:
+        lines.append(("pictures", ", ".join(pictures)))
+    lines.append(("report", str(run_dir / "report.json")))
+    console.print()
+    for key, value in lines:
+        console.print(f"[bold]{key:<9}[/] {escape(value)}")
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")

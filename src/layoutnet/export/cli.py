@@ -19,6 +19,7 @@ from layoutnet.export.result import ExportResult
 from layoutnet.export.settings import ExportSettings
 from layoutnet.modelfile import open_model
 from layoutnet.report import update_report
+from layoutnet.runtime import apply_threads
 
 
 def run_export(cfg: DictConfig) -> ExportResult:
@@ -53,4 +54,5 @@ def run_export(cfg: DictConfig) -> ExportResult:
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="export_model")
 def main(cfg: DictConfig) -> None:
-    exit_on_user_error(lambda: run_export(cfg))
+    exit_on_user_error(lambda: apply_threads(cfg.get("runtime")))
+    return exit_on_user_error(lambda: run_export(cfg))

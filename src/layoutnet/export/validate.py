@@ -22,6 +22,7 @@ from layoutnet.export.publish import ExportFolder, artifact_size, verify_manifes
 from layoutnet.export.result import VALIDATION_SECTION, ExportFailure, ExportResult, record
 from layoutnet.export.settings import ExportSettings
 from layoutnet.modelfile import open_model
+from layoutnet.runtime import apply_threads
 
 
 def check_manifest(artifact: Path) -> str:
@@ -114,6 +115,7 @@ def validate_artifact(cfg: DictConfig, console: Console | None = None) -> Export
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="validate")
 def main(cfg: DictConfig) -> None:
+    exit_on_user_error(lambda: apply_threads(cfg.get("runtime")))
     exit_on_user_error(lambda: validate_artifact(cfg))
 
 

@@ -1,0 +1,115 @@
+"""Fixed start-up cost of the commands, against a bare `python -c "import torch"` measured in the same run.
+
+Each command runs `--repeats` times as a fresh process (the order rotates across repeats, so a burst of
+load from elsewhere spreads over all of them); the figure is the median wall time, and the ratio is to
+the median of `import torch`. A model is trained once first (the smoke experiment, 1 epoch) so that
+predict, evaluate and validate have a checkpoint and a .mlmodel to open. Also reports, per command,
+whether pytorch_lightning was imported at all (`-X importtime`).
+
+    python benchmarks/bench_startup.py --repeats 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+
+
+def timed(cmd: list[str], cwd: Path) -> tuple[float, str]:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+    start = time.perf_counter()
+    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"{cmd} failed:\n{done.stderr[-2000:]}")
+    return elapsed, done.stderr
+
+
+def imports_lightning(cmd: list[str], cwd: Path) -> bool:
+    _, stderr = timed([cmd[0], "-X", "importtime", *cmd[1:]], cwd)
+    return any(line.rstrip().endswith("| pytorch_lightning") for line in stderr.splitlines())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    sys.path.insert(0, str(HERE))
+    from common import save_result
+
+    py = sys.executable
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        run_dir = work / "run"
+        timed(
+            [py, "-m", "layoutnet", "+experiment=smoke", "trainer.max_epochs=1", f"hydra.run.dir={run_dir}"],
+            ROOT,
+        )
+        ckpt = run_dir / "checkpoints" / "best.ckpt"
+        artifact = run_dir / "export" / "LayoutClassifier.mlmodel"
+        commands = {
+            "import torch": [py, "-c", "import torch"],
+            "predict (one word, .ckpt)": [py, "-m", "layoutnet.predict", f"model_path={ckpt}", "text=ghbdtn"],
+            "predict (one word, .mlmodel)": [
+                py,
+                "-m",
+                "layoutnet.predict",
+                f"model_path={artifact}",
+                "text=ghbdtn",
+            ],
+            "generate n=1": [py, "-m", "layoutnet.generate", "n=1", f"out={work / 'g.csv'}", "data=tiny"],
+            "evaluate (.mlmodel, data=tiny)": [
+                py,
+                "-m",
+                "layoutnet.evaluate",
+                f"model_path={artifact}",
+                "data=tiny",
+                "run_data=false",
+                f"output_dir={work / 'eval'}",
+            ],
+            "validate (data=tiny)": [
+                py,
+                "-m",
+                "layoutnet.validate",
+                f"artifact={artifact}",
+                f"ckpt_path={ckpt}",
+                "data=tiny",
+                f"hydra.run.dir={work / 'validate'}",
+            ],
+        }
+        times: dict[str, list[float]] = {name: [] for name in commands}
+        names = list(commands)
+        for repeat in range(args.repeats):
+            shift = repeat % len(names)
+            for name in names[shift:] + names[:shift]:
+                times[name].append(timed(commands[name], ROOT)[0])
+        lightning = {name: imports_lightning(cmd, ROOT) for name, cmd in commands.items()}
+    base = statistics.median(times["import torch"])
+    results = {
+        name: {
+            "median_s": round(statistics.median(values), 3),
+            "ratio_to_import_torch": round(statistics.median(values) / base, 2),
+            "imports_pytorch_lightning": lightning[name],
+            "all_s": [round(v, 3) for v in values],
+        }
+        for name, values in times.items()
+    }
+    for name, row in results.items():
+        ratio, lightning_used = row["ratio_to_import_torch"], row["imports_pytorch_lightning"]
+        print(f"{name:34} {row['median_s']:7.2f} s  x{ratio:<5} lightning={lightning_used}")
+    with open("/proc/loadavg", encoding="ascii") as handle:
+        loadavg = handle.read().split()[:3]
+    save_result("startup", {"repeats": args.repeats, "loadavg_at_end": loadavg, "results": results})
+
+
+if __name__ == "__main__":
+    main()

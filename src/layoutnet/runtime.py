@@ -1,0 +1,213 @@
+"""How a command behaves on a real machine: torch's thread counts, and SIGINT/SIGTERM handling.
+
+Nothing here imports Lightning: evaluate, export and validate apply the same `runtime` settings.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import signal
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from layoutnet.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+# ---------------------------------------------------------------------------------------------- threads
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS
+        return os.cpu_count() or 1
+
+
+def scheduler_share() -> int | None:
+    """The CPU share a scheduler or launcher gave this process, if it said so: SLURM's
+    `SLURM_CPUS_PER_TASK`, or `OMP_NUM_THREADS` (set per worker by joblib's loky backend and by
+    users who know their machine)."""
+    for name in ("SLURM_CPUS_PER_TASK", "OMP_NUM_THREADS"):
+        value = os.environ.get(name, "").strip()
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return None
+
+
+def resolve_threads(value: Any, key: str = "runtime.threads") -> int:
+    """`auto` -> the scheduler's share when one was given, else 1 (see BENCHMARKS.md, "Threads");
+    `all` -> every core this process may run on; a positive integer -> that many."""
+    if value is None or value == "auto":
+        return scheduler_share() or 1
+    if value == "all":
+        return available_cores()
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | str)
+        or not str(value).isdigit()
+        or int(value) < 1
+    ):
+        raise ConfigError(key, value, "must be auto, all or a positive integer")
+    return int(value)
+
+
+def apply_threads(settings: Any) -> dict[str, int]:
+    """Set torch's intra-op and inter-op thread counts from a `runtime` config node (or None: the
+    defaults). Must run before torch does any parallel work (inter-op threads can be set once)."""
+    import torch
+
+    settings = settings or {}
+    threads = resolve_threads(settings.get("threads", "auto"))
+    interop = resolve_threads(settings.get("interop_threads", 1), "runtime.interop_threads")
+    torch.set_num_threads(threads)
+    try:
+        torch.set_num_interop_threads(interop)
+    except RuntimeError:  # already started (a second run in the same process): keep torch's value
+        interop = torch.get_num_interop_threads()
+    return {"threads": threads, "interop_threads": interop}
+
+
+# ---------------------------------------------------------------------------------------------- noise
+
+# Third-party messages that tell a layoutnet user nothing they can act on, each matched narrowly (its
+# own text, its own logger or warning) so that anything else still shows:
+_QUIET_LOG_PREFIXES = (
+    "GPU available:",  # hardware inventory at every fit; the header already says cpu/gpu x devices
+    "TPU available:",
+    "HPU available:",
+    "💡 Tip:",  # Lightning's advertisement for its cloud logger
+    "Loading `train_dataloader` to estimate number of stepping batches",  # internal step of the LR schedule
+)
+_QUIET_WARNINGS = (
+    # Lightning 2.6 calls a pytree API that torch 2.13 deprecated: Lightning's to fix, not ours.
+    r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+    # Our training stream is an IterableDataset with __len__ loaded in the main process (no workers),
+    # the one case where the length is exact.
+    r"Your `IterableDataset` has `__len__` defined",
+    # Lightning restoring a checkpoint layoutnet wrote itself (ckpt_path=): nothing to choose.
+    r"`weights_only` was not set, defaulting to `False`",
+)
+
+
+class _DropMessages(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).lstrip().startswith(_QUIET_LOG_PREFIXES)
+
+
+def quiet_third_party() -> None:
+    import warnings
+
+    for pattern in _QUIET_WARNINGS:
+        warnings.filterwarnings("ignore", message=pattern)
+    names = ("pytorch_lightning.utilities.rank_zero", "lightning_fabric.utilities.rank_zero")
+    for name in names:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropMessages) for f in logger.filters):
+            logger.addFilter(_DropMessages())
+
+
+# ---------------------------------------------------------------------------------------------- signals
+
+
+class RunInterrupted(BaseException):
+    """A run stopped by a signal. BaseException, like KeyboardInterrupt: nothing may swallow it."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def exit_code(signum: int) -> int:
+    """The shell's convention for a process ended by a signal: 128 + its number (SIGINT 130, SIGTERM 143)."""
+    return 128 + int(signum)
+
+
+def submitit_signal() -> int | None:
+    """The signal submitit sends before a SLURM time limit or a preemption (USR2 unless configured),
+    when this process is a submitit job."""
+    if not os.environ.get("SUBMITIT_EXECUTOR"):
+        return None
+    name = os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2")
+    return int(getattr(signal, f"SIG{name}", signal.SIGUSR2))
+
+
+def submitit_job_id() -> str | None:
+    if not os.environ.get("SUBMITIT_EXECUTOR"):
+        return None
+    try:
+        import submitit
+
+        return str(submitit.JobEnvironment().job_id)
+    except Exception:  # not a submitit job after all
+        return None
+
+
+class SignalGuard:
+    """Turns SIGINT, SIGTERM (and, in a submitit job, its preemption signal) into a clean stop.
+
+    The first signal is recorded. While the training loop runs (`graceful` is on) the loop stops at the
+    next batch boundary (layoutnet.callbacks.InterruptCheckpoint raises there) so the final checkpoint
+    holds a whole step; anywhere else, or at a second signal, RunInterrupted is raised at once.
+    """
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.graceful = False
+        self.previous: dict[int, Any] = {}
+
+    def signals(self) -> list[int]:
+        extra = submitit_signal()
+        return [signal.SIGINT, signal.SIGTERM, *([extra] if extra else [])]
+
+    def install(self) -> None:
+        self.signum = None
+        self.graceful = False
+        for signum in self.signals():
+            try:
+                self.previous[signum] = signal.signal(signum, self._handle)
+            except ValueError:  # not the main thread (a joblib thread backend): leave signals alone
+                return
+
+    def restore(self) -> None:
+        for signum, handler in self.previous.items():
+            if handler is not None:
+                signal.signal(signum, handler)
+        self.previous = {}
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        first = self.signum is None
+        if first:
+            self.signum = signum
+        if first and self.graceful:
+            print(
+                f"\n{signal.Signals(signum).name}: stopping after this batch with a checkpoint "
+                "(send it again to stop at once)",
+                file=sys.stderr,
+                flush=True,
+            )
+            return
+        raise RunInterrupted(self.signum)
+
+    def pending(self) -> int | None:
+        return self.signum
+
+    def hand_over(self) -> None:
+        """In a submitit job stopped by its preemption signal: let submitit requeue the job (it exits)."""
+        handler = self.previous.get(self.signum) if self.signum is not None else None
+        if self.signum == submitit_signal() and callable(handler):
+            handler(self.signum, None)
+
+
+GUARD = SignalGuard()
+
+
+def resume_command(overrides: Iterable[str], ckpt_path: str | Path, module: str = "layoutnet") -> str:
+    """The exact command that continues a run: its overrides (without any ckpt_path) + ckpt_path=."""
+    kept = [o for o in overrides if not o.lstrip("+~").startswith(("ckpt_path=", "hydra.run.dir="))]
+    return shlex.join(["python", "-m", module, *kept, f"ckpt_path={ckpt_path}"])
