@@ -167,7 +167,7 @@ def test_artifact_is_scored_through_the_artifact_runner(tmp_path, monkeypatch, c
 
     monkeypatch.setattr("layoutnet.export.parity.artifact_runners", fake_runners)
     data = write_csv(tmp_path / "words.csv")
-    report = ev.run_evaluate(compose_eval([f"model_path={artifact}", f"data_path={data}"]))
+    report = ev.run_evaluate(compose_eval([f"model_path={artifact}", f"data_path={data}", "realtext=false"]))
     assert seen == [artifact] and runner.calls == 1
     assert report["model"]["kind"] == "coreml:mlprogram" and report["model"]["backend"] == "fake-runner"
     assert last_line(capsys.readouterr().out) == f"accuracy={expected_accuracy(net):.6f}"

@@ -15,7 +15,9 @@ This module imports no Lightning.
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Sequence
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -24,8 +26,7 @@ import numpy as np
 import torch
 
 from layoutnet.contract import CLASS_TO_ID, LANGUAGES, encode_batch
-from layoutnet.errors import DataError
-from layoutnet.metrics import predict_logits, softmax
+from layoutnet.errors import ConfigError, DataError
 
 REALTEXT_SPLITS: tuple[str, ...] = ("words", "sentences", "short")
 """The balanced splits of the real-text set, in report order."""
@@ -232,6 +233,8 @@ def quality_summary(texts: Sequence[str], probs: np.ndarray, labels: np.ndarray)
 
 def _logits_function(model: object) -> Callable[[torch.Tensor], np.ndarray]:
     """Logits of a Scorer-like object (`.logits(ids)`) or of a PyTorch network."""
+    from layoutnet.metrics import predict_logits
+
     if hasattr(model, "logits"):
         return lambda ids: np.asarray(model.logits(ids), dtype=np.float32)  # type: ignore[attr-defined]
     if isinstance(model, torch.nn.Module):
@@ -241,6 +244,8 @@ def _logits_function(model: object) -> Callable[[torch.Tensor], np.ndarray]:
 
 def evaluate_realtext(model: object, splits: Sequence[str] = (*REALTEXT_SPLITS, AMBIGUOUS)) -> dict:
     """{split: quality_summary(...) plus "probabilities"-free fields} of a scorer or network on the set."""
+    from layoutnet.metrics import softmax
+
     logits_of = _logits_function(model)
     out = {}
     for name, split in load_realtext(splits).items():
@@ -259,6 +264,8 @@ def correction_threshold(
     `model` is a PyTorch network or anything with `.logits(ids)` (a layoutnet Scorer). Export passes the
     result as `app_metadata["correction_threshold"]`.
     """
+    from layoutnet.metrics import softmax
+
     data = load_realtext([split])[split]
     probs = softmax(_logits_function(model)(data.ids()))
     found = threshold_for(probs, data.labels, max_harmful)
@@ -266,9 +273,53 @@ def correction_threshold(
     return found["threshold"]
 
 
+def app_metadata(model: object) -> dict[str, str]:
+    """What export writes into the artifact for the app: {"correction_threshold": "<float>"}, the threshold
+    of `correction_threshold(model)` (harmful <= 0.1% on the real-text words)."""
+    return {METADATA_KEY: format_threshold(correction_threshold(model))}
+
+
 def format_threshold(value: float) -> str:
     """A threshold as metadata text: enough digits that p >= threshold decides as the exact value does."""
     return repr(float(value))
+
+
+METADATA_KEY = "correction_threshold"
+"""Key of the threshold in an artifact's user metadata, parity_vectors.json and eval reports."""
+
+
+def parse_threshold(value: object, where: str) -> float:
+    """A threshold in [0, 1] from a command line, metadata or a report; anything else is refused."""
+    try:
+        number = float(str(value).strip())
+    except ValueError:
+        number = math.nan
+    if not 0.0 <= number <= 1.0:
+        raise ConfigError(where, value, "must be a number between 0 and 1 (a top probability)")
+    return number
+
+
+def stored_threshold(
+    model_path: str | Path, metadata: Mapping[str, object] | None = None
+) -> tuple[float, str] | None:
+    """The correction threshold that belongs to a model file, and where it came from: the artifact's own
+    metadata (`metadata`, as read from the file), else the `correction_threshold` of the evaluate report
+    written next to it (`<stem>.eval.json`), else None. Values are read as plain numbers."""
+    if metadata and metadata.get(METADATA_KEY) not in (None, ""):
+        return parse_threshold(
+            metadata[METADATA_KEY], f"{model_path} metadata {METADATA_KEY}"
+        ), "model metadata"
+    path = Path(model_path)
+    stem = path.name[: -len(path.suffix)] if path.suffix else path.name
+    report = path.with_name(f"{stem}.eval.json")
+    if report.is_file():
+        try:
+            value = json.loads(report.read_text(encoding="utf-8")).get(METADATA_KEY)
+        except (OSError, ValueError, AttributeError):
+            return None
+        if value is not None:
+            return parse_threshold(value, f"{report} {METADATA_KEY}"), str(report)
+    return None
 
 
 # Picture -----------------------------------------------------------------------------------------------
