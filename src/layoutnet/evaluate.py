@@ -339,7 +339,7 @@ def print_evaluation(result: dict, console: Console) -> None:
     console.print(f"overall accuracy {result['accuracy']:.4f} ({correct:,} of {result['samples']:,} rows)")
 
 
-_REALTEXT_NOTE = "words, sentences, short, ambiguous: the real-text set (never trained on)"
+_REALTEXT_NOTE = "real-text set (not trained on): words, sentences, short, ambiguous"
 
 
 def print_quality(sets: dict[str, dict], console: Console) -> None:
@@ -372,8 +372,8 @@ def print_quality(sets: dict[str, dict], console: Console) -> None:
         corrections.add_row(*cells)
     console.print(corrections)
     console.print(
-        "harm: share of correctly typed (ru/en/he) rows rewritten; fixed: share of wrong-layout rows\n"
-        "corrected to their class; t@0.1%: the lowest t keeping harm <= 0.1%, and what it fixes",
+        "harm: correctly typed (ru/en/he) rows rewritten; fixed: wrong-layout rows\n"
+        "corrected to their class; t@0.1%: the lowest t keeping harm <= 0.1%",
         style="dim",
     )
 
