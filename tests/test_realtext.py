@@ -165,3 +165,47 @@ def test_overlap_with_the_training_vocabulary_is_partial():
             shares[lang] = float(np.mean([w in vocab[lang] for w in words]))
         print(f"{name}: share of correctly typed words in the training vocabulary: {shares}")
         assert all(share < 0.9 for share in shares.values()), (name, shares)
+
+
+def _build_script():
+    import importlib.util
+
+    if "build_realtext" in sys.modules:
+        return sys.modules["build_realtext"]
+    path = REPO_ROOT / "scripts" / "build_realtext.py"
+    spec = importlib.util.spec_from_file_location("build_realtext", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["build_realtext"] = module  # dataclasses look their module up while the file runs
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_build_script_names_a_missing_source_package(tmp_path, capsys, shared_dir):
+    script = _build_script()
+    assert script.main(["--cache", str(tmp_path), "--no-download", "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "hunspell-en-us" in err and "1:2020.12.07-2" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_build_script_refuses_a_source_file_that_is_not_the_pinned_one(tmp_path):
+    script = _build_script()
+    source = script.SOURCES["django"]
+    (tmp_path / source.filename).write_bytes(b"not django")
+    with pytest.raises(script.BuildError, match="sha256"):
+        script.fetch(source, tmp_path, download=False)
+
+
+def test_build_script_reads_gettext_catalogues_and_cleans_running_text():
+    script = _build_script()
+    catalogue = (
+        '# comment\nmsgid ""\nmsgstr "Content-Type: text/plain"\n\n'
+        'msgid "Enter a valid %(name)s."\nmsgstr ""\n"Введите правильный "\n"%(name)s."\n\n'
+        'msgid "one"\nmsgid_plural "many"\nmsgstr[0] "один"\nmsgstr[1] "много"\n'
+    )
+    assert script.po_pairs(catalogue) == [
+        ("Enter a valid %(name)s.", ["Введите правильный %(name)s."]),
+        ("one", ["один", "много"]),
+    ]
+    assert script.clean_running("«Сохранить» — <b>{0}</b> файл") == '"Сохранить" - файл'
+    assert script.script_clean("Введите правильный", "ru") and not script.script_clean("Введите URL", "ru")
