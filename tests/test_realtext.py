@@ -134,7 +134,9 @@ def test_training_never_opens_the_real_text_files(tmp_path):
         finally:
             _RECORDING[0] = False
         assert any(str(run_dir) in path for path in _OPENED), "the audit hook saw no file of the run"
-        touched = [path for path in _OPENED if folder in path or "realtext" in path]
+        # Any path inside the set's folder, or any file named like one of its CSVs, wherever it lies.
+        names = {f"{name}.csv" for name in (*REALTEXT_SPLITS, AMBIGUOUS)}
+        touched = [path for path in _OPENED if folder in path or path.rsplit("/", 1)[-1] in names]
         assert not touched, f"training with data={data} opened real-text files: {touched}"
 
 
