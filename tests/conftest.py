@@ -23,10 +23,16 @@ def shared_dir() -> Path:
 
 
 def run_module(
-    module: str, args: list[str], cwd: Path = REPO_ROOT, timeout: int = 300, check: bool = False
+    module: str,
+    args: list[str],
+    cwd: Path = REPO_ROOT,
+    timeout: int = 300,
+    check: bool = False,
+    full_error: bool = True,
 ) -> subprocess.CompletedProcess:
-    """`python -m <module> <args>` in a subprocess, as a user would type it."""
-    env = {**os.environ, "PYTHONWARNINGS": "ignore", "HYDRA_FULL_ERROR": "1"}
+    """`python -m <module> <args>` in a subprocess, as a user would type it (`full_error=False`: without
+    HYDRA_FULL_ERROR, so a refusal prints only its `error:` line)."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "HYDRA_FULL_ERROR": "1" if full_error else "0"}
     done = subprocess.run(
         [sys.executable, "-m", module, *args],
         cwd=cwd,

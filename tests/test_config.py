@@ -77,3 +77,29 @@ def test_export_none_disables_and_defaults_are_valid():
 def test_experiment_is_not_a_default_of_the_primary_config():
     primary = OmegaConf.load(REPO_ROOT / "conf" / "train.yaml")
     assert not any("experiment" in str(entry) for entry in primary.defaults)
+
+
+def test_network_sizes_live_only_in_the_net_group():
+    model_dir = REPO_ROOT / "conf" / "model"
+    for path in model_dir.glob("*.yaml"):
+        assert "net" not in OmegaConf.load(path), f"{path.name} writes network sizes; use conf/model/net/"
+    for path in (model_dir / "net").glob("*.yaml"):
+        node = OmegaConf.load(path)
+        assert "_target_" not in str(OmegaConf.to_container(node)), path.name
+    for members in ("ensemble", "omfk", "tiny_ensemble"):
+        defaults = [str(d) for d in OmegaConf.load(model_dir / "net" / f"{members}.yaml").defaults]
+        assert any(d.endswith("@cnn") for d in defaults) and any(d.endswith("@transformer") for d in defaults)
+
+
+def test_bad_optimizer_and_trainer_values_name_the_key():
+    from layoutnet.config import check_trainer_settings
+
+    for value in ("fast", -1e-3, 0, True):
+        with pytest.raises(ConfigError) as info:
+            build(compose_train([f"model.lr={value}"]).model, "model")
+        assert info.value.key == "model.lr"
+    for value in (1.5, "many", -2):
+        with pytest.raises(ConfigError) as info:
+            check_trainer_settings({"max_epochs": value})
+        assert info.value.key == "trainer.max_epochs"
+    check_trainer_settings({"max_epochs": -1, "max_steps": -1, "min_epochs": None})

@@ -15,13 +15,18 @@ from omegaconf import OmegaConf
 from layoutnet import evaluate as ev
 from layoutnet.contract import CLASSES, encode_batch
 from layoutnet.errors import ConfigError, DataError
+from layoutnet.modelfile import open_model
 from layoutnet.models import CompactCNN
 
 from .conftest import REPO_ROOT, run_module
 from .legacy_reference import random_legacy_state_dict
 
 CONF = str(REPO_ROOT / "conf")
-NET_CONFIG = {
+NET_SPEC = {
+    "family": "compact_cnn",
+    "kwargs": {"embed_dim": 8, "channels": [8], "pools": [1], "kernel_size": 3, "padding": "same"},
+}
+OLD_NET_CONFIG = {
     "_target_": "layoutnet.models.CompactCNN",
     "embed_dim": 8,
     "channels": [8],
@@ -41,13 +46,14 @@ ROWS = [
 ]
 
 
-def save_checkpoint(path: Path, seed: int = 0) -> tuple[Path, CompactCNN]:
-    """A layoutnet checkpoint of a small randomly initialised CompactCNN (what a run would save)."""
+def save_checkpoint(path: Path, seed: int = 0, old_format: bool = False) -> tuple[Path, CompactCNN]:
+    """A layoutnet checkpoint of a small randomly initialised CompactCNN (what a run would save;
+    `old_format`: what runs saved before specs, a Hydra config naming layoutnet's own class)."""
     torch.manual_seed(seed)
-    config = {k: v for k, v in NET_CONFIG.items() if k != "_target_"}
-    net = CompactCNN(**config).eval()
+    net = CompactCNN(**NET_SPEC["kwargs"]).eval()
+    meta = {"net_config": OLD_NET_CONFIG} if old_format else {"net": NET_SPEC}
     payload = {
-        "layoutnet": {"net_config": NET_CONFIG, "family": "cnn", "num_parameters": 0},
+        "layoutnet": {**meta, "family": "cnn", "num_parameters": 0},
         "state_dict": {f"net.{k}": v for k, v in net.state_dict().items()},
     }
     torch.save(payload, path)
@@ -121,11 +127,11 @@ def test_label_outside_the_classes_names_its_line(tmp_path):
 
 def test_missing_model_path_and_legacy_on_artifact_are_refused(tmp_path):
     with pytest.raises(ConfigError, match="model_path"):
-        ev.load_scorer(None)
+        open_model(None)
     artifact = tmp_path / "LayoutClassifier.mlmodel"
     artifact.write_bytes(b"x")
     with pytest.raises(ConfigError, match="legacy"):
-        ev.load_scorer(artifact, legacy="v1")
+        open_model(artifact, legacy="v1")
 
 
 def test_legacy_state_dict(tmp_path, capsys):
@@ -154,6 +160,14 @@ class _TorchRunner:
             return self.net(torch.from_numpy(ids).long()).numpy()
 
 
+def fake_artifact(path, runner, fmt):
+    """An artifact whose interface keeps the contract, run by `runner` (no Core ML file needed)."""
+    from layoutnet.export.artifact import Artifact, Interface
+
+    interface = Interface(fmt, "input_ids", "INT32", (1, 20), "classLogits", "FLOAT32", (1, 9), {})
+    return Artifact(Path(path), interface, runner)
+
+
 def test_artifact_is_scored_through_the_artifact_runner(tmp_path, monkeypatch, capsys):
     _, net = save_checkpoint(tmp_path / "best.ckpt")
     artifact = tmp_path / "export" / "LayoutClassifier.mlpackage"
@@ -161,11 +175,11 @@ def test_artifact_is_scored_through_the_artifact_runner(tmp_path, monkeypatch, c
     runner = _TorchRunner(net)
     seen = []
 
-    def fake_runners(path):
+    def fake_open(path, **_):
         seen.append(Path(path))
-        return [runner]
+        return fake_artifact(path, runner, "mlprogram")
 
-    monkeypatch.setattr("layoutnet.export.parity.artifact_runners", fake_runners)
+    monkeypatch.setattr("layoutnet.export.artifact.open_artifact", fake_open)
     data = write_csv(tmp_path / "words.csv")
     report = ev.run_evaluate(compose_eval([f"model_path={artifact}", f"data_path={data}", "realtext=false"]))
     assert seen == [artifact] and runner.calls == 1
@@ -209,7 +223,7 @@ def test_exported_artifact_scores_like_its_checkpoint(tmp_path, capsys):
     _, net = save_checkpoint(tmp_path / "best.ckpt")
     settings = ExportSettings(parity_samples=8, random_samples=8, parity_vectors=8)
     section = export_model(net, settings, tmp_path / "export", ModelInfo(run_id="test"))
-    artifact = Path(section["path"])
+    artifact = Path(section.path)
     data = write_csv(tmp_path / "words.csv")
     report = ev.run_evaluate(compose_eval([f"model_path={artifact}", f"data_path={data}"]))
     assert report["model"]["kind"] == "coreml:neuralnetwork"
@@ -228,7 +242,18 @@ def test_command_line(tmp_path):
     assert not (tmp_path / "outputs").exists() and not list(tmp_path.glob("*.log"))
 
     bad = write_csv(tmp_path / "bad.csv", rows=[("hello", "english")])
-    done = run_module("layoutnet.evaluate", [f"model_path={ckpt}", f"data_path={bad}"], tmp_path)
+    done = run_module(
+        "layoutnet.evaluate", [f"model_path={ckpt}", f"data_path={bad}"], tmp_path, full_error=False
+    )
     assert done.returncode == 1
     message = " ".join(done.stderr.split())  # rich wraps long lines
     assert "DataError" in message and "line 2: label 'english'" in message and "Traceback" not in message
+
+
+def test_checkpoint_of_the_old_format_scores_like_the_new(tmp_path):
+    new, net = save_checkpoint(tmp_path / "new.ckpt")
+    old, _ = save_checkpoint(tmp_path / "old.ckpt", old_format=True)
+    data = write_csv(tmp_path / "words.csv")
+    reports = [ev.run_evaluate(compose_eval([f"model_path={p}", f"data_path={data}"])) for p in (new, old)]
+    assert reports[0]["accuracy"] == reports[1]["accuracy"] == pytest.approx(expected_accuracy(net))
+    assert reports[0]["confusion_matrix"] == reports[1]["confusion_matrix"]

@@ -216,6 +216,34 @@ def _const() -> list[Case]:
     return [({"val": v}, v, 0), ({"val": "EXACT"}, "EXACT", 0)]
 
 
+# ----------------------------------------------------------------------------- MIL: compressed weights
+# (edge cases, sub-byte forms and whole compressed models: tests/test_executor_compression.py)
+
+
+@mil_case("constexpr_affine_dequantize")
+def _affine_dequantize() -> list[Case]:
+    q = ints(3, 4, high=250).astype(np.uint8)
+    zp, scale = np.array([128, 120, 3], np.uint8), r(3, positive=True)
+    expected = npy((T(q).double() - T(zp).double()[:, None]) * T(scale).double()[:, None])
+    return [({"quantized_data": q, "zero_point": zp, "scale": scale, "axis": np.int32(0)}, expected, 1e-6)]
+
+
+@mil_case("constexpr_blockwise_shift_scale")
+def _blockwise_shift_scale() -> list[Case]:
+    data = (ints(4, 6, high=16) - 8).astype(np.int8)
+    scale, offset = r(2, 3, positive=True), (ints(2, 3, high=4) - 2).astype(np.int8)
+    blocks = lambda a: T(a).double().repeat_interleave(2, 0).repeat_interleave(2, 1)  # noqa: E731
+    expected = npy((T(data).double() - blocks(offset)) * blocks(scale))
+    return [({"data": data, "scale": scale, "offset": offset}, expected, 1e-6)]
+
+
+@mil_case("constexpr_lut_to_dense")
+def _lut_to_dense() -> list[Case]:
+    indices, lut = ints(4, 5, high=16).astype(np.uint8), r(1, 1, 16, 1)
+    expected = npy(T(lut.reshape(16))[T(indices).long()])
+    return [({"indices": indices, "lut": lut}, expected, 0)]
+
+
 # ----------------------------------------------------------------------------- MIL: reductions, softmax
 
 _TORCH_REDUCE = {

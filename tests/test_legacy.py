@@ -13,7 +13,6 @@ from torch import nn
 from layoutnet.errors import CheckpointError, ConfigError
 from layoutnet.legacy import (
     LEGACY_ARCHITECTURES,
-    LEGACY_NET_KWARGS,
     LEGACY_PARAMETER_COUNTS,
     LEGACY_SHAPES,
     build_legacy_model,
@@ -21,6 +20,7 @@ from layoutnet.legacy import (
     describe_detection,
     detect_architecture,
     init_from_legacy,
+    legacy_net_spec,
     load_legacy,
     read_state_dict,
 )
@@ -380,7 +380,7 @@ def test_init_from_legacy_copies_weights_into_a_configured_net(legacy_sds, tmp_p
 
 def test_init_from_legacy_notes_a_net_that_computes_something_else(legacy_sds, tmp_path):
     path = _save(legacy_sds["cnn"], tmp_path / "cnn.pth")
-    kwargs = {**LEGACY_NET_KWARGS["cnn"], "padding": "same"}
+    kwargs = {**legacy_net_spec("cnn")["kwargs"], "padding": "same"}
     info = init_from_legacy(CNNClassifier(**kwargs), path, "cnn")
     assert info["same_function"] is False
     assert any("different function" in note for note in info["notes"])
@@ -393,4 +393,23 @@ def test_init_from_legacy_refuses_a_net_of_other_shapes(legacy_sds, tmp_path):
         init_from_legacy(net, path)
     text = str(err.value)
     assert "features.3.conv.weight: legacy [128, 64, 3], configured [96, 64, 3]" in text
-    assert "channels=(64, 128)" in text
+    assert "model/net=compact_cnn" in text and "conf/model/net/compact_cnn.yaml" in text
+
+
+@pytest.mark.parametrize(
+    ("arch", "model", "net_file"),
+    [("v1", "compact_cnn", "compact_cnn"), ("ensemble", "omfk", "omfk")],
+)
+def test_legacy_networks_are_sized_by_the_experiment_yaml(arch, model, net_file):
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from layoutnet.models.registry import to_spec
+
+    from .conftest import REPO_ROOT
+
+    with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=[f"model={model}"])
+    composed = to_spec(OmegaConf.to_container(cfg.model.net, resolve=True))
+    assert legacy_net_spec(arch) == composed
+    assert count_parameters(build_legacy_model(arch)) == LEGACY_PARAMETER_COUNTS[arch]

@@ -110,10 +110,10 @@ def test_fine_tuning_refuses_a_mismatched_model(tmp_path, shared_dir):
 
 def test_loading_any_file_never_unpickles_objects(tmp_path):
     from layoutnet.errors import CheckpointError
-    from layoutnet.loading import load_model
+    from layoutnet.modelfile import open_model
     from layoutnet.models import CompactCNN
 
     path = tmp_path / "whole_model.pth"
     torch.save(CompactCNN(), path)  # a whole module: loading it would run pickled code
     with pytest.raises(CheckpointError, match="pickled Python objects"):
-        load_model(path)
+        open_model(path)

@@ -27,7 +27,7 @@ from .conftest import REPO_ROOT
 from .legacy_reference import random_legacy_state_dict
 
 CONF = str(REPO_ROOT / "conf")
-NET_CONFIG = {"_target_": "layoutnet.models.CompactCNN", "embed_dim": 4, "channels": [4], "pools": [1]}
+NET_SPEC = {"family": "compact_cnn", "kwargs": {"embed_dim": 4, "channels": [4], "pools": [1]}}
 
 
 def rigged_checkpoint(path: Path, winner: str, runner_up: str = "en") -> Path:
@@ -39,7 +39,7 @@ def rigged_checkpoint(path: Path, winner: str, runner_up: str = "en") -> Path:
         net.fc.bias[CLASS_TO_ID[winner]] = 6.0
         net.fc.bias[CLASS_TO_ID[runner_up]] = 4.0
     payload = {
-        "layoutnet": {"net_config": NET_CONFIG, "family": "cnn", "num_parameters": 0},
+        "layoutnet": {"net": NET_SPEC, "family": "cnn", "num_parameters": 0},
         "state_dict": {f"net.{k}": v for k, v in net.state_dict().items()},
     }
     torch.save(payload, path)
@@ -155,21 +155,28 @@ def test_artifact_through_the_artifact_runner(tmp_path, monkeypatch):
             logits[:, CLASS_TO_ID["he_from_en"]] = 5.0
             return logits
 
-    monkeypatch.setattr("layoutnet.export.parity.artifact_runners", lambda path: [Runner()])
+    from layoutnet.export.artifact import Artifact, Interface
+
+    interface = Interface(
+        "neuralnetwork", "input_ids", "INT32", (1, 20), "classLogits", "FLOAT32", (1, 9), {}
+    )
+    monkeypatch.setattr(
+        "layoutnet.export.artifact.open_artifact", lambda path, **_: Artifact(Path(path), interface, Runner())
+    )
     out = io.StringIO()
     (result,) = pr.run_predict(compose_predict([f"model_path={artifact}", "text=akuo"]), out=out)
     assert result.label == "he_from_en" and result.corrected == "שלום"
 
 
 def test_exported_artifact_predicts_like_its_checkpoint(tmp_path):
-    from layoutnet.checkpoints import load_net
     from layoutnet.export.pipeline import ModelInfo, export_model
     from layoutnet.export.settings import ExportSettings
+    from layoutnet.modelfile import load_net
 
     ckpt = rigged_checkpoint(tmp_path / "en.ckpt", "en_from_ru", runner_up="ru")
     settings = ExportSettings(parity_samples=4, random_samples=4, parity_vectors=4)
     net = load_net(ckpt)[0]
-    artifact = Path(export_model(net, settings, tmp_path / "export", ModelInfo())["path"])
+    artifact = Path(export_model(net, settings, tmp_path / "export", ModelInfo()).path)
     out = io.StringIO()
     (result,) = pr.run_predict(compose_predict([f"model_path={artifact}", "text=руддщ"]), out=out)
     assert result.label == "en_from_ru" and result.corrected == "hello"

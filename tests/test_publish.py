@@ -1,58 +1,185 @@
-"""Atomic publishing: a failed artifact never replaces a good one and is kept with its reason."""
+"""Atomic hand-off: the artifact, parity_vectors.json and manifest.json are published together; an
+export killed at any step leaves the old artifact with the old vectors; stale staging is removed;
+`validate` checks the manifest's checksums."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
 
 import pytest
+import torch
 
+import layoutnet.export.pipeline as pipeline
+import layoutnet.export.publish as publish
 from layoutnet.errors import ExportError
-from layoutnet.export.publish import publish_validated
+from layoutnet.export.pipeline import ModelInfo, export_model
+from layoutnet.export.publish import ExportFolder, verify_manifest
+from layoutnet.export.result import ExportFailure
+from layoutnet.export.settings import ExportSettings
+
+from .test_models import FAMILIES
+
+SETTINGS = ExportSettings(parity_samples=16, random_samples=8, parity_vectors=8)
 
 
-def write_dir(text):
-    def write(path):
-        path.mkdir()
-        (path / "weights.bin").write_text(text)
-
-    return write
+class Killed(BaseException):
+    """Stands for SIGKILL: nothing after it runs (no cleanup, no rollback)."""
 
 
-def passes(_path):
-    return None
+def dead(*_args):
+    raise Killed
 
 
-def fails(_path):
-    raise ExportError("parity failed: max |softmax difference| 0.2")
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
 
 
-def test_publish_moves_validated_directory_into_place_and_replaces_old(tmp_path):
-    target = tmp_path / "export" / "Model.mlpackage"
-    publish_validated(target, write_dir("v1"), passes)
-    assert (target / "weights.bin").read_text() == "v1"
-    publish_validated(target, write_dir("v2"), passes)
-    assert (target / "weights.bin").read_text() == "v2"
-    assert sorted(p.name for p in target.parent.iterdir()) == ["Model.mlpackage"]
+def model(seed: int):
+    torch.manual_seed(seed)
+    return FAMILIES["compact_cnn"]().eval()
 
 
-def test_failed_validation_keeps_good_artifact_and_records_failure(tmp_path):
-    target = tmp_path / "Model.mlpackage"
-    publish_validated(target, write_dir("good"), passes)
-    with pytest.raises(ExportError):
-        publish_validated(target, write_dir("bad"), fails)
-    assert (target / "weights.bin").read_text() == "good"
-    failed = list((tmp_path / "failed").iterdir())
-    assert len(failed) == 1
-    assert "parity failed" in (failed[0] / "reason.txt").read_text()
-    assert (failed[0] / "Model.mlpackage" / "weights.bin").read_text() == "bad"
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+@pytest.fixture
+def published(tmp_path):
+    folder = tmp_path / "export"
+    export_model(model(0), SETTINGS, folder, ModelInfo(run_id="old"))
+    return folder, snapshot(folder)
 
 
-def test_failed_write_of_single_file_leaves_target_untouched(tmp_path):
-    target = tmp_path / "Model.mlmodel"
-    publish_validated(target, lambda p: p.write_text("good"), passes)
+def stale(tmp_path: Path) -> list[str]:
+    return sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("."))
 
-    def broken_write(path):
-        path.write_text("half")
-        raise OSError("disk full")
 
+def test_export_folder_holds_artifact_vectors_and_manifest_that_agree(published):
+    folder, files = published
+    assert set(files) == {"LayoutClassifier.mlmodel", "parity_vectors.json", "manifest.json"}
+    manifest = json.loads(files["manifest.json"])
+    assert verify_manifest(folder / "LayoutClassifier.mlmodel", manifest) == []
+    assert manifest["parity_vectors"]["file"] == "parity_vectors.json"
+    assert {"torch", "coremltools", "layoutnet"} <= set(manifest["versions"])
+    assert manifest["settings"]["format"] == "neuralnetwork" and manifest["parity"]["passed"]
+    assert set(manifest["parity_by_precision"]) == {"fp32", "fp16_storage", "fp16"}
+
+
+def test_killed_after_staging_leaves_old_artifact_with_old_vectors_and_next_export_cleans_up(
+    published, tmp_path, monkeypatch
+):
+    folder, before = published
+
+    monkeypatch.setattr(ExportFolder, "publish", dead)
+    monkeypatch.setattr(ExportFolder, "fail", dead)
+    with pytest.raises(Killed):
+        export_model(model(1), SETTINGS, folder, ModelInfo(run_id="new"))
+    assert snapshot(folder) == before
+    (staging,) = [tmp_path / name for name in stale(tmp_path)]
+    assert {"LayoutClassifier.mlmodel", "parity_vectors.json", "manifest.json"} <= {
+        p.name for p in staging.iterdir()
+    }
+
+    monkeypatch.undo()
+    export_model(model(1), SETTINGS, folder, ModelInfo(run_id="new"))
+    assert stale(tmp_path) == []
+    after = snapshot(folder)
+    assert after["LayoutClassifier.mlmodel"] != before["LayoutClassifier.mlmodel"]
+    assert json.loads(after["parity_vectors.json"]) != json.loads(before["parity_vectors.json"])
+    assert verify_manifest(folder / "LayoutClassifier.mlmodel", json.loads(after["manifest.json"])) == []
+
+
+def test_killed_between_the_two_renames_keeps_old_files_together_and_is_recovered(
+    published, tmp_path, monkeypatch
+):
+    folder, before = published
+    real_replace = publish._rename
+    calls = []
+
+    def replace_then_die(src, dst):
+        calls.append((Path(src).name, Path(dst).name))
+        if len(calls) > 1:
+            raise Killed  # the kill lands after the old folder was moved aside
+        real_replace(src, dst)
+
+    monkeypatch.setattr(publish, "_rename", replace_then_die)
+    monkeypatch.setattr(ExportFolder, "fail", dead)
+    with pytest.raises(Killed):
+        export_model(model(1), SETTINGS, folder, ModelInfo(run_id="new"))
+    monkeypatch.undo()
+    assert not folder.exists()  # the name is empty, never new artifact beside old vectors
+    (previous,) = [tmp_path / n for n in stale(tmp_path) if ".previous-" in n]
+    assert snapshot(previous) == before
+
+    done = ExportFolder(folder).recover()
+    assert snapshot(folder) == before and stale(tmp_path) == []
+    assert any("restored" in line for line in done) and any("stale" in line for line in done)
+
+
+def test_failed_rename_rolls_back_to_the_old_export(published, tmp_path, monkeypatch):
+    folder, before = published
+    real_replace = publish._rename
+    calls = []
+
+    def second_rename_fails(src, dst):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError("rename failed")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(publish, "_rename", second_rename_fails)
     with pytest.raises(OSError):
-        publish_validated(target, broken_write, passes)
-    assert target.read_text() == "good"
-    assert "disk full" in next((tmp_path / "failed").iterdir()).joinpath("reason.txt").read_text()
+        export_model(model(1), SETTINGS, folder, ModelInfo(run_id="new"))
+    monkeypatch.undo()
+    kept = {k: v for k, v in snapshot(folder).items() if not k.startswith("failed/")}
+    assert kept == before
+    assert any(k.startswith("failed/") and k.endswith("reason.txt") for k in snapshot(folder))
+
+
+def test_failed_export_keeps_the_staged_files_and_reason(published, monkeypatch):
+    folder, before = published
+    monkeypatch.setattr(
+        pipeline, "write_manifest", lambda *a: (_ for _ in ()).throw(ExportError("disk full"))
+    )
+    with pytest.raises(ExportFailure, match="disk full") as info:
+        export_model(model(1), SETTINGS, folder, ModelInfo())
+    failed = Path(info.value.result.failed_dir)
+    assert failed.parent == folder / "failed" and "disk full" in (failed / "reason.txt").read_text()
+    assert (failed / "LayoutClassifier.mlmodel").exists()
+    assert {k: v for k, v in snapshot(folder).items() if not k.startswith("failed/")} == before
+
+
+def test_replacing_an_export_keeps_failed_attempts_and_drops_evaluations_of_the_old_artifact(published):
+    folder, _ = published
+    (folder / "failed" / "attempt").mkdir(parents=True)
+    (folder / "failed" / "attempt" / "reason.txt").write_text("old failure")
+    (folder / "LayoutClassifier.eval.json").write_text("{}")
+    (folder / "notes.txt").write_text("mine")
+    export_model(model(1), dataclasses.replace(SETTINGS, format="mlprogram"), folder, ModelInfo())
+    names = {p.name for p in folder.iterdir()}
+    assert names == {
+        "LayoutClassifier.mlpackage",
+        "parity_vectors.json",
+        "manifest.json",
+        "failed",
+        "notes.txt",
+    }
+    assert (folder / "failed" / "attempt" / "reason.txt").read_text() == "old failure"
+
+
+def test_a_folder_with_other_files_is_refused(tmp_path):
+    (tmp_path / "desktop").mkdir()
+    (tmp_path / "desktop" / "holiday.jpg").write_text("x")
+    with pytest.raises(ExportFailure, match="not a layoutnet export"):
+        export_model(model(0), SETTINGS, tmp_path / "desktop", ModelInfo())
+    assert [p.name for p in (tmp_path / "desktop").iterdir()] == ["holiday.jpg"]
+
+
+def test_manifest_check_names_a_changed_file(published):
+    folder, _ = published
+    manifest = json.loads((folder / "manifest.json").read_text())
+    with open(folder / "LayoutClassifier.mlmodel", "ab") as handle:
+        handle.write(b"\0")
+    assert verify_manifest(folder / "LayoutClassifier.mlmodel", manifest) == [
+        "LayoutClassifier.mlmodel: checksum differs from the manifest"
+    ]

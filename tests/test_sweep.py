@@ -49,46 +49,122 @@ def sweep_jobs(cfg, extra: list[str] = ()) -> list[list[str]]:
     return [job for batch in batches for job in batch]
 
 
-def apply(cfg, job: list[str]):
-    cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
-    for override in job:
-        key, value = override.split("=", 1)
-        OmegaConf.update(cfg, key, yaml.safe_load(value), merge=False)
-    return cfg
+def compose_job(base: list[str], job: list[str]):
+    """The config one job of a sweep runs with (Hydra's own override semantics: a dict value merges)."""
+    return compose_train([*base, *job])
+
+
+def optuna_choice_jobs(cfg) -> list[list[str]]:
+    """Every combination of an Optuna preset's categorical choices (its intervals left at the default)."""
+    from hydra_plugins.hydra_optuna_sweeper._impl import create_optuna_distribution_from_override
+    from optuna.distributions import CategoricalDistribution
+
+    axes = []
+    for key, value in cfg.hydra.sweeper.params.items():
+        override = OverridesParser.create().parse_overrides([f"{key}={value}"])[0]
+        distribution = create_optuna_distribution_from_override(override)
+        if isinstance(distribution, CategoricalDistribution):
+            axes.append([f"{key}={choice}" for choice in distribution.choices])
+    return [list(job) for job in product(*axes)]
+
+
+def model_identity(cfg) -> str:
+    """`function_key` of the job's network and training settings (the part a grid varies)."""
+    return summarize.function_key(
+        {"model": OmegaConf.to_container(cfg.model, resolve=True), "seed": cfg.seed}
+    )
+
+
+PRESETS = [
+    ("cnn_padding_kernels", "+experiment=cnn", "grid"),
+    ("compact_padding_kernels", "+experiment=smoke", "grid"),
+    ("optuna_cnn", "+experiment=cnn", "optuna"),
+    ("optuna", "+experiment=smoke", "optuna"),
+    ("optuna", "+experiment=cnn", "optuna"),
+]
+
+
+@pytest.mark.parametrize(("preset", "experiment", "kind"), PRESETS)
+def test_presets_enumerate_distinct_networks_and_add_no_top_level_keys(preset, experiment, kind):
+    base = [experiment, f"hparams_search={preset}"]
+    cfg = compose_train(base)
+    jobs = sweep_jobs(cfg) if kind == "grid" else optuna_choice_jobs(cfg)
+    identities = [model_identity(compose_job(base, job)) for job in jobs]
+    assert len(set(identities)) == len(jobs), "two jobs of the preset train the same network"
+    plain = compose_train([experiment])
+    assert set(cfg) == set(plain), f"{preset} adds top-level keys: {set(cfg) - set(plain)}"
 
 
 def test_cnn_padding_kernel_grid_builds_every_variant():
-    cfg = compose_train(["+experiment=cnn", "hparams_search=cnn_padding_kernels"])
+    base = ["+experiment=cnn", "hparams_search=cnn_padding_kernels"]
+    cfg = compose_train(base)
     assert cfg.hydra.mode.name == "MULTIRUN"
     jobs = sweep_jobs(cfg)
-    assert len(jobs) == 2 * 4 * 3
+    # even kernel sets with both paddings, the all-odd set once: 7 × 3 widths
+    assert len(jobs) == 7 * 3
     seen = set()
     for job in jobs:
-        net = build(apply(cfg, job).model, "model").net
+        net = build(compose_job(base, job).model, "model").net
         kernels = tuple(branch.conv.kernel_size[0] for branch in net.branches.branches)
         seen.add((net.branches.branches[0].mode, kernels, net.branches.branches[0].conv.out_channels))
-    assert {p for p, _, _ in seen} == {"same", "crop"} and len(seen) == 24
+    assert {p for p, _, _ in seen} == {"same", "crop"} and len(seen) == 21
+    assert {k for p, k, _ in seen if p == "crop"} == {(2, 3, 4, 5), (2, 4), (3, 4, 5)}
     # A command-line value replaces the config's axis.
-    assert len(sweep_jobs(cfg, ["model.net.branch_channels=48"])) == 8
+    assert len(sweep_jobs(cfg, ["model.net.branch_channels=48"])) == 7
+    assert len(sweep_jobs(cfg, ["model.net={branch_kernels:[2,4],padding:crop}"])) == 3
 
 
 def test_compact_grid_and_optuna_configs_compose():
-    cfg = compose_train(["+experiment=smoke", "hparams_search=compact_padding_kernels"])
+    base = ["+experiment=smoke", "hparams_search=compact_padding_kernels"]
+    cfg = compose_train(base)
     jobs = sweep_jobs(cfg)
-    assert len(jobs) == 12
+    assert len(jobs) == 8
     for job in jobs:
-        build(apply(cfg, job).model, "model")
+        build(compose_job(base, job).model, "model")
 
-    cfg = compose_train(["+experiment=cnn", "hparams_search=optuna_cnn", "kernel_set=k35"])
+    base = ["+experiment=cnn", "hparams_search=optuna_cnn"]
+    cfg = compose_train([*base, "model.net={branch_kernels:[3,5],padding:same}"])
     sweeper = cfg.hydra.sweeper
     assert sweeper._target_.endswith("OptunaSweeper") and sweeper.direction == "maximize"
     assert sweeper.max_failure_rate == 1.0  # a failed trial does not stop the study
-    assert set(sweeper.params) >= {"model.lr", "model.net.padding", "kernel_set"}
+    assert set(sweeper.params) >= {"model.lr", "model.net", "model.net.branch_channels"}
+    assert cfg.optimized_metric == "val/acc_best"
     net = build(cfg.model, "model").net
     assert [b.conv.kernel_size[0] for b in net.branches.branches] == [3, 5]
-    for name in cfg.kernel_sets:
-        chosen = compose_train(["+experiment=cnn", "hparams_search=optuna_cnn", f"kernel_set={name}"])
-        assert list(chosen.model.net.branch_kernels) == list(cfg.kernel_sets[name])
+    # Every Optuna choice of the joint kernel/padding axis builds the kernels it names.
+    choices = {job[0] for job in optuna_choice_jobs(compose_train(base))}
+    assert len(choices) == 7
+    for choice in choices:
+        chosen = compose_train([*base, choice]).model.net
+        assert f"branch_kernels:{list(chosen.branch_kernels)}".replace(" ", "") in choice
+        assert f"padding:{chosen.padding}" in choice
+
+
+@pytest.mark.parametrize(
+    ("family", "odd", "even"),
+    [
+        ("compact_cnn", ["model.net.kernel_size=3"], ["model.net.kernel_size=2"]),
+        ("cnn", ["model.net.branch_kernels=[3,5]"], ["model.net.branch_kernels=[3,4]"]),
+    ],
+)
+def test_padding_is_irrelevant_exactly_when_every_kernel_is_odd(family, odd, even):
+    """The function-identity rule of the presets and of the summary's duplicate note, checked on the
+    networks themselves: same weights, same outputs for odd kernels; different outputs for an even one."""
+    import torch
+
+    ids = torch.randint(0, 60, (16, 20))
+    ids[:, 12:] = 0
+    for kernels, identical in ((odd, True), (even, False)):
+        outputs, keys = [], []
+        for padding in ("same", "crop"):
+            cfg = compose_train([f"model={family}", *kernels, f"model.net.padding={padding}"])
+            torch.manual_seed(0)
+            net = build(cfg.model, "model").net.eval()
+            with torch.no_grad():
+                outputs.append(net(ids))
+            keys.append(model_identity(cfg))
+        assert torch.equal(outputs[0], outputs[1]) is identical
+        assert (keys[0] == keys[1]) is identical
 
 
 def test_launcher_presets_compose():
@@ -204,7 +280,7 @@ def test_summary_lists_every_job_with_its_error(fake_sweep):
     table = [line for line in md.splitlines() if line.startswith("| ")]
     assert table[0].startswith("| job | status | model.net.padding | model.net.branch_kernels | parameters |")
     assert len(table) == 1 + 6
-    assert "| 1 | ok | `crop` | `[2,3]` | 1,000 | **0.9300** | ok | 2e-07 | 40 KiB | 11.0 |  |" in md
+    assert "| 1 | ok | `crop` | `[2,3]` | 1,000 | **0.9300** | ok | 2e-07 | 40 KiB | 0.9300 | 11.0 |  |" in md
     assert "data-dependent control flow \\| in forward" in md  # pipes escaped inside the table
     assert "## Errors" in md and "worst sample: 'x'" in md  # full error text below the table
     assert paths["png"].stat().st_size > 5000
@@ -247,7 +323,6 @@ def test_padding_sweep_writes_summary_with_failed_job(tmp_path):
         [
             "-m",
             "+experiment=smoke",
-            "hparams_search=compact_padding_kernels",
             "model.net.kernel_size=2",
             "model.net.channels=[8,8]",
             "model.net.padding=same,crop,bogus",
@@ -280,8 +355,8 @@ def test_grid_variants_are_distinct_products():
     cfg = compose_train(["+experiment=smoke", "hparams_search=compact_padding_kernels"])
     jobs = {tuple(sorted(job)) for job in sweep_jobs(cfg)}
     expected = {
-        tuple(sorted([f"model.net.padding={p}", f"model.net.kernel_size={k}", f"model.net.channels={c}"]))
-        for p, k, c in product(["same", "crop"], [2, 3, 5], ["[16,16]", "[32,32]"])
+        tuple(sorted([f"model.net={{kernel_size:{k},padding:{p}}}", f"model.net.channels={c}"]))
+        for (k, p), c in product([(2, "same"), (2, "crop"), (3, "same"), (5, "same")], ["[16,16]", "[32,32]"])
     }
     assert jobs == expected
 
@@ -303,3 +378,235 @@ def test_default_sweep_directory(tmp_path):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     (sweep,) = (tmp_path / "outputs" / "smoke" / "multiruns").iterdir()
     assert (sweep / "0" / "report.json").exists() and (sweep / "summary.md").exists()
+
+
+def _config(kernel: int, padding: str, seed: int, job_dir: Path) -> dict:
+    return {
+        "seed": seed,
+        "model": {"lr": 0.003, "net": {"kernel_size": kernel, "padding": padding, "channels": [8, 8]}},
+        "callbacks": {"model_checkpoint": {"dirpath": f"{job_dir}/checkpoints"}},
+        "paths": {"output_dir": str(job_dir)},
+    }
+
+
+def test_summary_flags_jobs_that_train_the_same_network(tmp_path):
+    """A user's own grid over padding with an odd kernel repeats jobs: the summary names the earlier job."""
+    sweep = tmp_path / "sweep"
+    grid = [(3, "same", 1), (3, "crop", 1), (2, "same", 1), (2, "crop", 1), (3, "crop", 2), (2, "crop", 1)]
+    for num, (kernel, padding, seed) in enumerate(grid):
+        overrides = [f"model.net.kernel_size={kernel}", f"model.net.padding={padding}", f"seed={seed}"]
+        job = _fake_job(sweep, num, overrides, _ok(0.9 + num / 100, 1000, 1e-7, 4096, 1.0))
+        (job / "config_resolved.yaml").write_text(
+            yaml.safe_dump(_config(kernel, padding, seed, job)), "utf-8"
+        )
+    _fake_job(sweep, 6, ["model.net.kernel_size=5", "model.net.padding=crop", "seed=1"], None)  # no config
+    paths = summarize.write_summary(sweep)
+    with paths["csv"].open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    # kernel 3: same == crop; kernel 2: they differ; another seed is another network; job 5 repeats job 3.
+    assert [r["duplicate_of"] for r in rows] == ["", "0", "", "", "", "3", ""]
+    md = paths["md"].read_text(encoding="utf-8")
+    assert "2 job(s) train the same network as an earlier job" in md
+    assert "job 1 = job 0, job 5 = job 3" in md
+    assert "| duplicate of | error |" in md and "| job 0 |" in md
+
+
+def test_dict_valued_sweep_axis_is_spread_into_columns(tmp_path):
+    """The presets' joint kernel/padding axis (`model.net={kernel_size:2,padding:crop}`): two columns."""
+    sweep = tmp_path / "sweep"
+    for num, value in enumerate(["{kernel_size:2,padding:crop}", "{kernel_size:3,padding:same}"]):
+        _fake_job(sweep, num, [f"model.net={value}", "model.net.channels=[8,8]"], _ok(0.9, 10, 0, 1, 1))
+    rows = summarize.collect(sweep)
+    assert rows[0].params == {
+        "model.net.kernel_size": "2",
+        "model.net.padding": "crop",
+        "model.net.channels": "[8,8]",
+    }
+    assert summarize.varied_keys(rows)[0] == ["model.net.kernel_size", "model.net.padding"]
+    row = summarize.JobRow("0", tmp_path, "ok", ["model.net={branch_kernels:[2,4],padding:same}"])
+    assert row.params == {"model.net.branch_kernels": "[2,4]", "model.net.padding": "same"}
+
+
+KERNEL_CHOICES = ["[2,3,4,5]", "[2,4]", "[3,4,5]", "[3,5]"]
+
+
+def _optuna_like_sweep(tmp_path: Path, jobs: int) -> Path:
+    """A sweep of `jobs` trials: lr sampled log, weight decay linear, a kernel-set category, two compression
+    levels; every fifth trial failed before training."""
+    sweep = tmp_path / f"sweep{jobs}"
+    sweep.mkdir()
+    multirun = {
+        "hydra": {
+            "sweeper": {
+                "params": {
+                    "model.lr": "tag(log, interval(3e-4, 1e-2))",
+                    "model.weight_decay": "interval(0.0, 0.05)",
+                }
+            },
+            "overrides": {"task": ["+experiment=cnn", "export.compression=none,int8"]},
+        }
+    }
+    (sweep / "multirun.yaml").write_text(yaml.safe_dump(multirun), encoding="utf-8")
+    for num in range(jobs):
+        lr = 3e-4 * (1e-2 / 3e-4) ** (num / max(jobs - 1, 1))
+        compression = ["none", "int8"][num % 2]
+        overrides = [
+            f"model.lr={lr:.6g}",
+            f"model.weight_decay={0.05 * ((num * 7) % jobs) / jobs:.4f}",
+            f"model.net.branch_kernels={KERNEL_CHOICES[num % 4]}",
+            f"export.compression={compression}",
+        ]
+        if num % 5 == 4:
+            _fake_job(sweep, num, overrides, {"status": "failed", "error": "ConfigError: x"})
+            continue
+        report = _ok(0.90 + 0.002 * (num % 7), 50_000 + 1000 * (num % 4), 1e-6, 0, 30.0)
+        report["export"]["artifact_size_bytes"] = (480_000 if compression == "none" else 160_000) + 512 * num
+        report["export"]["compression"] = compression
+        _fake_job(sweep, num, overrides, report)
+    return sweep
+
+
+@pytest.mark.parametrize("jobs", [3, 60])
+def test_summary_picture_axes_failures_and_ticks(tmp_path, jobs):
+    sweep = _optuna_like_sweep(tmp_path, jobs)
+    rows = summarize.collect(sweep)
+    log_keys = summarize.log_swept_keys(sweep)
+    assert log_keys == {"model.lr"}
+    panels = {panel.key: panel for panel in summarize.summary_panels(rows, log_keys)}
+    lr, decay, kernels = panels["model.lr"], panels["model.weight_decay"], panels["model.net.branch_kernels"]
+    assert (lr.kind, lr.scale) == ("numeric", "log")  # the sweep samples lr on a log scale
+    assert (decay.kind, decay.scale) == ("numeric", "linear")
+    assert kernels.kind == "categorical" and kernels.span == (-0.5, min(jobs, 4) - 0.5)
+    # failed jobs sit in the strip, never on the accuracy axis
+    failed = {row.job for row in rows if row.status != "ok"}
+    assert {job for _, _, job in lr.not_ok} == failed
+    assert not failed & {job for _, _, job in lr.ok}
+    assert all(y >= 0.9 for _, y, _ in lr.ok)
+    best = summarize.best_row(rows)
+    assert lr.best == (float(best.params["model.lr"]), best.val_accuracy)
+    assert len(kernels.ticks) <= summarize.MAX_TICK_LABELS
+    # accuracy against artifact size, one group per compression level, the pick circled
+    size = panels["artifact_size"]
+    assert set(size.groups) <= {"none", "int8"} and len(size.ok) == len(rows) - len(failed)
+    chosen = summarize.smallest_within_tolerance(rows)
+    assert size.chosen == (chosen.artifact_size_bytes / 1024, chosen.artifact_accuracy)
+    path = summarize.plot_summary(tmp_path / f"summary{jobs}.png", rows, f"{jobs} jobs", log_keys)
+    assert path.stat().st_size > 5000
+
+
+def test_category_ticks_are_thinned_to_stay_legible():
+    many = [f"[{i},{i + 2}]" for i in range(60)]
+    ticks = summarize._category_ticks(many)
+    assert len(ticks) <= summarize.MAX_TICK_LABELS and ticks[0] == (0.0, "[0,2]")
+    assert len(summarize._category_ticks(many[:3])) == 3
+
+
+def test_smallest_artifact_within_tolerance(tmp_path):
+    def row(job, size, acc, compression):
+        return summarize.JobRow(
+            job,
+            tmp_path,
+            "ok",
+            val_accuracy=0.99,
+            artifact_size_bytes=size,
+            artifact_accuracy=acc,
+            compression=compression,
+        )
+
+    rows = [
+        row("0", 480_000, 0.970, "none"),
+        row("1", 160_000, 0.968, "int8"),
+        row("2", 130_000, 0.950, "palettize6"),
+    ]
+    assert summarize.smallest_within_tolerance(rows, 0.005).job == "1"
+    assert summarize.smallest_within_tolerance(rows, 0.03).job == "2"
+    assert summarize.smallest_within_tolerance(rows, 0.0).job == "0"
+    md = summarize.render_markdown(tmp_path, rows)
+    assert "Smallest artifact within 0.005 of the most accurate one: job 1, 156 KiB, accuracy 0.9680" in md
+    assert "compression `int8`" in md and "| compression |" in md
+
+
+def test_report_export_keys_are_read_defensively(tmp_path):
+    sweep = tmp_path / "sweep"
+    new = _ok(0.9, 10, 0.0, 999, 1.0)
+    new["export"].update(
+        artifact_size_bytes=1234, compression="palettize4", accuracy={"artifact": 0.8, "torch": 0.9}
+    )
+    _fake_job(sweep, 0, ["seed=1"], new)
+    _fake_job(sweep, 1, ["seed=2"], {"status": "ok", "export": {"status": "ok", "parity": "not a mapping"}})
+    first, second = summarize.collect(sweep)
+    assert (first.artifact_size_bytes, first.compression, first.artifact_accuracy) == (
+        1234,
+        "palettize4",
+        0.8,
+    )
+    assert (second.artifact_size_bytes, second.compression, second.artifact_accuracy) == (None, None, None)
+
+
+REPORT = {
+    "training": {"best_val_accuracy": 0.97, "parameters": 1000},
+    "validation": {"accuracy": 0.96},
+    "test": {"test/acc": 0.95},
+    "export": {"status": "ok", "artifact_size_bytes": 160_000, "parity": {"artifact_accuracy": 0.94}},
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        (None, 0.97),
+        ("val/acc_best", 0.97),
+        ("training.best_val_accuracy", 0.97),
+        ("test/acc", 0.95),
+        ("val/loss", 0.25),  # a metric the module logged, its last value
+        ("export.parity.artifact_accuracy", 0.94),
+        ("export.artifact_size_bytes", 160_000.0),
+    ],
+)
+def test_run_returns_the_metric_optimized_metric_names(name, value):
+    import torch
+
+    from layoutnet.sweep import objective_value
+
+    assert objective_value(name, REPORT, {"val/loss": torch.tensor(0.25)}) == pytest.approx(value)
+
+
+def test_a_missing_objective_is_none_with_a_warning_naming_what_exists(caplog):
+    from layoutnet.sweep import objective_value
+
+    assert objective_value("export.parity.max_prob_diff", REPORT, {}) is None
+    assert "export.parity.artifact_accuracy" in caplog.text and "export.artifact_size_bytes" in caplog.text
+    assert objective_value("export.status", REPORT, {}) is None  # not a number
+    older = {"export": {"size_bytes": 4096}}  # a report from before export.artifact_size_bytes
+    assert objective_value("export.artifact_size_bytes", older, {}) == 4096
+
+
+@pytest.mark.parametrize(
+    ("overrides", "fragment"),
+    [
+        (["optimized_metric=acc"], "a report key path starts with one of training, validation, test, export"),
+        (["optimized_metric=valid/acc"], "no logged metric starts with valid/"),
+        (["optimized_metric=test/acc", "test=false"], "the run does not test (test=false)"),
+        (["optimized_metric=export.artifact_size_bytes", "export=none"], "the run does not export"),
+    ],
+)
+def test_a_bad_optimized_metric_is_refused_before_training(overrides, fragment):
+    from layoutnet.errors import ConfigError
+    from layoutnet.sweep import objective_name
+
+    cfg = compose_train(["+experiment=smoke", *overrides])
+    with pytest.raises(ConfigError, match="optimized_metric") as caught:
+        objective_name(cfg)
+    assert fragment in str(caught.value)
+    assert objective_name(compose_train(["+experiment=smoke"])) == "val/acc_best"
+
+
+def test_log_axes_are_found_where_optuna_records_its_search_space(tmp_path):
+    """The Optuna sweeper writes no multirun.yaml; its search space is in each job's .hydra/hydra.yaml."""
+    sweep = tmp_path / "sweep"
+    job = _fake_job(sweep, 0, ["model.lr=0.001"], _ok(0.9, 10, 0, 1, 1))
+    params = {"model.lr": "tag(log, interval(3e-4, 1e-2))", "model.weight_decay": "interval(0.0, 0.05)"}
+    hydra_cfg = {"hydra": {"sweeper": {"params": params}, "overrides": {"task": ["model.lr=0.001"]}}}
+    (job / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump(hydra_cfg), encoding="utf-8")
+    assert summarize.log_swept_keys(sweep) == {"model.lr"}
+    assert summarize.log_swept_keys(tmp_path / "nowhere") == set()

@@ -99,14 +99,22 @@ def test_warmup_cosine_schedule_shape():
 
 
 @pytest.mark.parametrize(
-    "net",
+    ("spec", "cls"),
     [
-        CompactCNN(embed_dim=8, channels=(8, 8)),
-        TransformerClassifier(d_model=16, num_heads=2, num_layers=1, ff_dim=16),
+        ({"family": "compact_cnn", "embed_dim": 8, "channels": [8, 8]}, CompactCNN),
+        (
+            {
+                "family": "transformer",
+                "kwargs": {"d_model": 16, "num_heads": 2, "num_layers": 1, "ff_dim": 16},
+            },
+            TransformerClassifier,
+        ),
     ],
 )
-def test_mixup_mixes_embeddings_only_during_the_step(net):
-    module = LayoutClassifierModule(net, mixup_alpha=0.4, mixup_prob=1.0)
+def test_mixup_mixes_embeddings_only_during_the_step(spec, cls):
+    module = LayoutClassifierModule(spec, mixup_alpha=0.4, mixup_prob=1.0)
+    net = module.net
+    assert isinstance(net, cls)
     ids = torch.randint(1, 189, (8, 20))
     labels = torch.randint(0, 9, (8,))
     module.log = lambda *a, **k: None
@@ -155,7 +163,7 @@ def test_reexport_and_validate_commands(smoke_run, tmp_path):
     assert report["export"]["parity"]["samples"] >= 1000
 
     validate = ["data=tiny", f"ckpt_path={best}", f"hydra.run.dir={tmp_path / 'validate_run'}"]
-    done = run_module("layoutnet.validate", [f"artifact={artifact}", *validate])
+    done = run_module("layoutnet.export.validate", [f"artifact={artifact}", *validate])
     assert done.returncode == 0, done.stderr[-3000:]
     assert "reference-executor" in done.stdout
 
@@ -166,7 +174,7 @@ def test_reexport_and_validate_commands(smoke_run, tmp_path):
     )
     assert trained.returncode == 0, trained.stderr[-3000:]
     done = run_module(
-        "layoutnet.validate",
+        "layoutnet.export.validate",
         [
             f"artifact={artifact}",
             "data=tiny",

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
-from hydra.errors import InstantiationException
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from layoutnet.errors import ConfigError, LayoutnetError
@@ -16,6 +15,8 @@ CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
 
 def _root_cause(exc: BaseException) -> BaseException:
+    from hydra.errors import InstantiationException
+
     while isinstance(exc, InstantiationException) and exc.__cause__ is not None:
         exc = exc.__cause__
     return exc
@@ -34,6 +35,9 @@ def build(node: DictConfig, path: str, **kwargs: Any) -> Any:
             OmegaConf.to_container(node) if isinstance(node, DictConfig) else node,
             "expected a config node with a _target_",
         )
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
     children = {
         key: build(value, f"{path}.{key}")
         for key, value in node.items()
@@ -54,3 +58,89 @@ def build(node: DictConfig, path: str, **kwargs: Any) -> Any:
 
 def to_plain(node: Any) -> Any:
     return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+
+
+KNOWN_DATA_SOURCES: tuple[str, ...] = ("layoutnet.data.datamodule.LayoutDataModule",)
+"""`_target_` strings of layoutnet's own data configs. A data config read back from a run directory
+(`config_resolved.yaml`) is built only when its `_target_` is one of these (a string compare) and
+nothing below it names code. To be replaced by `layoutnet.data.sources.KNOWN_SOURCES`."""
+
+
+def build_from_file(node: Any, path: str, source: str, known: tuple[str, ...]) -> Any:
+    """Build a config node that was read from a file someone else wrote (a run's
+    `config_resolved.yaml`): its `_target_` must be one of `known` and no other `_target_` may appear
+    at any depth; the class is then imported by layoutnet's own code, never from the file's string."""
+    plain = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+    if not isinstance(plain, dict):
+        raise ConfigError(path, plain, f"in {source}: expected a config mapping")
+    target = plain.get("_target_")
+    if target not in known:
+        raise ConfigError(
+            f"{path}._target_", target, f"in {source}: not one of layoutnet's own classes", known
+        )
+    nested = _nested_targets({k: v for k, v in plain.items() if k != "_target_"}, path)
+    if nested:
+        raise ConfigError(nested[0], "_target_", f"in {source}: a value read from a file cannot name code")
+    module_name, _, class_name = target.rpartition(".")
+    import importlib
+
+    cls = getattr(importlib.import_module(module_name), class_name)
+    return cls(**{k: v for k, v in plain.items() if k != "_target_"})
+
+
+def _nested_targets(obj: Any, where: str) -> list[str]:
+    found: list[str] = []
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            if key == "_target_":
+                found.append(f"{where}._target_")
+            found += _nested_targets(value, f"{where}.{key}")
+    elif isinstance(obj, list):
+        for i, value in enumerate(obj):
+            found += _nested_targets(value, f"{where}[{i}]")
+    return found
+
+
+def check_output_dir(path: Any, key: str = "output_dir") -> Path:
+    """`path` as a directory that exists or can be created (created now), or a ConfigError naming `key`.
+
+    Called before any work, so a bad output directory never costs a training run or an export.
+    """
+    directory = Path(str(path)).expanduser()
+    if directory.exists() and not directory.is_dir():
+        raise ConfigError(
+            key, str(path), "is a file, not a directory; pass a directory (it is created if missing)"
+        )
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            key,
+            str(path),
+            f"cannot be created ({exc.strerror or type(exc).__name__}); pass a writable directory",
+        ) from None
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise ConfigError(key, str(path), "is not writable; pass a writable directory")
+    return directory
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_trainer_settings(trainer: Any) -> None:
+    """Refuse trainer values Lightning would only reject mid-setup (or silently truncate)."""
+    if trainer is None:
+        return
+    for key in ("max_epochs", "min_epochs", "max_steps"):
+        value = trainer.get(key)
+        if value is None:
+            continue
+        if not _whole(value) or value < -1:
+            raise ConfigError(
+                f"trainer.{key}", value, "must be a whole number (-1: no limit)", "-1, 1, 2, 3, ..."
+            )
+
+
+# Structured config schemas the conf/ files build on (the `export` group's `export_schema`).
+from layoutnet.export import settings as _export_settings  # noqa: E402, F401

@@ -12,8 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import hydra
@@ -27,11 +26,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from layoutnet.cli import exit_on_user_error
-from layoutnet.config import CONF_DIR
-from layoutnet.contract import CLASS_TO_ID, CLASSES, NUM_CLASSES, decode, encode_batch
-from layoutnet.errors import CheckpointError, ConfigError, DataError
-from layoutnet.loading import COREML_SUFFIXES, load_model
-from layoutnet.metrics import classification_summary, predict_logits, softmax
+from layoutnet.config import CONF_DIR, KNOWN_DATA_SOURCES, build, build_from_file, check_output_dir
+from layoutnet.contract import CLASS_TO_ID, CLASSES, decode, encode_batch
+from layoutnet.errors import ConfigError, DataError
+from layoutnet.metrics import classification_summary, softmax
+from layoutnet.modelfile import Scorer, open_model
 from layoutnet.quality import (
     APP_BUDGET,
     HARMFUL_BUDGETS,
@@ -52,87 +51,6 @@ SHORT_NAMES = {name: name.replace("_from_", "←") for name in CLASSES}
 
 NARROW = {"box": box.SIMPLE_HEAD, "padding": (0, 1), "title_justify": "left"}
 """Table style of the console reports: fits 80 columns."""
-
-
-# Scoring any model file --------------------------------------------------------------------------------
-
-
-@dataclass
-class Scorer:
-    """Logits of any model file: a PyTorch network or a saved Core ML artifact run from disk."""
-
-    source: str
-    kind: str
-    backend: str
-    run: Callable[[np.ndarray], np.ndarray]
-    details: dict = field(default_factory=dict)
-
-    def logits(self, ids: torch.Tensor | np.ndarray, batch_size: int = 4096) -> np.ndarray:
-        """float32 [N, 9] logits of int ids [N, 20]."""
-        array = ids.numpy() if isinstance(ids, torch.Tensor) else np.asarray(ids)
-        if not len(array):
-            return np.zeros((0, NUM_CLASSES), dtype=np.float32)
-        parts = [self.run(array[i : i + batch_size]) for i in range(0, len(array), batch_size)]
-        logits = np.concatenate([np.asarray(p, dtype=np.float32).reshape(-1, NUM_CLASSES) for p in parts])
-        if len(logits) != len(array):
-            raise DataError(f"{self.source} returned {len(logits)} rows of logits for {len(array)} inputs")
-        return logits
-
-    def describe(self) -> dict:
-        return {"path": self.source, "kind": self.kind, "backend": self.backend, **self.details}
-
-
-def load_scorer(path: str | Path | None, legacy: str | None = None) -> Scorer:
-    """A Scorer for a layoutnet .ckpt, a legacy .pth, or a Core ML .mlpackage / .mlmodel."""
-    if not path:
-        raise ConfigError(
-            "model_path",
-            path,
-            "required: a run's checkpoints/best.ckpt, a legacy .pth, or an exported .mlpackage / .mlmodel",
-        )
-    path = Path(str(path)).expanduser()
-    if path.suffix in COREML_SUFFIXES:
-        return _artifact_scorer(path, legacy)
-    loaded = load_model(path, legacy)
-    net = loaded.net.eval()
-
-    def run(ids: np.ndarray) -> np.ndarray:
-        return predict_logits(net, torch.from_numpy(ids.astype(np.int64))).float().numpy()
-
-    described = loaded.describe()
-    details = {k: v for k, v in described.items() if k not in ("path", "kind")}
-    return Scorer(str(path), loaded.kind, "pytorch", run, details)
-
-
-def _artifact_scorer(path: Path, legacy: str | None) -> Scorer:
-    if legacy:
-        raise ConfigError(
-            "legacy", legacy, f"applies to PyTorch state_dicts only, not to {path.suffix} files"
-        )
-    if not path.exists():
-        raise CheckpointError(f"{path} does not exist")
-    from layoutnet.export.parity import artifact_runners
-
-    try:
-        runners = artifact_runners(path)
-    except ImportError as exc:
-        raise CheckpointError(
-            f"cannot run {path} here: no Core ML runtime and no reference executor ({exc})"
-        ) from exc
-    # On a Mac the runners are Core ML with CPU only, then with all compute units; the app uses the
-    # latter (Core ML's default), so that one is scored. Elsewhere there is one runner.
-    runner = runners[-1]
-
-    def run(ids: np.ndarray) -> np.ndarray:
-        return runner.predict(np.ascontiguousarray(ids, dtype=np.int32))
-
-    fmt = "mlprogram" if path.suffix == ".mlpackage" else "neuralnetwork"
-    details: dict = {"format": fmt}
-    if getattr(runner, "compute_units", None):
-        details["compute_units"] = runner.compute_units
-    return Scorer(
-        str(path), f"coreml:{fmt}", str(getattr(runner, "backend", type(runner).__name__)), run, details
-    )
 
 
 # Data ---------------------------------------------------------------------------------------------------
@@ -205,11 +123,15 @@ def csv_data(path: str | Path) -> EvalData:
 
 def run_data_config(model_path: Path) -> tuple[DictConfig, Path] | None:
     """The `data` config of the layoutnet run a model file lies in (`<run>/checkpoints/best.ckpt`,
-    `<run>/export/LayoutClassifier.mlmodel`: `<run>/config_resolved.yaml`), or None."""
+    `<run>/export/LayoutClassifier.mlmodel`: `<run>/config_resolved.yaml`), or None. Read as values
+    only: it is built by `build_from_file`, which accepts only layoutnet's own data classes."""
     resolved = model_path.absolute().parent.parent / "config_resolved.yaml"
     if not resolved.is_file():
         return None
-    run_cfg = OmegaConf.load(resolved)
+    try:
+        run_cfg = OmegaConf.load(resolved)
+    except Exception as exc:
+        raise DataError(f"{resolved} is not a readable run config ({type(exc).__name__}: {exc})") from exc
     data = run_cfg.get("data") if isinstance(run_cfg, DictConfig) else None
     return (data, resolved) if isinstance(data, DictConfig) and "_target_" in data else None
 
@@ -224,15 +146,16 @@ def _data_given_on_command_line() -> bool:
 def generated_test_data(cfg: DictConfig, model_path: Path | None = None) -> EvalData:
     """The data module's fixed test set. Its config is the run's own (`config_resolved.yaml` of the run
     the model lies in) when `run_data` is on and no `data` override was given, else `cfg.data`."""
-    from layoutnet.config import build
-
     data_cfg, origin = cfg.get("data"), "data config"
     found = run_data_config(model_path) if model_path is not None and cfg.get("run_data", True) else None
     if found is not None and not _data_given_on_command_line():
         data_cfg, origin = found[0], str(found[1])
     if data_cfg is None:
         raise ConfigError("data", None, "no data config to generate a test set from; pass data_path=<csv>")
-    datamodule = build(data_cfg, "data")
+    if found is not None and origin == str(found[1]):
+        datamodule = build_from_file(data_cfg, "data", origin, KNOWN_DATA_SOURCES)
+    else:
+        datamodule = build(data_cfg, "data")
     if hasattr(datamodule, "check"):
         datamodule.check()
     if hasattr(datamodule, "setup"):
@@ -381,7 +304,9 @@ def print_quality(sets: dict[str, dict], console: Console) -> None:
 def run_evaluate(cfg: DictConfig) -> dict:
     started = time.perf_counter()
     console = Console(highlight=False)
-    scorer = load_scorer(cfg.get("model_path"), cfg.get("legacy"))
+    scorer = open_model(cfg.get("model_path"), cfg.get("legacy"))
+    if cfg.get("output_dir"):
+        check_output_dir(cfg.output_dir)
     model_path = Path(scorer.source)
     data = csv_data(cfg.data_path) if cfg.get("data_path") else generated_test_data(cfg, model_path)
     console.print(

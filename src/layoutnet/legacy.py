@@ -22,8 +22,8 @@ network built from a config (fine-tuning). Nothing here writes to disk.
 
 from __future__ import annotations
 
+import itertools
 import math
-import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -33,13 +33,10 @@ from torch import nn
 
 from layoutnet.contract import NUM_CLASSES, SEQ_LEN, VOCAB_SIZE
 from layoutnet.errors import CheckpointError, ConfigError
-from layoutnet.models import (
-    CNNClassifier,
-    CompactCNN,
-    EnsembleClassifier,
-    TransformerClassifier,
-    count_parameters,
-)
+from layoutnet.modelfile import read_torch_file
+from layoutnet.models import count_parameters
+from layoutnet.models.netconfig import load_net_spec
+from layoutnet.models.registry import build_net
 
 LEGACY_ARCHITECTURES: tuple[str, ...] = ("v1", "cnn", "transformer", "ensemble")
 
@@ -61,60 +58,25 @@ _MAX_LISTED = 30
 # Our models
 
 
-LEGACY_NET_KWARGS: dict[str, dict[str, object]] = {
-    "v1": {
-        "embed_dim": 32,
-        "channels": (64, 128),
-        "kernel_size": 3,
-        "pools": (2, 1),
-        "padding": "same",  # k=3 with padding 1 on both sides, as the legacy conv
-        "activation": "relu",
-    },
-    "cnn": {
-        "embed_dim": 128,
-        "branch_kernels": (2, 3, 4, 5),
-        "branch_channels": 96,
-        "mix_kernels": (3, 5),
-        "deep_channels": 384,
-        "deep_kernel": 3,
-        "padding": "crop",  # pad k//2 both sides, keep the first 20 positions
-        "pooling": ("max", "mean"),
-        "head_dims": (384, 192),
-        "activation": "gelu",
-    },
-    "transformer": {
-        "d_model": 128,
-        "num_heads": 8,
-        "num_layers": 4,
-        "ff_dim": 512,
-        "positional": "sinusoidal",
-        "norm_first": False,
-        "attention_mask": False,
-        "pooling": ("mean",),
-        "head_dims": (64,),
-        "activation": "gelu",
-    },
-    "ensemble": {"combiner_init": (0.6, 0.4)},  # members: the "cnn" and "transformer" settings
+LEGACY_NET_FILES: dict[str, str] = {
+    "v1": "compact_cnn",
+    "cnn": "omfk_cnn",
+    "transformer": "omfk_transformer",
+    "ensemble": "omfk",
 }
-"""Constructor arguments of our model classes that give each legacy architecture's function
-(v1: CompactCNN, cnn: CNNClassifier, transformer: TransformerClassifier, ensemble:
-EnsembleClassifier of the cnn and transformer models)."""
+"""The `conf/model/net/<name>.yaml` that sizes layoutnet's network of each legacy architecture (the
+same files the experiments use: `model=compact_cnn`, `model=omfk`)."""
+
+
+def legacy_net_spec(arch: str) -> dict:
+    """The network spec (registry family + keywords) of layoutnet's model for legacy `arch`."""
+    _check_arch(arch)
+    return load_net_spec(LEGACY_NET_FILES[arch])
 
 
 def build_legacy_model(arch: str) -> nn.Module:
     """layoutnet's model that computes the legacy architecture `arch` (randomly initialised)."""
-    _check_arch(arch)
-    if arch == "v1":
-        return CompactCNN(**LEGACY_NET_KWARGS["v1"])
-    if arch == "cnn":
-        return CNNClassifier(**LEGACY_NET_KWARGS["cnn"])
-    if arch == "transformer":
-        return TransformerClassifier(**LEGACY_NET_KWARGS["transformer"])
-    return EnsembleClassifier(
-        CNNClassifier(**LEGACY_NET_KWARGS["cnn"]),
-        TransformerClassifier(**LEGACY_NET_KWARGS["transformer"]),
-        **LEGACY_NET_KWARGS["ensemble"],
-    )
+    return build_net(legacy_net_spec(arch))
 
 
 def _check_arch(arch: str) -> None:
@@ -167,38 +129,42 @@ def _batchnorm(legacy: str, ours: str, n: int) -> list[_Entry]:
     return entries
 
 
-def _v1_entries() -> list[_Entry]:
+def _v1_entries(kw: dict) -> list[_Entry]:
+    embed, (c1, c2), k = kw["embed_dim"], kw["channels"], kw["kernel_size"]
     return [
-        _Entry("embedding.weight", "embedding.weight", (VOCAB_SIZE, 32)),
-        *_conv("conv1", "features.0.conv", 64, 32, 3),
-        *_conv("conv2", "features.3.conv", 128, 64, 3),
-        *_linear("fc", "fc", NUM_CLASSES, 128),
+        _Entry("embedding.weight", "embedding.weight", (VOCAB_SIZE, embed)),
+        *_conv("conv1", "features.0.conv", c1, embed, k),
+        *_conv("conv2", "features.3.conv", c2, c1, k),
+        *_linear("fc", "fc", NUM_CLASSES, c2),
     ]
 
 
-def _cnn_entries() -> list[_Entry]:
-    entries = [_Entry("embedding.weight", "embedding.weight", (VOCAB_SIZE, 128))]
-    for i, k in enumerate((2, 3, 4, 5)):
-        entries += _conv(f"conv{k}", f"branches.branches.{i}.conv", 96, 128, k)
-    entries += _batchnorm("bn1", "bn1", 384)
-    entries += _conv("conv2_a", "mix.branches.0.conv", 384, 384, 3)
-    entries += _conv("conv2_b", "mix.branches.1.conv", 384, 384, 5)
-    entries += _batchnorm("bn2", "bn2", 768)
-    entries += _conv("conv3_deep", "deep.conv", 384, 768, 3)
-    entries += _batchnorm("bn3", "bn3", 384)
-    entries += _linear("fc1", "head.layers.0", 384, 768)
-    entries += _linear("fc2", "head.layers.1", 192, 384)
-    entries += _linear("fc3", "head.layers.2", NUM_CLASSES, 192)
+def _cnn_entries(kw: dict) -> list[_Entry]:
+    embed, branch, deep = kw["embed_dim"], kw["branch_channels"], kw["deep_channels"]
+    width = branch * len(kw["branch_kernels"])
+    entries = [_Entry("embedding.weight", "embedding.weight", (VOCAB_SIZE, embed))]
+    for i, k in enumerate(kw["branch_kernels"]):
+        entries += _conv(f"conv{k}", f"branches.branches.{i}.conv", branch, embed, k)
+    entries += _batchnorm("bn1", "bn1", width)
+    for i, (suffix, k) in enumerate(zip("ab", kw["mix_kernels"], strict=True)):
+        entries += _conv(f"conv2_{suffix}", f"mix.branches.{i}.conv", width, width, k)
+    mixed = width * len(kw["mix_kernels"])
+    entries += _batchnorm("bn2", "bn2", mixed)
+    entries += _conv("conv3_deep", "deep.conv", deep, mixed, kw["deep_kernel"])
+    entries += _batchnorm("bn3", "bn3", deep)
+    dims = [deep * len(kw["pooling"]), *kw["head_dims"], NUM_CLASSES]
+    for i, (inp, out) in enumerate(itertools.pairwise(dims)):
+        entries += _linear(f"fc{i + 1}", f"head.layers.{i}", out, inp)
     return entries
 
 
-def _transformer_entries() -> list[_Entry]:
-    d, ff = 128, 512
+def _transformer_entries(kw: dict) -> list[_Entry]:
+    d, ff = kw["d_model"], kw["ff_dim"]
     entries = [
         _Entry("embedding.weight", "embedding.weight", (VOCAB_SIZE, d)),
         _Entry("pos_encoder.pe", "pos_encoder.pe", (1, SEQ_LEN, d), buffer=True, min_rows=True),
     ]
-    for i in range(4):
+    for i in range(kw["num_layers"]):
         old, new = f"transformer.layers.{i}", f"layers.{i}"
         entries += [
             _Entry(f"{old}.self_attn.in_proj_weight", f"{new}.self_attn.in_proj.weight", (3 * d, d)),
@@ -209,8 +175,9 @@ def _transformer_entries() -> list[_Entry]:
             *_module(f"{old}.norm1", f"{new}.norm1", weight=(d,), bias=(d,)),
             *_module(f"{old}.norm2", f"{new}.norm2", weight=(d,), bias=(d,)),
         ]
-    entries += _linear("fc1", "head.layers.0", 64, d)
-    entries += _linear("fc2", "head.layers.1", NUM_CLASSES, 64)
+    dims = [d * len(kw["pooling"]), *kw["head_dims"], NUM_CLASSES]
+    for i, (inp, out) in enumerate(itertools.pairwise(dims)):
+        entries += _linear(f"fc{i + 1}", f"head.layers.{i}", out, inp)
     return entries
 
 
@@ -218,33 +185,31 @@ def _prefixed(prefix: str, entries: list[_Entry]) -> list[_Entry]:
     return [replace(e, legacy=prefix + e.legacy, ours=prefix + e.ours) for e in entries]
 
 
-def _ensemble_entries() -> list[_Entry]:
+def _ensemble_entries(kw: dict) -> list[_Entry]:
     return [
         _Entry("weight_cnn", "combiner.weights", (), index=0),
         _Entry("weight_transformer", "combiner.weights", (), index=1),
-        *_prefixed("cnn.", _cnn_entries()),
-        *_prefixed("transformer.", _transformer_entries()),
+        *_prefixed("cnn.", _cnn_entries(kw["cnn"]["kwargs"])),
+        *_prefixed("transformer.", _transformer_entries(kw["transformer"]["kwargs"])),
     ]
 
 
-_ENTRIES: dict[str, list[_Entry]] = {
-    "v1": _v1_entries(),
-    "cnn": _cnn_entries(),
-    "transformer": _transformer_entries(),
-    "ensemble": _ensemble_entries(),
+_ENTRY_BUILDERS = {
+    "v1": _v1_entries,
+    "cnn": _cnn_entries,
+    "transformer": _transformer_entries,
+    "ensemble": _ensemble_entries,
 }
+_ENTRIES: dict[str, list[_Entry]] = {
+    arch: builder(legacy_net_spec(arch)["kwargs"]) for arch, builder in _ENTRY_BUILDERS.items()
+}
+"""Every legacy tensor of each architecture and its place in our model, sized from the yaml."""
 
 LEGACY_SHAPES: dict[str, dict[str, tuple[int, ...]]] = {
     arch: {e.legacy: e.shape for e in entries} for arch, entries in _ENTRIES.items()
 }
 """Every tensor of each legacy state_dict and its shape, in the order the old scripts saved them
 (`pos_encoder.pe` is listed with 20 rows; files may hold more)."""
-
-NAME_MAPPING: dict[str, dict[str, str]] = {
-    arch: {e.legacy: e.ours + ("" if e.index is None else f"[{e.index}]") for e in entries}
-    for arch, entries in _ENTRIES.items()
-}
-"""Legacy name -> our `state_dict()` name; `combiner.weights[i]` is one element of that tensor."""
 
 LEGACY_PARAMETER_COUNTS: dict[str, int] = {
     arch: sum(math.prod(e.shape) for e in entries if not e.buffer) for arch, entries in _ENTRIES.items()
@@ -267,37 +232,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def _read(path: Path) -> tuple[dict[str, torch.Tensor], list[str]]:
-    if not path.exists():
-        raise CheckpointError(f"{path}: no such file; check the path of the legacy checkpoint")
-    if not path.is_file():
-        raise CheckpointError(f"{path}: not a file; pass the path of the .pth/.pt state_dict file itself")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        if "unsupported global" in str(exc).lower():
-            raise CheckpointError(
-                f"{path}: the file holds pickled Python objects, not only tensors (for example a whole "
-                f"model saved with torch.save(model)), and layoutnet does not run code from checkpoint "
-                f"files. In the environment that wrote it, re-save it with "
-                f"torch.save(model.state_dict(), path). Cause: {_first_line(exc)}"
-            ) from exc
-        raise _unreadable(path, exc) from exc
-    except Exception as exc:  # torch.load raises RuntimeError, EOFError, ValueError, zipfile errors, ...
-        raise _unreadable(path, exc) from exc
-    return _unwrap(obj, path)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
-
-
-def _unreadable(path: Path, exc: BaseException) -> CheckpointError:
-    return CheckpointError(
-        f"{path}: not a readable PyTorch file ({path.stat().st_size:,} bytes): it is truncated or corrupt "
-        f"(an interrupted copy or download) or not written by torch.save. Copy or download it again, or "
-        f"check that it is the right file. Cause: {_first_line(exc)}"
-    )
+    return _unwrap(read_torch_file(path), path)
 
 
 def _tensor_mapping(obj: object) -> bool:
@@ -679,9 +614,10 @@ def init_from_legacy(net: nn.Module, path: str | Path, arch: str = "auto") -> di
         if arch == "ensemble":
             lines.append("Configure the network as the legacy ensemble: model=omfk (or +experiment=omfk).")
         else:
-            cls = {"v1": "CompactCNN", "cnn": "CNNClassifier", "transformer": "TransformerClassifier"}[arch]
-            settings = ", ".join(f"{k}={v!r}" for k, v in LEGACY_NET_KWARGS[arch].items())
-            lines.append(f"Configure the network as layoutnet.models.{cls} with {settings}.")
+            lines.append(
+                f"Configure the network as the legacy {arch!r} model: model/net={LEGACY_NET_FILES[arch]} "
+                f"(conf/model/net/{LEGACY_NET_FILES[arch]}.yaml)."
+            )
         raise CheckpointError("\n".join(lines))
 
     was_training = net.training

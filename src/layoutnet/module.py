@@ -1,9 +1,12 @@
-"""The one LightningModule for every model family: the network comes from config."""
+"""The one LightningModule for every model family: it builds its network from its `net` config
+(a flat network config of `conf/model/net/`, or a registry spec) through layoutnet's registry, and
+stores that spec in every checkpoint it writes."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
@@ -15,6 +18,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from layoutnet.contract import CLASSES, NUM_CLASSES
 from layoutnet.errors import ConfigError
 from layoutnet.models import count_parameters, model_family
+from layoutnet.models.registry import build_net, to_spec
 
 
 def warmup_cosine(warmup_steps: int, total_steps: int, min_lr_ratio: float) -> Callable[[int], float]:
@@ -27,6 +31,19 @@ def warmup_cosine(warmup_steps: int, total_steps: int, min_lr_ratio: float) -> C
         return min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
     return factor
+
+
+def check_optimizer_settings(lr: Any, weight_decay: Any, warmup_steps: Any) -> None:
+    """Refuse optimizer settings that cannot train, naming the key (before any work starts)."""
+    for key, value in (("lr", lr), ("weight_decay", weight_decay)):
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise ConfigError(key, value, "must be a number", "a float such as 3.0e-3")
+    if lr <= 0:
+        raise ConfigError("lr", lr, "must be > 0", "a float such as 3.0e-3")
+    if weight_decay < 0:
+        raise ConfigError("weight_decay", weight_decay, "must be >= 0")
+    if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 0:
+        raise ConfigError("warmup_steps", warmup_steps, "must be a whole number >= 0")
 
 
 class EmbeddingMixup:
@@ -57,7 +74,7 @@ class EmbeddingMixup:
 class LayoutClassifierModule(pl.LightningModule):
     def __init__(
         self,
-        net: nn.Module,
+        net: Mapping[str, Any],
         lr: float = 2e-3,
         weight_decay: float = 0.01,
         betas: tuple[float, float] = (0.9, 0.98),
@@ -68,13 +85,18 @@ class LayoutClassifierModule(pl.LightningModule):
         mixup_prob: float = 0.0,
     ):
         super().__init__()
+        check_optimizer_settings(lr, weight_decay, warmup_steps)
         if not 0.0 <= label_smoothing < 1.0:
             raise ConfigError("label_smoothing", label_smoothing, "must be in [0, 1)")
         if mixup_prob > 0 and mixup_alpha <= 0:
             raise ConfigError("mixup_alpha", mixup_alpha, "must be > 0 when mixup_prob > 0")
+        try:
+            self.net_spec = to_spec(net)
+            self.net = build_net(self.net_spec)
+        except ConfigError as exc:
+            raise exc.under("net") from None
         self.save_hyperparameters(ignore=["net"])
-        self.net = net
-        self.mixup = EmbeddingMixup(net) if mixup_prob > 0 else None
+        self.mixup = EmbeddingMixup(self.net) if mixup_prob > 0 else None
         self.train_acc = MulticlassAccuracy(NUM_CLASSES, average="micro")
         self.train_loss = MeanMetric()
         self.val_acc = MulticlassAccuracy(NUM_CLASSES, average="micro")
@@ -82,13 +104,9 @@ class LayoutClassifierModule(pl.LightningModule):
         self.test_acc = MulticlassAccuracy(NUM_CLASSES, average="micro")
         self.test_class_acc = MulticlassAccuracy(NUM_CLASSES, average=None)
 
-    net_config: dict | None = None
-    """Resolved config of `net`, stored in every checkpoint so the network can be rebuilt."""
-
     def checkpoint_meta(self) -> dict:
-        if self.net_config is None:
-            raise RuntimeError("net_config is not set; the train entry point sets it from model.net")
-        return {"net_config": self.net_config, "family": self.family, "num_parameters": self.num_parameters}
+        """What a checkpoint needs to rebuild the network: its registry spec (plain values only)."""
+        return {"net": self.net_spec, "family": self.family, "num_parameters": self.num_parameters}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["layoutnet"] = self.checkpoint_meta()

@@ -22,9 +22,9 @@ from layoutnet.cli import exit_on_user_error
 from layoutnet.config import CONF_DIR
 from layoutnet.contract import CLASSES, LANGUAGES, encode_batch, split_class
 from layoutnet.errors import ConfigError
-from layoutnet.evaluate import Scorer, load_scorer
 from layoutnet.layouts import LayoutSet
 from layoutnet.metrics import softmax
+from layoutnet.modelfile import Scorer, open_model
 
 DEFAULT_LAYOUTS: dict[str, str] = {"en": "us", "ru": "russianwin", "he": "hebrew"}
 """The layout whose keys are read for each language when correcting a text."""
@@ -149,7 +149,7 @@ def run_predict(cfg: DictConfig, stdin=None, out=None) -> list[Prediction]:
     top_k = int(cfg.get("top_k", 3))
     if top_k < 1:
         raise ConfigError("top_k", top_k, "must be >= 1")
-    scorer = load_scorer(cfg.get("model_path"), cfg.get("legacy"))
+    scorer = open_model(cfg.get("model_path"), cfg.get("legacy"))
     threshold = correction_threshold_for(cfg, scorer)
     corrector = build_corrector(cfg)
     text = cfg.get("text")

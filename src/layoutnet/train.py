@@ -18,15 +18,17 @@ from omegaconf import DictConfig, OmegaConf, read_write
 from pytorch_lightning.utilities import rank_zero_only
 from rich.console import Console
 
-from layoutnet.checkpoints import best_checkpoint_path, load_net
 from layoutnet.cli import exit_on_user_error
-from layoutnet.config import CONF_DIR, build, to_plain
+from layoutnet.config import CONF_DIR, build, check_trainer_settings
 from layoutnet.contract import CLASSES
 from layoutnet.errors import ConfigError
+from layoutnet.export.callback import CoreMLExportCallback
 from layoutnet.export.settings import ExportSettings
 from layoutnet.metrics import classification_summary, predict_logits
+from layoutnet.modelfile import best_checkpoint_path, check_resume_checkpoint, load_net
 from layoutnet.plots import save_confusion_matrix, save_training_curves
-from layoutnet.report import update_report, versions
+from layoutnet.report import read_report, update_report, versions
+from layoutnet.sweep import objective_name, objective_value
 
 log = logging.getLogger(__name__)
 
@@ -82,17 +84,19 @@ class Run:
     def prepare(self) -> None:
         """Build and check everything; any bad value is refused here, before training."""
         cfg = self.cfg
-        if cfg.get("export") is not None:
-            ExportSettings.from_config(cfg.export)
+        # the export settings are checked once, here, and the callback gets the checked object
+        export_settings = ExportSettings.from_config(cfg.export) if cfg.get("export") is not None else None
+        check_trainer_settings(cfg.get("trainer"))
         if cfg.get("ckpt_path") and not Path(cfg.ckpt_path).is_file():
             raise ConfigError(
                 "ckpt_path", cfg.ckpt_path, "file not found; pass a run's checkpoints/last.ckpt"
             )
         pl.seed_everything(cfg.seed, workers=True, verbose=False)
+        self.module = build(cfg.model, "model")
+        if cfg.get("ckpt_path"):
+            check_resume_checkpoint(cfg.ckpt_path, self.module.net, self.module.net_spec)
         self.datamodule = build(cfg.data, "data")
         self.datamodule.check()
-        self.module = build(cfg.model, "model")
-        self.module.net_config = to_plain(cfg.model.net)
         if cfg.get("init_from"):
             from layoutnet.legacy import init_from_legacy
 
@@ -103,6 +107,8 @@ class Run:
             for name, node in (cfg.get("callbacks") or {}).items()
             if node is not None
         ]
+        if export_settings is not None:
+            callbacks.append(CoreMLExportCallback(export_settings, str(self.run_dir)))
         loggers = [
             build(node, f"logger.{name}")
             for name, node in (cfg.get("logger") or {}).items()
@@ -149,6 +155,7 @@ class Run:
 
 def run(cfg: DictConfig) -> float | None:
     run_dir = Path(cfg.paths.output_dir)
+    objective = objective_name(cfg)
     started = time.perf_counter()
     runner = Run(cfg, run_dir)
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
@@ -186,11 +193,10 @@ def run(cfg: DictConfig) -> float | None:
             save_training_curves(run_dir, run_dir / "plots" / "training_curves.png")
         if cfg.get("test"):
             sections["test"] = runner.test()
-        best_score = sections["training"]["best_val_accuracy"]
         _report(run_dir, status="ok", **sections, paths=_paths(runner), timings=_timings(runner, started))
         if rank_zero_only.rank == 0:
             _print_result(run_dir, sections)
-        return best_score
+        return objective_value(objective, read_report(run_dir), runner.trainer.callback_metrics)
     except BaseException as exc:
         training = runner.training_section() if runner.trainer else None
         _report(

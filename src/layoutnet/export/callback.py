@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 
 import pytorch_lightning as pl
 import torch
 
-from layoutnet.checkpoints import best_checkpoint_path, net_from_checkpoint, read_checkpoint
-from layoutnet.errors import ExportError
-from layoutnet.export.pipeline import ModelInfo, export_model
+from layoutnet.export.pipeline import ModelInfo, export_and_record
+from layoutnet.export.result import ExportResult, record
 from layoutnet.export.settings import ExportSettings
-from layoutnet.export.summary import print_export_summary
-from layoutnet.report import update_report
+from layoutnet.modelfile import best_checkpoint_path, load_net, net_from_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -22,16 +19,19 @@ log = logging.getLogger(__name__)
 class CoreMLExportCallback(pl.Callback):
     """Runs on rank 0 only, on CPU, in eval mode, on the best checkpoint's weights (the final
     weights when no checkpoint was kept). Writes the `export` section of `report.json` and
-    fails the fit when the export fails."""
+    fails the fit when the export fails.
 
-    def __init__(self, settings: Any, run_dir: str):
+    `settings`: the run's ExportSettings, checked once by training's prepare and handed over (a
+    plain `export` config node is checked here, for direct use of the callback)."""
+
+    def __init__(self, settings: ExportSettings, run_dir: str):
         self.settings = ExportSettings.from_config(settings)
         self.run_dir = Path(run_dir)
 
     def _best_net(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> tuple[torch.nn.Module, str]:
         best = best_checkpoint_path(trainer)
         if best:
-            net, _ = net_from_checkpoint(read_checkpoint(best), best)
+            net, _ = load_net(best)
             return net, best
         log.warning("no best checkpoint was saved; exporting the final weights")
         net, _ = net_from_checkpoint(pl_module.checkpoint_payload(), "final weights")
@@ -41,7 +41,7 @@ class CoreMLExportCallback(pl.Callback):
         if not trainer.is_global_zero:
             return
         if not self.settings.enabled:
-            update_report(self.run_dir, export={"status": "disabled", "reason": "export=none"})
+            record(self.run_dir, ExportResult(status="disabled", reason="export=none"))
             return
         net, source = self._best_net(trainer, pl_module)
         val_ids, val_labels = trainer.datamodule.val_tensors() if trainer.datamodule else (None, None)
@@ -49,12 +49,6 @@ class CoreMLExportCallback(pl.Callback):
         info = ModelInfo(
             run_id=self.run_dir.name, source=source, val_accuracy=None if score is None else float(score)
         )
-        section: dict = {"weights": source}
-        try:
-            export_model(net, self.settings, self.run_dir / "export", info, val_ids, val_labels, section)
-        except ExportError:
-            update_report(self.run_dir, export=section)
-            print_export_summary(section)
-            raise
-        update_report(self.run_dir, export=section)
-        print_export_summary(section)
+        export_and_record(
+            self.run_dir, net, self.settings, self.run_dir / "export", info, val_ids, val_labels
+        )

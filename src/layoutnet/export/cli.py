@@ -1,5 +1,5 @@
 """`python -m layoutnet.export ckpt_path=<.ckpt | legacy .pth> [legacy=auto] [export.format=...]
-[output_dir=...]`: the same strict trace, conversion, parity and report as at the end of a fit."""
+[output_dir=...]`: the same capture, conversion, parity, hand-off and report as at the end of a fit."""
 
 from __future__ import annotations
 
@@ -11,31 +11,29 @@ from rich.console import Console
 from rich.markup import escape
 
 from layoutnet.cli import exit_on_user_error
-from layoutnet.config import CONF_DIR, build
-from layoutnet.errors import ConfigError, ExportError
-from layoutnet.export.pipeline import ModelInfo, export_model
+from layoutnet.config import CONF_DIR, check_output_dir
+from layoutnet.errors import ConfigError
+from layoutnet.export.parity import validation_tensors
+from layoutnet.export.pipeline import ModelInfo, export_and_record
+from layoutnet.export.result import ExportResult
 from layoutnet.export.settings import ExportSettings
-from layoutnet.export.summary import print_export_summary
-from layoutnet.loading import load_model
-from layoutnet.report import update_report, versions
+from layoutnet.modelfile import open_model
+from layoutnet.report import update_report
 
 
-def validation_tensors(cfg: DictConfig):
-    datamodule = build(cfg.data, "data")
-    datamodule.check()
-    datamodule.setup("validate")
-    return datamodule.val_tensors()
-
-
-def run_export(cfg: DictConfig) -> dict:
+def run_export(cfg: DictConfig) -> ExportResult:
     if not cfg.get("ckpt_path"):
         raise ConfigError(
             "ckpt_path", None, "required: the checkpoint to export (.ckpt of a run or a legacy .pth)"
         )
     settings = ExportSettings.from_config(cfg.export)
     run_dir = Path(cfg.paths.output_dir)
-    out_dir = Path(cfg.output_dir) if cfg.get("output_dir") else run_dir / "export"
-    loaded = load_model(cfg.ckpt_path, cfg.get("legacy"))
+    default_dir = check_output_dir(cfg.output_dir) if cfg.get("output_dir") else run_dir / "export"
+    loaded = open_model(cfg.ckpt_path, cfg.get("legacy"))
+    if loaded.net is None:
+        raise ConfigError(
+            "ckpt_path", cfg.ckpt_path, "is a Core ML artifact; export needs a .ckpt or legacy .pth"
+        )
     console = Console()
     console.print(
         f"loaded {escape(loaded.kind)} model from {escape(loaded.source)}: "
@@ -43,29 +41,16 @@ def run_export(cfg: DictConfig) -> dict:
     )
     if "legacy" in loaded.details:
         console.print(f"  found: {escape(str(loaded.details['legacy'].get('description', '')))}")
-    val_ids, val_labels = validation_tensors(cfg)
-    section: dict = {"weights": loaded.source}
-    update_report(run_dir, status="running", command="export", model=loaded.describe(), versions=versions())
-    try:
-        export_model(
-            loaded.net,
-            settings,
-            out_dir,
-            ModelInfo(run_id=run_dir.name, source=loaded.source),
-            val_ids,
-            val_labels,
-            section,
-        )
-    except ExportError as exc:
-        update_report(run_dir, status="failed", error=str(exc), export=section)
-        print_export_summary(section)
-        raise
-    update_report(run_dir, status="ok", export=section)
-    print_export_summary(section)
-    console.print(f"report: {run_dir / 'report.json'}")
-    return section
+    val_ids, val_labels = validation_tensors(cfg.data)
+    update_report(run_dir, status="running", command="export", model=loaded.describe())
+    info = ModelInfo(run_id=run_dir.name, source=loaded.source)
+    result = export_and_record(
+        run_dir, loaded.net, settings, default_dir, info, val_ids, val_labels, top_level=True, console=console
+    )
+    console.print(f"report: {run_dir / 'report.json'}", soft_wrap=True)
+    return result
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="export_model")
 def main(cfg: DictConfig) -> None:
-    return exit_on_user_error(lambda: run_export(cfg))
+    exit_on_user_error(lambda: run_export(cfg))

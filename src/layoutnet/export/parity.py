@@ -1,12 +1,13 @@
 """Parity of a saved artifact with the PyTorch model it came from.
 
-The artifact is always loaded back from disk. On macOS with the Core ML runtime it is run by
-Core ML (CPU only and all compute units); everywhere else by layoutnet's reference executor.
+The artifact is always loaded back from disk, its interface checked against the contract first
+(`artifact.open_artifact`). On macOS with the Core ML runtime it is run by Core ML (CPU only and all
+compute units); everywhere else by layoutnet's reference executor at fp32, fp16 storage and fp16
+arithmetic.
 """
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from layoutnet.contract import INPUT_NAME, OUTPUT_NAME, PAD_ID, SEQ_LEN, VOCAB_SIZE, decode, encode
+from layoutnet.contract import PAD_ID, SEQ_LEN, VOCAB_SIZE, decode, encode
 from layoutnet.errors import ExportError
 from layoutnet.metrics import predict_logits, softmax
 
@@ -69,48 +70,19 @@ def build_parity_samples(
     return ParitySamples(np.concatenate(parts_ids), np.concatenate(parts_labels), texts)
 
 
+def validation_tensors(data_cfg) -> tuple[torch.Tensor, torch.Tensor]:
+    """The held-out rows (ids, labels) of a `data` config, for parity samples."""
+    from layoutnet.config import build
+
+    datamodule = build(data_cfg, "data")
+    datamodule.check()
+    datamodule.setup("validate")
+    return datamodule.val_tensors()
+
+
 def torch_logits(model: nn.Module, ids: np.ndarray, batch_size: int = 512) -> np.ndarray:
     """PyTorch's logits for int id rows, as float32 NumPy (the reference side of parity)."""
     return predict_logits(model, torch.from_numpy(ids).long(), batch_size).float().numpy()
-
-
-def coreml_runtime_available() -> bool:
-    if sys.platform != "darwin":
-        return False
-    try:
-        from coremltools.libcoremlpython import _MLModelProxy  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-class CoreMLRuntime:
-    """Runs a saved artifact through Core ML itself (macOS only)."""
-
-    def __init__(self, path: Path, compute_units: str):
-        import coremltools as ct
-
-        self.backend = "coreml-runtime"
-        self.compute_units = compute_units
-        self.model = ct.models.MLModel(str(path), compute_units=getattr(ct.ComputeUnit, compute_units))
-
-    def predict(self, ids: np.ndarray) -> np.ndarray:
-        rows = [
-            np.asarray(
-                self.model.predict({INPUT_NAME: row.reshape(1, SEQ_LEN).astype(np.int32)})[OUTPUT_NAME]
-            )
-            for row in ids
-        ]
-        return np.stack([r.reshape(-1) for r in rows]).astype(np.float32)
-
-
-def artifact_runners(path: Path) -> list:
-    """Everything that will score the artifact here: Core ML on a Mac, the executor elsewhere."""
-    if coreml_runtime_available():
-        return [CoreMLRuntime(path, "CPU_ONLY"), CoreMLRuntime(path, "ALL")]
-    from layoutnet.export.executor import load_executor
-
-    return [load_executor(path)]
 
 
 @dataclass
@@ -127,6 +99,7 @@ class ParityResult:
     artifact_accuracy: float | None
     seconds: float
     worst: dict = field(default_factory=dict)
+    precision: str | None = None
 
     @property
     def passed(self) -> bool:
@@ -135,6 +108,7 @@ class ParityResult:
     def report(self) -> dict:
         return {
             "backend": self.backend,
+            "precision": self.precision,
             "compute_units": self.compute_units,
             "passed": self.passed,
             "samples": self.samples,
@@ -156,7 +130,8 @@ class ParityResult:
             f"{self.tolerance} over {self.samples} samples (argmax agreement {self.argmax_agreement:.4f}).\n"
             f"  worst sample: {w.get('text')!r}\n  ids:      {w.get('input_ids')}\n"
             f"  pytorch:  {w.get('torch_probs')}\n  artifact: {w.get('artifact_probs')}\n"
-            "Try export.precision=fp32, or check the artifact and converter version."
+            "Try export.precision=fp32, export.compression=none, export.app_precision=fp32 if the app runs "
+            "on the CPU only, or check the artifact and converter version."
         )
 
 
@@ -200,16 +175,91 @@ def _compare(
     )
 
 
-def check_parity(artifact: Path, model: nn.Module, samples: ParitySamples, tolerance: float) -> ParityResult:
-    """Parity of the artifact on disk with `model`; with several runners the worst one is returned."""
+PRECISION_ORDER = ("fp32", "fp16_storage", "fp16")
+"""The executor's precision modes, most to least precise."""
+
+
+def required_precision(app_precision: str, file_precision: str) -> str:
+    """The precision whose parity must hold: the app's, but never more precise than the file's own
+    storage (an fp16 file is never computed from fp32 weights)."""
+    floor = "fp16_storage" if file_precision == "fp16" else "fp32"
+    return max(app_precision, floor, key=PRECISION_ORDER.index)
+
+
+@dataclass
+class ParityCheck:
+    """Parity at every precision the artifact may run at here, and which one must pass."""
+
+    results: dict[str, ParityResult]  # precision (or Core ML compute units) -> result
+    required: list[str]
+
+    @property
+    def passed(self) -> bool:
+        return all(self.results[name].passed for name in self.required)
+
+    @property
+    def governing(self) -> ParityResult:
+        """The worst required result (what the app would see at its precision)."""
+        return max((self.results[n] for n in self.required), key=lambda r: r.max_prob_diff)
+
+    def report(self) -> dict:
+        return {**self.governing.report(), "passed": self.passed, "required": self.required}
+
+    def by_precision(self) -> dict:
+        return {
+            name: {
+                "max_prob_diff": r.max_prob_diff,
+                "max_logit_diff": r.max_logit_diff,
+                "argmax_agreement": r.argmax_agreement,
+                "artifact_accuracy": r.artifact_accuracy,
+                "passed": r.passed,
+                "required": name in self.required,
+            }
+            for name, r in self.results.items()
+        }
+
+    def failure_message(self) -> str:
+        failed = [n for n in self.required if not self.results[n].passed]
+        figures = ", ".join(f"{n} {r.max_prob_diff:.3g}" for n, r in self.results.items())
+        return (
+            f"parity failed at {', '.join(failed)} (the precision the app runs at, export.app_precision); "
+            f"max |softmax difference| by precision: {figures}.\n" + self.results[failed[0]].failure_message()
+        )
+
+
+def check_parity(
+    artifact: Path,
+    model: nn.Module,
+    samples: ParitySamples,
+    tolerance: float,
+    app_precision: str = "fp32",
+    file_precision: str = "fp32",
+) -> ParityCheck:
+    """Parity of the artifact on disk with `model`.
+
+    The artifact's interface is checked first (`open_artifact`). On a Mac it is run by Core ML with
+    CPU only and with all compute units, and both must pass. Elsewhere the reference executor runs
+    it at fp32, fp16 storage and fp16 arithmetic; all are reported and the one the app runs at
+    (`required_precision`) must pass.
+    """
+    from layoutnet.export.artifact import CoreMLRuntime, coreml_runtime_available, open_artifact
+
     reference = torch_logits(model, samples.ids)
-    results = []
-    for runner in artifact_runners(Path(artifact)):
+    if coreml_runtime_available():
+        open_artifact(artifact)  # the interface check
+        runners = {f"coreml {u}": CoreMLRuntime(Path(artifact), u) for u in ("CPU_ONLY", "ALL")}
+        required = list(runners)
+    else:
+        runners = {p: open_artifact(artifact, precision=p).runner for p in PRECISION_ORDER}
+        required = [required_precision(app_precision, file_precision)]
+    results = {}
+    for name, runner in runners.items():
         start = time.perf_counter()
         candidate = runner.predict(samples.ids)
         if candidate.shape != reference.shape:
             raise ExportError(f"artifact output has shape {candidate.shape}, expected {reference.shape}")
-        results.append(
-            _compare(runner, reference, candidate, samples, tolerance, time.perf_counter() - start)
+        results[name] = _compare(
+            runner, reference, candidate, samples, tolerance, time.perf_counter() - start
         )
-    return max(results, key=lambda r: r.max_prob_diff)
+        results[name].precision = name
+    return ParityCheck(results, required)

@@ -1,46 +1,64 @@
-"""The whole export: strict trace -> Core ML conversion -> save beside the target -> parity of
-the saved file -> atomic publish -> parity vectors. Used by the training callback and by
-`python -m layoutnet.export`."""
+"""The whole export, one straight line: capture (strict trace or torch.export) -> Core ML conversion
+(-> weight compression) -> stage the artifact -> interface check and parity of the saved file ->
+parity vectors and manifest beside it -> publish the three together. Used by the training callback
+and by `python -m layoutnet.export`."""
 
 from __future__ import annotations
 
+import contextlib
 import json
-import logging
 import platform
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import torch
+from rich.console import Console
 from torch import nn
 
 import layoutnet
-from layoutnet.contract import CLASSES, SEQ_LEN, contract_metadata
+from layoutnet.contract import CLASSES, contract_metadata
 from layoutnet.errors import ExportError
-from layoutnet.export.convert import convert, coremltools_version
+from layoutnet.export.artifact import read_interface
+from layoutnet.export.convert import compress, convert, coremltools_version, settings_metadata
+from layoutnet.export.frontend import capture
+from layoutnet.export.notices import NoticeCollector
 from layoutnet.export.parity import ParitySamples, build_parity_samples, check_parity, torch_logits
-from layoutnet.export.publish import artifact_size, publish_validated
+from layoutnet.export.publish import (
+    MANIFEST_FILE,
+    PARITY_VECTORS_FILE,
+    ExportFolder,
+    artifact_size,
+    checksums,
+    sha256,
+)
+from layoutnet.export.result import ExportFailure, ExportResult, record
 from layoutnet.export.settings import ExportSettings
-from layoutnet.export.trace import strict_trace, trace_inputs
+from layoutnet.export.trace import trace_inputs
 from layoutnet.metrics import softmax
 from layoutnet.models import count_parameters, model_family
 
-log = logging.getLogger(__name__)
-
-PARITY_VECTORS_FILE = "parity_vectors.json"
+MANIFEST_SCHEMA = 1
 
 
 @dataclass
 class ModelInfo:
-    """Provenance written into the artifact's metadata and the report."""
+    """Provenance and app settings written into the artifact's metadata, the parity vectors, the
+    manifest and the report. `app_metadata` is for values the app reads from the model (for example
+    `correction_threshold`); keys must not collide with the contract's or the provenance keys."""
 
     run_id: str = ""
     val_accuracy: float | None = None
     source: str = ""
+    app_metadata: dict[str, str] = field(default_factory=dict)
 
-    def metadata(self, model: nn.Module) -> dict[str, str]:
-        return {
+    def metadata(self, model: nn.Module, app_metadata: dict[str, str] | None = None) -> dict[str, str]:
+        """The artifact's user metadata besides the contract: provenance, then the app's values
+        (`app_metadata`, default this object's own)."""
+        provenance = {
             "model_family": model_family(model),
             "parameter_count": str(count_parameters(model)),
             "training_run_id": self.run_id,
@@ -50,14 +68,56 @@ class ModelInfo:
             "torch_version": torch.__version__,
             "coremltools_version": coremltools_version(),
         }
+        app = {
+            str(k): str(v) for k, v in (self.app_metadata if app_metadata is None else app_metadata).items()
+        }
+        reserved = set(provenance) | set(contract_metadata()) | set(settings_metadata(ExportSettings()))
+        clash = sorted(set(app) & reserved)
+        if clash:
+            raise ExportError(f"app_metadata key {clash[0]!r} would overwrite a contract or provenance key")
+        return {**provenance, **app}
+
+
+def export_and_record(
+    run_dir: Path | None,
+    model: nn.Module,
+    settings: ExportSettings,
+    default_dir: Path,
+    info: ModelInfo,
+    val_ids: torch.Tensor | None = None,
+    val_labels: torch.Tensor | None = None,
+    *,
+    top_level: bool = False,
+    console: Console | None = None,
+) -> ExportResult:
+    """`export_model`, then its result (failed or not) written to `run_dir`'s report and summarised;
+    an ExportFailure is raised again after it is recorded."""
+    try:
+        result = export_model(model, settings, default_dir, info, val_ids, val_labels, console)
+    except ExportFailure as failure:
+        record(run_dir, failure.result, top_level=top_level, console=console)
+        raise
+    record(run_dir, result, top_level=top_level, console=console)
+    return result
+
+
+def export_versions() -> dict[str, str]:
+    return {
+        "layoutnet": layoutnet.__version__,
+        "torch": torch.__version__,
+        "coremltools": coremltools_version(),
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
 
 
 def write_parity_vectors(
-    path: Path, model: nn.Module, samples: ParitySamples, count: int, tolerance: float
+    path: Path, model: nn.Module, samples: ParitySamples, count: int, tolerance: float, app_metadata: dict
 ) -> None:
     """A few hundred inputs with PyTorch's probabilities, for the app's on-device tests."""
     picks = np.linspace(0, len(samples) - 1, num=min(count, len(samples))).astype(int)
-    picks = np.unique(np.concatenate([picks, np.arange(len(samples) - 12, len(samples))]))
+    picks = np.unique(np.concatenate([picks, np.arange(max(0, len(samples) - 12), len(samples))]))
     ids = samples.ids[picks]
     logits = torch_logits(model, ids)
     probs = softmax(logits)
@@ -65,6 +125,7 @@ def write_parity_vectors(
         "contract": contract_metadata(),
         "classes": list(CLASSES),
         "tolerance": tolerance,
+        "app_metadata": app_metadata,
         "vectors": [
             {
                 "text": samples.texts[i],
@@ -79,6 +140,64 @@ def write_parity_vectors(
     path.write_text(json.dumps(payload, ensure_ascii=False, indent=1), encoding="utf-8")
 
 
+def write_manifest(staging: Path, artifact: Path, result: ExportResult) -> None:
+    """manifest.json: what the folder holds (sha256 of every artifact file and of the vectors), the
+    contract, the interface, the parity figures, the settings, the versions and the app metadata."""
+    manifest = {
+        "schema": MANIFEST_SCHEMA,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "artifact": artifact.name,
+        "format": result.format,
+        "precision": result.precision,
+        "frontend": result.frontend,
+        "compression": result.compression,
+        "artifact_size_bytes": result.artifact_size_bytes,
+        "files": checksums(artifact, staging),
+        "parity_vectors": {"file": PARITY_VECTORS_FILE, "sha256": sha256(staging / PARITY_VECTORS_FILE)},
+        "contract": contract_metadata(),
+        "interface": result.interface,
+        "app_metadata": result.app_metadata,
+        "parity": result.parity,
+        "parity_by_precision": result.parity_by_precision,
+        "accuracy": result.accuracy,
+        "weights": result.weights,
+        "settings": result.settings,
+        "versions": result.versions,
+        "warnings": result.warnings,
+    }
+    (staging / MANIFEST_FILE).write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
+
+
+def read_manifest(export_dir: Path) -> dict | None:
+    path = Path(export_dir) / MANIFEST_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ExportError(f"{path} is not valid JSON: {exc}") from exc
+
+
+class _Steps:
+    """Times each step and prints one line per step when it ends."""
+
+    def __init__(self, timings: dict[str, float], console: Console | None):
+        self.timings = timings
+        self.console = console
+
+    @contextlib.contextmanager
+    def __call__(self, name: str, detail: str = "") -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = round(time.perf_counter() - start, 3)
+            if self.console is not None:
+                self.console.print(
+                    f"[dim]export:[/] {name}{detail} {self.timings[name]:.2f} s", highlight=False
+                )
+
+
 def export_model(
     model: nn.Module,
     settings: ExportSettings,
@@ -86,70 +205,104 @@ def export_model(
     info: ModelInfo,
     val_ids: torch.Tensor | None = None,
     val_labels: torch.Tensor | None = None,
-    section: dict | None = None,
-) -> dict:
-    """Export `model` and return the report's `export` section (also filled into `section`,
-    when given, on failure too). Raises ExportError on any failure; an artifact already
-    published at the target is then untouched."""
-    section = {} if section is None else section
-    timings: dict[str, float] = {}
-    started = time.perf_counter()
-    target = settings.target_path(Path(default_dir))
-    section.update(
-        status="failed",
-        path=str(target),
+    console: Console | None = None,
+) -> ExportResult:
+    """Export `model` into the export folder (`settings.output_dir` or `default_dir`) and return the
+    result. Raises ExportFailure (an ExportError carrying the result) on any failure; the folder's
+    previous artifact, vectors and manifest are then untouched."""
+    settings = ExportSettings.from_config(settings)
+    folder = ExportFolder(settings.export_dir(default_dir))
+    result = ExportResult(
+        path=str(folder.directory / f"{settings.filename}{settings.extension}"),
+        export_dir=str(folder.directory),
         format=settings.format,
         precision=settings.precision,
+        frontend=settings.frontend,
+        compression=settings.compression,
+        app_precision=settings.app_precision,
+        weights=info.source or None,
+        app_metadata={str(k): str(v) for k, v in {**settings.app_metadata, **info.app_metadata}.items()},
         settings=settings.as_dict(),
-        timings=timings,
     )
-    try:
-        return _export(
-            model.eval().cpu(), settings, target, info, val_ids, val_labels, section, timings, started
-        )
-    except ExportError as exc:
-        section["error"] = str(exc)
-        raise
-
-
-def _export(model, settings, target, info, val_ids, val_labels, section, timings, started) -> dict:
-
-    def timed(name: str, fn, *args):
-        t0 = time.perf_counter()
+    started = time.perf_counter()
+    failure: ExportError | None = None
+    with NoticeCollector() as notices:
+        result.versions = export_versions()
         try:
-            return fn(*args)
-        finally:
-            timings[name] = round(time.perf_counter() - t0, 3)
+            _export(
+                model.eval().cpu(),
+                settings,
+                folder,
+                info,
+                val_ids,
+                val_labels,
+                result,
+                _Steps(result.timings, console),
+            )
+        except ExportError as exc:
+            failure = exc
+            result.error = str(exc)
+    result.warnings = [n.report() for n in notices.items]
+    result.timings["total"] = round(time.perf_counter() - started, 3)
+    if failure is not None:
+        raise ExportFailure(str(failure), result) from failure
+    result.status = "ok"
+    return result
 
+
+def _export(model, settings, folder, info, val_ids, val_labels, result, step) -> None:
+    folder.recover()
+    folder.check_owned()
     samples = build_parity_samples(val_ids, val_labels, settings.parity_samples, settings.random_samples)
-    traced = timed("trace", strict_trace, model, trace_inputs(torch.from_numpy(samples.ids[:3])))
-    section["trace"] = traced.report()
-    mlmodel = timed("convert", convert, traced.module, settings, info.metadata(model))
+    with step("capture", f" ({settings.frontend})"):
+        captured = capture(model, trace_inputs(torch.from_numpy(samples.ids[:3])), settings.frontend)
+    result.capture = captured.report()
+    with step("convert", f" ({settings.format}, {settings.precision})"):
+        mlmodel = convert(captured.graph, settings, info.metadata(model, result.app_metadata))
+    if settings.compression != "none":
+        with step("compress", f" ({settings.compression})"):
+            mlmodel = compress(mlmodel, settings)
+    staging = folder.stage()
+    try:
+        artifact = staging / Path(result.path).name
+        with step("save"):
+            _save(mlmodel, artifact)
+        result.artifact_size_bytes = artifact_size(artifact)
+        result.interface = read_interface(artifact).report()
+        with step("parity"):
+            check = check_parity(
+                artifact, model, samples, settings.tolerance, settings.app_precision, settings.precision
+            )
+        result.parity = check.report()
+        result.parity_by_precision = check.by_precision()
+        governing = check.governing
+        result.accuracy = {
+            "torch": governing.torch_accuracy,
+            "artifact": governing.artifact_accuracy,
+            "labelled_samples": governing.labelled_samples,
+        }
+        if not check.passed:
+            raise ExportError(check.failure_message() + "\nThe artifact was not published.")
+        with step("hand-off"):
+            write_parity_vectors(
+                staging / PARITY_VECTORS_FILE,
+                model,
+                samples,
+                settings.parity_vectors,
+                settings.tolerance,
+                result.app_metadata,
+            )
+            write_manifest(staging, artifact, result)
+            folder.publish(staging)
+    except BaseException as exc:
+        result.failed_dir = str(folder.fail(staging, f"{type(exc).__name__}: {exc}"))
+        raise
+    result.parity_vectors = str(folder.directory / PARITY_VECTORS_FILE)
+    result.manifest = str(folder.directory / MANIFEST_FILE)
 
-    def validate(path: Path) -> None:
-        result = timed("parity", check_parity, path, model, samples, settings.tolerance)
-        section["parity"] = result.report()
-        if not result.passed:
-            raise ExportError(result.failure_message() + "\nThe artifact was not published.")
 
-    published = publish_validated(target, lambda p: timed("save", mlmodel.save, str(p)), validate)
-    vectors = published.parent / PARITY_VECTORS_FILE
-    timed(
-        "parity_vectors",
-        write_parity_vectors,
-        vectors,
-        model,
-        samples,
-        settings.parity_vectors,
-        settings.tolerance,
-    )
-    timings["total"] = round(time.perf_counter() - started, 3)
-    section.update(
-        status="ok",
-        path=str(published),
-        size_bytes=artifact_size(published),
-        parity_vectors=str(vectors),
-        platform=platform.platform(),
-        input={"name": "input_ids", "dtype": "int32", "shape": [1, SEQ_LEN]},
-    )
-    return section
+def _save(mlmodel, path: Path) -> None:
+    try:
+        mlmodel.save(str(path))
+    except Exception as exc:  # coremltools raises plain exceptions for I/O and spec problems
+        raise ExportError(f"saving the artifact to {path} failed: {type(exc).__name__}: {exc}") from exc

@@ -1,16 +1,35 @@
-"""Atomic publishing of an artifact: write beside the target, validate, then move into place.
+"""Atomic hand-off of an export folder: the artifact, `parity_vectors.json` and `manifest.json`
+are staged together in one directory and published together.
 
-A failed artifact never replaces a good one; it is kept under `failed/` with the reason.
+The export folder (`<run>/export/` or `export.output_dir`) is the unit the app's engineers pick up.
+An export stages its three files in `.<folder>.staging-<id>/` beside the folder (same file system),
+checks them there, and publishes with a rename of the whole staging directory onto the folder's
+name: with no previous export that is one rename; with one, the previous folder is first renamed
+to `.<folder>.previous-<id>/` and then the staging directory takes its place. At every moment the
+folder's name holds either the complete old export or the complete new one; a kill between the
+two renames leaves the name empty and the complete old export under `.previous-*`, which the next
+export (or `validate`) moves back. A new artifact is never beside old vectors.
+
+The next export also removes stale `.staging-*` directories of killed exports. A failed export's
+staged files are kept under `<folder>/failed/<time>-<id>/` with `reason.txt`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
+
+from layoutnet.errors import ExportError
+
+PARITY_VECTORS_FILE = "parity_vectors.json"
+MANIFEST_FILE = "manifest.json"
+FAILED_DIR = "failed"
+ARTIFACT_SUFFIXES = (".mlmodel", ".mlpackage")
+_rename = os.replace  # every move of the hand-off goes through this one function
 
 
 def _remove(path: Path) -> None:
@@ -21,60 +40,156 @@ def _remove(path: Path) -> None:
 
 
 def artifact_size(path: Path) -> int:
+    path = Path(path)
     if path.is_dir():
         return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
     return path.stat().st_size
 
 
-class StagedArtifact:
-    """A staging location beside `target` (same file system, so the final move is a rename)."""
+def artifact_files(artifact: Path) -> list[Path]:
+    """Every file of an artifact (the .mlmodel itself, or each file inside an .mlpackage), sorted."""
+    artifact = Path(artifact)
+    if artifact.is_dir():
+        return sorted(p for p in artifact.rglob("*") if p.is_file())
+    return [artifact]
 
-    def __init__(self, target: Path):
-        self.target = Path(target)
-        self.target.parent.mkdir(parents=True, exist_ok=True)
-        self.stage_dir = self.target.parent / f".staging-{uuid.uuid4().hex[:8]}"
-        self.stage_dir.mkdir()
-        self.path = self.stage_dir / self.target.name
 
-    def publish(self) -> Path:
-        """Move the staged artifact to the target, replacing an existing one only now."""
-        backup = None
-        if self.target.exists():
-            backup = self.target.parent / f".previous-{uuid.uuid4().hex[:8]}-{self.target.name}"
-            os.replace(self.target, backup)
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def checksums(artifact: Path, root: Path) -> dict[str, dict]:
+    """{path relative to `root`: {"sha256", "bytes"}} for every file of the artifact."""
+    return {
+        p.relative_to(root).as_posix(): {"sha256": sha256(p), "bytes": p.stat().st_size}
+        for p in artifact_files(artifact)
+    }
+
+
+def _is_bundle_entry(path: Path) -> bool:
+    return path.name in (PARITY_VECTORS_FILE, MANIFEST_FILE) or path.suffix in ARTIFACT_SUFFIXES
+
+
+class ExportFolder:
+    """The published export folder and its staging/previous siblings."""
+
+    def __init__(self, directory: Path):
+        self.directory = Path(directory).expanduser().absolute()
+        if self.directory.parent == self.directory:
+            raise ExportError(f"{self.directory} cannot be an export folder (it is a file system root)")
+        self.parent = self.directory.parent
+        self.name = self.directory.name
+
+    def _siblings(self, kind: str) -> list[Path]:
+        if not self.parent.is_dir():
+            return []
+        return sorted(self.parent.glob(f".{self.name}.{kind}-*"))
+
+    def recover(self) -> list[str]:
+        """Undo or finish what a killed export left: restore a previous folder whose replacement
+        never arrived, drop replaced ones, remove stale staging directories. Returns what was done."""
+        done = []
+        previous = self._siblings("previous")
+        if previous and not self.directory.exists():
+            newest = max(previous, key=lambda p: p.stat().st_mtime)
+            _rename(newest, self.directory)
+            previous.remove(newest)
+            done.append(f"restored the previous export from {newest.name}")
+        for old in previous:
+            self._carry_over(old)
+            _remove(old)
+            done.append(f"removed {old.name}")
+        for stale in self._siblings("staging"):
+            _remove(stale)
+            done.append(f"removed stale {stale.name}")
+        return done
+
+    def check_owned(self) -> None:
+        """Refuse a folder that holds other things than a layoutnet export (it is replaced whole)."""
+        if not self.directory.exists():
+            return
+        if not self.directory.is_dir():
+            raise ExportError(
+                f"the export folder {self.directory} is a file; choose a folder (export.output_dir)"
+            )
+        entries = list(self.directory.iterdir())
+        markers = {PARITY_VECTORS_FILE, MANIFEST_FILE, FAILED_DIR}
+        if entries and not any(e.name in markers for e in entries):
+            raise ExportError(
+                f"the export folder {self.directory} holds files that are not a layoutnet export "
+                f"({', '.join(sorted(e.name for e in entries)[:5])}); an export replaces the whole folder, "
+                "so choose an empty or new folder for export.output_dir / output_dir"
+            )
+
+    def stage(self) -> Path:
+        self.parent.mkdir(parents=True, exist_ok=True)
+        staging = self.parent / f".{self.name}.staging-{uuid.uuid4().hex[:8]}"
+        staging.mkdir()
+        return staging
+
+    def publish(self, staging: Path) -> Path:
+        """Put the staged folder in place of the published one."""
+        if not self.directory.exists():
+            _rename(staging, self.directory)
+            return self.directory
+        previous = self.parent / f".{self.name}.previous-{uuid.uuid4().hex[:8]}"
+        _rename(self.directory, previous)
         try:
-            os.replace(self.path, self.target)
-        except OSError:
-            if backup is not None:
-                os.replace(backup, self.target)
+            _rename(staging, self.directory)
+        except BaseException:
+            _rename(previous, self.directory)
             raise
-        if backup is not None:
-            _remove(backup)
-        _remove(self.stage_dir)
-        return self.target
+        self._carry_over(previous)
+        _remove(previous)
+        return self.directory
 
-    def fail(self, reason: str) -> Path | None:
-        """Keep what was staged under `failed/` beside the target, with `reason.txt`."""
-        failed_dir = (
-            self.target.parent / "failed" / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
-        )
-        failed_dir.mkdir(parents=True, exist_ok=True)
+    def _carry_over(self, previous: Path) -> None:
+        """Move what is not part of an export (failed attempts, user files) into the new folder;
+        evaluations of the replaced artifact (`<its name>.eval*`) describe a model no longer there and go."""
+        if not self.directory.is_dir():
+            return
+        stems = {p.stem for p in previous.iterdir() if p.suffix in ARTIFACT_SUFFIXES}
+        for entry in previous.iterdir():
+            if _is_bundle_entry(entry) or any(entry.name.startswith(f"{s}.eval") for s in stems):
+                continue
+            destination = self.directory / entry.name
+            if entry.name == FAILED_DIR and destination.is_dir():
+                for attempt in entry.iterdir():
+                    if not (destination / attempt.name).exists():
+                        _rename(attempt, destination / attempt.name)
+            elif not destination.exists():
+                _rename(entry, destination)
+
+    def fail(self, staging: Path, reason: str) -> Path:
+        """Keep what was staged under `<folder>/failed/<time>-<id>/` with `reason.txt`."""
+        failed_dir = self.directory / FAILED_DIR / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+        failed_dir.parent.mkdir(parents=True, exist_ok=True)
+        if staging.exists():
+            _rename(staging, failed_dir)
+        else:
+            failed_dir.mkdir()
         (failed_dir / "reason.txt").write_text(reason.rstrip() + "\n", encoding="utf-8")
-        kept = None
-        if self.path.exists():
-            kept = failed_dir / self.target.name
-            os.replace(self.path, kept)
-        _remove(self.stage_dir)
-        return kept
+        return failed_dir
 
 
-def publish_validated(target: Path, write: Callable[[Path], None], validate: Callable[[Path], None]) -> Path:
-    """Write to staging with `write`, check with `validate` (raises on failure), then publish."""
-    staged = StagedArtifact(target)
-    try:
-        write(staged.path)
-        validate(staged.path)
-    except BaseException as exc:
-        staged.fail(f"{type(exc).__name__}: {exc}")
-        raise
-    return staged.publish()
+def verify_manifest(artifact: Path, manifest: dict) -> list[str]:
+    """Files of the export folder whose checksum or size differs from `manifest` (empty: all match)."""
+    root = Path(artifact).parent
+    problems = []
+    listed = manifest.get("files") or {}
+    if not listed:
+        return ["the manifest lists no files"]
+    present = {p.relative_to(root).as_posix() for p in artifact_files(artifact)}
+    for name in sorted(present - set(listed) - {PARITY_VECTORS_FILE}):
+        problems.append(f"{name}: not listed in the manifest")
+    for name, expected in sorted(listed.items()):
+        path = root / name
+        if not path.is_file():
+            problems.append(f"{name}: missing")
+        elif path.stat().st_size != expected.get("bytes") or sha256(path) != expected.get("sha256"):
+            problems.append(f"{name}: checksum differs from the manifest")
+    return problems

@@ -1,27 +1,79 @@
-"""Export settings (the `export` config group), validated before any training starts."""
+"""Export settings: one structured config (the `export` config group's schema), validated once.
+
+`ExportSettings` is registered in Hydra's ConfigStore as `export/export_schema`; every file of the
+`export` group starts from it (`defaults: [export_schema, _self_]`), so its defaults exist only here
+and Hydra refuses a misspelt key or a value of the wrong type when the config is composed. The
+checks that need more than a type (allowed values, combinations) are in `check()`, run once by
+`from_config` before any training.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+import importlib.util
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf
+
 from layoutnet.errors import ConfigError
+
+SCHEMA_NAME = "export_schema"
 
 FORMATS = {"mlprogram": ".mlpackage", "neuralnetwork": ".mlmodel"}
 PRECISIONS = ("fp32", "fp16")
 ML_PROGRAM_TARGETS = ("iOS15", "iOS16", "iOS17", "iOS18", "macOS12", "macOS13", "macOS14", "macOS15")
 NEURAL_NETWORK_TARGETS = ("iOS13", "iOS14", "macOS10_15", "macOS11")
+FRONTENDS = ("trace", "torch_export")
+APP_PRECISIONS = ("fp32", "fp16_storage", "fp16")
+"""How the app's device may compute: `fp32`; `fp16_storage` (every tensor stored in float16, arithmetic
+in float32); `fp16` (float16 arithmetic everywhere: what compute units `.all` may run on the GPU or the
+Neural Engine)."""
+COMPRESSIONS = ("none", "int8", "palettize6", "palettize4")
+GRANULARITIES = {
+    "int8": ("per_channel", "per_tensor", "per_block"),
+    "palettize6": ("per_tensor", "per_grouped_channel"),
+    "palettize4": ("per_tensor", "per_grouped_channel"),
+}
+IOS18_GRANULARITIES = ("per_block", "per_grouped_channel")
+MODES = {
+    "int8": ("linear_symmetric", "linear"),
+    "palettize6": ("kmeans", "uniform"),
+    "palettize4": ("kmeans", "uniform"),
+}
 
 
 @dataclass
 class ExportSettings:
+    # Export at the end of every fit (export=none sets false).
     enabled: bool = True
+    # neuralnetwork (.mlmodel: what the app loads today, widest OS support) or mlprogram (.mlpackage).
     format: str = "neuralnetwork"
+    # Storage/compute precision of the saved file: fp32, or fp16 (ML Programs only).
     precision: str = "fp32"
+    # null: iOS15 for mlprogram (iOS16 when compressed), the converter's default for neuralnetwork.
     minimum_deployment_target: str | None = None
+    # How the PyTorch graph is captured: trace (torch.jit.trace, strict) or torch_export (torch.export).
+    frontend: str = "trace"
+    # Weight compression of an ML Program: none, int8 (linear quantization), palettize6, palettize4.
+    compression: str = "none"
+    # null: per_channel for int8, per_tensor for palettization (per_block and per_grouped_channel need iOS18).
+    compression_granularity: str | None = None
+    # null: linear_symmetric for int8, kmeans for palettization.
+    compression_mode: str | None = None
+    # Block size (int8 per_block) or channel group size (palettization per_grouped_channel).
+    compression_group_size: int = 32
+    # The precision the app's device computes in; parity at this precision must be within tolerance.
+    app_precision: str = "fp16"
+    # String values the app reads from the model's metadata (e.g. correction_threshold); also written into
+    # parity_vectors.json and manifest.json.
+    app_metadata: dict[str, str] = field(default_factory=dict)
+    # The artifact's file name, without extension.
     filename: str = "LayoutClassifier"
+    # The export folder (artifact + parity_vectors.json + manifest.json); null: <run dir>/export.
     output_dir: str | None = None
+    # Max |softmax difference| allowed between the saved artifact and PyTorch.
     tolerance: float = 0.01
     parity_samples: int = 2000
     random_samples: int = 200
@@ -32,6 +84,12 @@ class ExportSettings:
 
     @classmethod
     def from_config(cls, config: Any) -> ExportSettings:
+        """Settings from the `export` config node (or a plain dict), checked."""
+        if isinstance(config, ExportSettings):
+            config.check()
+            return config
+        if isinstance(config, DictConfig):
+            config = OmegaConf.to_container(config, resolve=True)
         values = dict(config or {})
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
@@ -44,10 +102,11 @@ class ExportSettings:
         return settings
 
     def check(self) -> None:
-        if self.format not in FORMATS:
-            raise ConfigError("export.format", self.format, "unknown format", FORMATS)
-        if self.precision not in PRECISIONS:
-            raise ConfigError("export.precision", self.precision, "unknown precision", PRECISIONS)
+        _one_of("format", self.format, FORMATS)
+        _one_of("precision", self.precision, PRECISIONS)
+        _one_of("frontend", self.frontend, FRONTENDS)
+        _one_of("app_precision", self.app_precision, APP_PRECISIONS)
+        _one_of("compression", self.compression, COMPRESSIONS)
         if self.format == "neuralnetwork" and self.precision != "fp32":
             raise ConfigError(
                 "export.precision",
@@ -55,28 +114,92 @@ class ExportSettings:
                 "fp16 is for ML Programs; use export.format=mlprogram or precision fp32",
                 ["fp32"],
             )
+        if self.compression != "none":
+            if self.format != "mlprogram":
+                raise ConfigError(
+                    "export.compression",
+                    self.compression,
+                    "weight compression needs an ML Program; add export.format=mlprogram",
+                    ["none"],
+                )
+            _one_of("compression_granularity", self.granularity, GRANULARITIES[self.compression])
+            _one_of("compression_mode", self.mode, MODES[self.compression])
+            if self.mode == "kmeans" and importlib.util.find_spec("sklearn") is None:
+                raise ConfigError(
+                    "export.compression_mode",
+                    self.mode,
+                    "k-means palettization needs scikit-learn (pip install scikit-learn), or use uniform",
+                    MODES[self.compression],
+                )
+            if self.compression_group_size < 1:
+                raise ConfigError(
+                    "export.compression_group_size", self.compression_group_size, "must be >= 1"
+                )
         targets = ML_PROGRAM_TARGETS if self.format == "mlprogram" else NEURAL_NETWORK_TARGETS
-        if self.minimum_deployment_target is not None and self.minimum_deployment_target not in targets:
+        if self.minimum_deployment_target is not None:
+            _one_of("minimum_deployment_target", self.minimum_deployment_target, targets)
+            if self.compression != "none" and self.minimum_deployment_target in ("iOS15", "macOS12"):
+                raise ConfigError(
+                    "export.minimum_deployment_target",
+                    self.minimum_deployment_target,
+                    "compressed weights need iOS16 / macOS13 or newer",
+                    targets[1:4] + targets[5:],
+                )
+        if self.granularity in IOS18_GRANULARITIES and self.deployment_target not in ("iOS18", "macOS15"):
             raise ConfigError(
-                "export.minimum_deployment_target",
-                self.minimum_deployment_target,
-                f"not a target for export.format={self.format}",
-                targets,
+                "export.compression_granularity",
+                self.granularity,
+                f"needs export.minimum_deployment_target=iOS18 or macOS15 (it is {self.deployment_target})",
+                GRANULARITIES[self.compression],
             )
         if not 0 < self.tolerance <= 1:
             raise ConfigError("export.tolerance", self.tolerance, "must be in (0, 1]")
-        if self.parity_samples < 1:
-            raise ConfigError("export.parity_samples", self.parity_samples, "must be >= 1")
-        if not self.filename or "/" in self.filename:
+        for name in ("parity_samples", "random_samples", "parity_vectors"):
+            if getattr(self, name) < (1 if name == "parity_samples" else 0):
+                raise ConfigError(f"export.{name}", getattr(self, name), "must not be negative or zero")
+        if not self.filename or "/" in self.filename or self.filename.startswith("."):
             raise ConfigError("export.filename", self.filename, "must be a plain file name without extension")
+
+    @property
+    def granularity(self) -> str | None:
+        if self.compression == "none":
+            return None
+        return self.compression_granularity or ("per_channel" if self.compression == "int8" else "per_tensor")
+
+    @property
+    def mode(self) -> str | None:
+        if self.compression == "none":
+            return None
+        return self.compression_mode or ("linear_symmetric" if self.compression == "int8" else "kmeans")
+
+    @property
+    def deployment_target(self) -> str | None:
+        """The deployment target passed to the converter (None: its own default)."""
+        if self.minimum_deployment_target:
+            return self.minimum_deployment_target
+        if self.format == "mlprogram":
+            return "iOS16" if self.compression != "none" else "iOS15"
+        return None
 
     @property
     def extension(self) -> str:
         return FORMATS[self.format]
 
-    def target_path(self, default_dir: Path) -> Path:
-        directory = Path(self.output_dir) if self.output_dir else default_dir
-        return directory / f"{self.filename}{self.extension}"
+    def export_dir(self, default_dir: Path) -> Path:
+        return Path(self.output_dir).expanduser() if self.output_dir else Path(default_dir)
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+def _one_of(name: str, value: object, allowed) -> None:
+    if value not in allowed:
+        raise ConfigError(f"export.{name}", value, f"unknown {name.replace('_', ' ')}", list(allowed))
+
+
+def register_schema() -> None:
+    """Make `export_schema` available to the `export` group's files (idempotent)."""
+    ConfigStore.instance().store(group="export", name=SCHEMA_NAME, node=ExportSettings)
+
+
+register_schema()

@@ -22,13 +22,6 @@ class TraceResult:
     check_inputs: int
     max_abs_diff: float
 
-    def report(self) -> dict:
-        return {
-            "strict": True,
-            "check_inputs": self.check_inputs,
-            "max_traced_vs_eager_diff": self.max_abs_diff,
-        }
-
 
 def trace_inputs(real_rows: torch.Tensor | None = None, seed: int = 0) -> list[torch.Tensor]:
     """Distinct [1, SEQ_LEN] int32 inputs: all padding, full length, random ids with padding,
@@ -64,6 +57,9 @@ def strict_trace(model: nn.Module, inputs: list[torch.Tensor]) -> TraceResult:
         except Exception as exc:  # a failed check is reported with the warnings that explain it
             failure = exc
     tracer_warnings = [w for w in caught if issubclass(w.category, torch.jit.TracerWarning)]
+    for w in caught:  # every other warning (torch's deprecation of jit.trace) goes on to the caller
+        if not issubclass(w.category, torch.jit.TracerWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
     if tracer_warnings:
         details = "\n".join(_describe(w) for w in tracer_warnings)
         raise ExportError(

@@ -243,7 +243,7 @@ class SequencePool(nn.Module):
 
 class MLPHead(nn.Module):
     """Linear layers with activation and dropout between them; the last maps to the classes.
-    Layers are named fc1, fc2, ... in order."""
+    Layers are `layers.0`, `layers.1`, ... in order (legacy files' `fc1`, `fc2`, ... load onto them)."""
 
     def __init__(
         self,

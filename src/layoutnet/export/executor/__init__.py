@@ -7,9 +7,12 @@ It never calls `MLModel.predict`.
 
     executor = load_executor("model.mlpackage")  # or a NeuralNetwork .mlmodel
     logits = executor.predict(ids)               # int [N, 20] -> float32 [N, 9]
+    fp16 = load_executor("model.mlpackage", precision="fp16")  # as a device computing in fp16
 
 Supported: ML Programs (`.mlpackage`, or an `.mlmodel` holding an mlProgram with its `weights/`
-folder beside it) with the ops in `mil_ops.MIL_OPS`, fp32 or fp16, any iOS15+ opset; NeuralNetworks
+folder beside it) with the ops in `mil_ops.MIL_OPS`, fp32 or fp16, any iOS15+ opset, including
+weights compressed by `coremltools.optimize.coreml` (int8/int4 quantization, 1-8 bit
+palettization: the `constexpr_*` ops, decoded from the packed weights by the executor); NeuralNetworks
 with the layers in `nn_layers.NN_LAYERS`, fp32 or fp16 weights. Anything else is refused at load
 time with `UnsupportedOpError` naming each missing op/layer type and where it occurs.
 
@@ -26,13 +29,21 @@ from pathlib import Path
 from typing import Any
 
 from layoutnet.errors import ExportError
-from layoutnet.export.executor.engine import Executor, UnsupportedOpError
+from layoutnet.export.executor.engine import PRECISIONS, Executor, UnsupportedOpError
 from layoutnet.export.executor.mil_ops import MIL_OPS
 from layoutnet.export.executor.mil_program import load_program
 from layoutnet.export.executor.nn_layers import NN_LAYERS
 from layoutnet.export.executor.nn_program import load_network
 
-__all__ = ["MIL_OPS", "NN_LAYERS", "Executor", "UnsupportedOpError", "load_executor", "read_spec"]
+__all__ = [
+    "MIL_OPS",
+    "NN_LAYERS",
+    "PRECISIONS",
+    "Executor",
+    "UnsupportedOpError",
+    "load_executor",
+    "read_spec",
+]
 
 
 def _model_pb2() -> Any:
@@ -76,22 +87,43 @@ def read_spec(path: str | Path) -> tuple[Any, Path]:
     return spec, model_file
 
 
-def load_executor(path: str | Path, *, blob_reader: str = "auto", chunk_size: int = 256) -> Executor:
+def load_executor(
+    path: str | Path,
+    *,
+    precision: str = "declared",
+    blob_reader: str = "auto",
+    chunk_size: int = 256,
+) -> Executor:
     """Executor for the artifact at `path` (.mlpackage folder or .mlmodel file).
 
-    blob_reader: "auto" (coremltools' native reader when importable), "native" or "python" (the
-    executor's own parser of weight.bin). chunk_size: samples per batched run inside `predict`.
+    precision (one of `PRECISIONS`, exposed as `Executor.precision`):
+      "declared"     ops in the dtype the program declares (fp16-typed outputs rounded to fp16,
+                     arithmetic in fp32); a NeuralNetwork or fp32 program runs in fp32;
+      "fp32"         everything in fp32, fp16 declarations ignored;
+      "fp16_storage" every op's inputs, weights and outputs rounded to fp16, arithmetic in fp32
+                     (also for NeuralNetworks and fp32 programs: a GPU storing fp16 tensors);
+      "fp16"         true fp16 arithmetic: inputs, weights, every intermediate step inside an op
+                     (matmul/conv accumulation, softmax, normalisation, reductions, GELU) and
+                     outputs in fp16, as a device without fp32 accumulation. NumPy's own float16
+                     matmul/sum accumulate in fp32, so the executor accumulates term by term with a
+                     rounding after each (see `kernels`); this is much slower than the other modes.
+    blob_reader: "auto" or "python" (the executor's own reader of weight.bin, which checks every
+    record and refuses a corrupted or truncated file with an ExportError naming the blob), or
+    "native" (coremltools' storage reader, after the same checks; for cross-checks).
+    chunk_size: samples per batched run inside `predict`.
     """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
     if blob_reader not in ("auto", "native", "python"):
         raise ValueError(f"blob_reader must be auto, native or python, not {blob_reader!r}")
     spec, model_file = read_spec(path)
     kind = spec.WhichOneof("Type")
     source = str(path)
     if kind == "mlProgram":
-        graph = load_program(spec, model_file.parent, source, blob_reader)
+        graph = load_program(spec, model_file.parent, source, blob_reader, precision)
         model_format = "mlprogram"
     elif kind in ("neuralNetwork", "neuralNetworkRegressor"):
-        graph = load_network(spec, source)
+        graph = load_network(spec, source, precision)
         model_format = "neuralnetwork"
     else:
         raise UnsupportedOpError(source, {f"model type {kind}": ["the spec"]})

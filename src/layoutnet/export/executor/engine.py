@@ -23,13 +23,25 @@ against the reference shape with axis 0 replaced by N. On top of that, loading r
 batched and one by one, with row-wise matrix products (`kernels.rowwise_products`), and falls back
 to per-sample execution unless they agree bit for bit.
 
-Dtypes. Every op computes in float32 (floating inputs arrive as float32) and each output is cast to
-the dtype the program declares for it. An output typed fp16 is rounded to fp16 and kept as the
-float32 holding that fp16 number, so every fp16 op rounds its result exactly as a float16 value
-stored between ops would (for +, -, *, / the fp32-then-fp16 double rounding equals direct fp16
-rounding; ops with inner accumulation - matmul, conv, reductions - accumulate in fp32, which is
-how the reference treats what Core ML leaves to the hardware). Ops that only move or select values
-(transpose, concat, max, relu, ...) skip the rounding when their inputs are fp16 already.
+Precision (`Graph(precision=...)`, `load_executor(..., precision=...)`), one of `PRECISIONS`:
+
+- "declared" (default): every op computes in float32 (floating inputs arrive as float32) and each
+  output is cast to the dtype the program declares for it. An output typed fp16 is rounded to fp16
+  and kept as the float32 holding that fp16 number, so every fp16 op rounds its result exactly as a
+  float16 value stored between ops would (for +, -, *, / the fp32-then-fp16 double rounding equals
+  direct fp16 rounding; ops with inner accumulation - matmul, conv, reductions - accumulate in fp32).
+  A NeuralNetwork and an fp32 program run in fp32.
+- "fp32": everything in float32; fp16 declarations are ignored (fp16 weights keep their values).
+- "fp16_storage": every floating value is stored as fp16 - the op's inputs (inline constants and
+  weights included: MIL `const` outputs, NeuralNetwork layer weights) and outputs - while each op
+  computes in float32, as a GPU storing fp16 tensors with fp32 arithmetic would; applies to
+  NeuralNetworks and fp32 programs alike.
+- "fp16": fp16_storage plus true fp16 arithmetic inside every op (`OpContext.fp16`): each
+  intermediate step, every partial sum of a reduction, matrix product or convolution, softmax,
+  normalisation and activation is rounded to fp16 (see `kernels`, "true fp16 arithmetic").
+
+Ops that only move or select values (transpose, concat, max, relu, ...) skip the rounding when
+their inputs are fp16 already.
 """
 
 from __future__ import annotations
@@ -46,6 +58,9 @@ from layoutnet.errors import ExportError
 from layoutnet.export.executor import kernels
 
 Shape = tuple[int, ...]
+
+PRECISIONS = ("declared", "fp32", "fp16_storage", "fp16")
+"""Precision modes of the executor (see the module docstring)."""
 
 
 class UnsupportedOpError(ExportError):
@@ -87,6 +102,7 @@ class OpContext:
     op_type: str
     batch: int | None  # N when this node runs on N stacked samples (axis 0), else None
     batched: frozenset[str]  # parameters whose argument carries the batch axis
+    fp16: bool = False  # compute in true fp16 arithmetic (precision "fp16")
 
 
 @dataclass(frozen=True)
@@ -227,9 +243,30 @@ def _as_compute(value: Any) -> Any:
 _FP16 = np.dtype(np.float16)
 
 
+def _effective_dtype(dtype: np.dtype | None, precision: str) -> np.dtype | None:
+    """The dtype a value declared `dtype` is stored in under `precision`."""
+    if dtype is None or dtype.kind != "f":
+        return dtype
+    if precision == "fp32":
+        return np.dtype(np.float32)
+    if precision in ("fp16_storage", "fp16"):
+        return _FP16
+    return dtype
+
+
+def _round_const(value: Any, precision: str) -> Any:
+    """Inline floating constants as an op sees them under `precision` (fp16 modes: fp16 values)."""
+    if precision in ("fp16_storage", "fp16") and isinstance(value, np.ndarray | np.floating):
+        arr = np.asarray(value)
+        if arr.dtype.kind == "f":
+            return kernels.round_to_fp16(arr)
+    return value
+
+
 def _store(value: Any, dtype: np.dtype | None, round16: bool) -> np.ndarray:
     """The value as stored between ops. fp16-typed values are kept as float32 holding exactly the
-    fp16-rounded numbers (one rounding here instead of a conversion at every reader)."""
+    fp16-rounded numbers (one rounding here instead of a conversion at every reader). A `None`
+    dtype keeps what the op returned (floats as float32)."""
     arr = np.asarray(value)
     if dtype is None or dtype == _FP16:
         if dtype == _FP16 and round16 and arr.dtype.kind == "f" and arr.dtype != _FP16:
@@ -249,6 +286,7 @@ class _Step:
     node: Node
     args: list[tuple[str, list[tuple[bool, Any]]]]  # param -> [(is_value, name or constant)]
     batched: frozenset[str] = frozenset()
+    out_dtypes: list[np.dtype | None] = field(default_factory=list)  # as stored under the precision
     release: list[str] = field(default_factory=list)
     round16: bool = True  # fp16 outputs need rounding (False: inputs already fp16, op preserves values)
 
@@ -267,7 +305,11 @@ class Graph:
         input_dtype: np.dtype,
         output_name: str,
         unsupported: dict[str, list[str]],
+        precision: str = "declared",
     ):
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+        self.precision = precision
         self.source = source
         self.input_name = input_name
         self.input_shape = tuple(int(d) for d in input_shape)
@@ -285,6 +327,11 @@ class Graph:
 
     # -- load-time passes
 
+    def _argument(self, ref: Ref) -> tuple[bool, Any]:
+        if isinstance(ref, str):
+            return True, ref
+        return False, _round_const(ref.value, self.precision)
+
     def _probe(self) -> None:
         """Batch-1 run on the declared input: reference shapes, declared-shape checks, folding."""
         static: dict[str, Any] = dict(self._constants)
@@ -295,7 +342,7 @@ class Graph:
         env: dict[str, Any] = dict(static)
         env[self.input_name] = np.zeros(self.input_shape, dtype=self.input_dtype)
         self.shapes[self.input_name] = self.input_shape
-        typed[self.input_name] = self.input_dtype
+        typed[self.input_name] = _effective_dtype(self.input_dtype, self.precision)
         steps: list[_Step] = []
         for node in self._nodes:
             missing = [
@@ -305,12 +352,10 @@ class Graph:
                 raise ExportError(f"{self.source}: {node.op_type} '{node.name}' reads undefined {missing}")
             step = _Step(
                 node,
-                [
-                    (p, [(isinstance(r, str), r if isinstance(r, str) else r.value) for r in refs])
-                    for p, refs in node.inputs.items()
-                ],
+                [(p, [self._argument(r) for r in refs]) for p, refs in node.inputs.items()],
+                out_dtypes=[_effective_dtype(d, self.precision) for d in node.out_dtypes],
             )
-            step.round16 = not (node.preserves and _floats_all_fp16(step, typed))
+            step.round16 = not (node.preserves and _floats_all_fp16(step, typed, self.precision))
             outputs = self._call(step, env, batch=None)
             is_static = all(not is_value or key in static for _, refs in step.args for is_value, key in refs)
             for name, value, declared in zip(node.outputs, outputs, node.declared, strict=True):
@@ -321,7 +366,7 @@ class Graph:
                     )
                 env[name] = value
                 self.shapes[name] = value.shape
-                typed[name] = step.node.out_dtypes[node.outputs.index(name)] or value.dtype
+                typed[name] = step.out_dtypes[node.outputs.index(name)] or value.dtype
                 if is_static:
                     static[name] = value
             if not is_static:
@@ -398,7 +443,9 @@ class Graph:
         for param, refs in step.args:
             values = [_as_compute(env[key]) if is_value else key for is_value, key in refs]
             args[param] = values if param in node.variadic else values[0]
-        ctx = OpContext(node.name, node.op_type, batch if step.batched else None, step.batched)
+        ctx = OpContext(
+            node.name, node.op_type, batch if step.batched else None, step.batched, self.precision == "fp16"
+        )
         try:
             result = node.impl(ctx, args)
         except Unsupported as exc:
@@ -411,11 +458,11 @@ class Graph:
                 f"{self.source}: {node.op_type} '{node.name}' gave {len(results)} outputs, "
                 f"expected {len(node.outputs)}"
             )
-        return [_store(v, d, step.round16) for v, d in zip(results, node.out_dtypes, strict=True)]
+        return [_store(v, d, step.round16) for v, d in zip(results, step.out_dtypes, strict=True)]
 
     def _execute(self, x: np.ndarray, batch: int | None) -> np.ndarray:
         env: dict[str, Any] = dict(self._static)
-        env[self.input_name] = x
+        env[self.input_name] = _store(x, _effective_dtype(x.dtype, self.precision), True)
         n = batch or 1
         for step in self._steps:
             outputs = self._call(step, env, batch)
@@ -437,8 +484,10 @@ class Graph:
         return self._execute(x, batch)
 
 
-def _floats_all_fp16(step: _Step, typed: dict[str, np.dtype]) -> bool:
+def _floats_all_fp16(step: _Step, typed: dict[str, np.dtype], precision: str) -> bool:
     """Whether every floating input of the step is typed fp16 (so holds fp16-exact values)."""
+    if precision in ("fp16_storage", "fp16"):
+        return True  # inputs, inline constants and weights are all rounded to fp16
     for _, refs in step.args:
         for is_value, key in refs:
             dtype = typed[key] if is_value else np.asarray(key).dtype
@@ -472,6 +521,7 @@ class Executor:
         self._graph = graph
         self.path = Path(path)
         self.format = model_format
+        self.precision = graph.precision
         self.input_name = graph.input_name
         self.output_name = graph.output_name
         self.op_types: set[str] = set(graph.op_types)
@@ -484,7 +534,10 @@ class Executor:
 
     def __repr__(self) -> str:
         mode = "batched" if self.batched else f"per-sample ({self.batch_fallback})"
-        return f"Executor({self.path.name}, {self.format}, {len(self.op_types)} op types, {mode})"
+        return (
+            f"Executor({self.path.name}, {self.format}, precision {self.precision}, "
+            f"{len(self.op_types)} op types, {mode})"
+        )
 
     def predict(self, input_ids: np.ndarray) -> np.ndarray:
         ids = np.asarray(input_ids)

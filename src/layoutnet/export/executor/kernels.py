@@ -61,6 +61,8 @@ def _half_erfc_of_scaled(x: np.ndarray, scale: np.float32, out: np.ndarray) -> n
 def _blockwise(fn, x: np.ndarray) -> np.ndarray:
     """Apply fn(in_block, out_block) over x in memory order; the result keeps x's memory layout."""
     x = np.asarray(x, dtype=np.float32)
+    if x.ndim == 0:
+        return _blockwise(fn, x.reshape(1)).reshape(())
     order = sorted(range(x.ndim), key=lambda a: -abs(x.strides[a]))
     xt = np.ascontiguousarray(x.transpose(order))
     out = np.empty_like(xt)
@@ -114,6 +116,25 @@ def gelu(x: np.ndarray, mode: str = "EXACT") -> np.ndarray:
     if mode == "SIGMOID_APPROXIMATION":
         return x * sigmoid(np.float32(1.702) * x)
     raise ValueError(f"unknown gelu mode {mode!r}")
+
+
+def unpack_bits(packed: np.ndarray, nbits: int, count: int, signed: bool = False) -> np.ndarray:
+    """`count` values of `nbits` bits each from a packed byte array, least significant bit first
+    (value i occupies bits i*nbits .. i*nbits+nbits-1 of the little-endian bit stream), as MIL
+    blob storage and the iOS16 `constexpr_lut_to_dense` indices pack them. Signed values are two's
+    complement. Returns uint8 (int8 when signed)."""
+    bits = np.unpackbits(np.asarray(packed, dtype=np.uint8), bitorder="little")
+    if bits.size < count * nbits:
+        raise ValueError(f"{packed.size} bytes hold fewer than {count} values of {nbits} bits")
+    groups = bits[: count * nbits].reshape(count, nbits).astype(np.uint8)
+    values = np.zeros(count, dtype=np.uint8)
+    for bit in range(nbits):
+        values |= groups[:, bit] << np.uint8(bit)
+    if signed:
+        wrapped = values.astype(np.int16)
+        wrapped[wrapped >= 1 << (nbits - 1)] -= 1 << nbits
+        return wrapped.astype(np.int8)
+    return values
 
 
 _SIGN = np.uint32(0x80000000)
@@ -273,6 +294,7 @@ def conv(
     dilations: Sequence[int],
     pads: Sequence[tuple[int, int]],
     groups: int = 1,
+    fp16: bool = False,
 ) -> np.ndarray:
     """Cross-correlation of x [N, C, *S] with weight [O, C/groups, *K] -> [N, O, *Out].
 
@@ -292,13 +314,14 @@ def conv(
     rows = n * int(np.prod(out_sp))
     out_ch = weight.shape[0]
     wl = np.moveaxis(weight, 1, -1)  # [O, *K, C/groups], matching the column order
+    product = gemm16 if fp16 else gemm
     if groups == 1:
-        y = gemm(cols.reshape(rows, -1), wl.reshape(out_ch, -1).T)
+        y = product(cols.reshape(rows, -1), wl.reshape(out_ch, -1).T)
     else:
         cg, og = c // groups, out_ch // groups
         y = np.concatenate(
             [
-                gemm(
+                product(
                     cols[..., g * cg : (g + 1) * cg].reshape(rows, -1),
                     wl[g * og : (g + 1) * og].reshape(og, -1).T,
                 )
@@ -307,7 +330,7 @@ def conv(
             axis=-1,
         )
     if bias is not None:
-        y += bias
+        y = r16(y + bias) if fp16 else y + bias
     return np.moveaxis(y.reshape(n, *out_sp, out_ch), -1, 1)
 
 
@@ -318,8 +341,10 @@ def pool(
     strides: Sequence[int],
     pads: Sequence[tuple[int, int]],
     exclude_padding: bool = True,
+    fp16: bool = False,
 ) -> np.ndarray:
-    """Max or average pooling over the trailing len(kernel) axes of x."""
+    """Max or average pooling over the trailing len(kernel) axes of x (fp16: the window sum
+    accumulated in fp16 and the division rounded)."""
     nsp = len(kernel)
     if any(lo or hi for lo, hi in pads):
         width = [(0, 0)] * (x.ndim - nsp) + [tuple(p) for p in pads]
@@ -332,11 +357,195 @@ def pool(
     axes = tuple(range(win.ndim - nsp, win.ndim))
     if kind == "max":
         return np.max(win, axis=axes)
-    total = np.sum(win, axis=axes)
+    total = sum16(win, axes) if fp16 else np.sum(win, axis=axes)
+    divide = (lambda a, b: r16(a / b)) if fp16 else np.true_divide
     if exclude_padding and any(lo or hi for lo, hi in pads):
         ones = np.pad(np.ones(x.shape[x.ndim - nsp :], dtype=x.dtype), [tuple(p) for p in pads])
         counts = np.sum(
             _windows(ones, range(nsp), kernel, strides, [1] * nsp), axis=tuple(range(nsp, 2 * nsp))
         )
-        return total / counts
-    return total / np.float32(np.prod(kernel))
+        return divide(total, counts.astype(np.float32))
+    return divide(total, np.float32(np.prod(kernel)))
+
+
+# ----------------------------------------------------------------------------- true fp16 arithmetic
+#
+# The "fp16" precision of the executor models a device that computes in float16 throughout, with
+# no wider accumulator: every value, every intermediate of an op and every partial sum is a float16
+# number. NumPy cannot be trusted to do that by itself: its float16 `matmul`, `dot`, `einsum`,
+# `sum` and `mean` convert to float32 internally and round only the final result (summing 4096 ones
+# in float16 gives 4096 there, where float16 accumulation stalls at 2048). So these kernels keep
+# values as float32 arrays holding float16 numbers and round after every arithmetic step with
+# `round_to_fp16`:
+#
+# - +, -, *, /, sqrt of two fp16 numbers computed in float32 and rounded once to fp16 give the
+#   correctly rounded fp16 result (float32 has more than 2 * 11 + 2 significant bits);
+# - transcendental functions (exp, tanh, erf, log) are fp16 primitives: the float32 value rounded;
+# - sums are sequential, one fp16 rounding per added term (`sum16`), in index order;
+# - matrix products and convolutions accumulate sequentially over the inner dimension, one fused
+#   multiply-add per term: the product of two fp16 numbers is exact in float32, the running sum is
+#   rounded to fp16 after each term (through float32, so a double rounding is possible when the
+#   float32 sum lands exactly on an fp16 tie, which is rare and within one fp16 ulp).
+#
+# This costs one pass over the output per inner-product term, so it is far slower than BLAS.
+
+r16 = round_to_fp16
+
+
+def sum16(x: np.ndarray, axes: Sequence[int] | None, keepdims: bool = False) -> np.ndarray:
+    """Sum over `axes` (all when None) with a float16 accumulator, term by term."""
+    x = np.asarray(x, dtype=np.float32)
+    axes = tuple(range(x.ndim)) if axes is None else tuple(a % x.ndim for a in axes)
+    rest = [a for a in range(x.ndim) if a not in axes]
+    moved = x.transpose(*rest, *axes)
+    flat = moved.reshape(*moved.shape[: len(rest)], -1)
+    count = flat.shape[-1]
+    if count == 0:
+        acc = np.zeros(flat.shape[:-1], dtype=np.float32)
+    else:
+        acc = flat[..., 0].copy()
+        for k in range(1, count):
+            acc += flat[..., k]
+            acc = r16(acc)
+    if keepdims:
+        acc = acc.reshape([1 if a in axes else x.shape[a] for a in range(x.ndim)])
+    return acc
+
+
+def mean16(x: np.ndarray, axes: Sequence[int] | None, keepdims: bool = False) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    axes_t = tuple(range(x.ndim)) if axes is None else tuple(a % x.ndim for a in axes)
+    count = int(np.prod([x.shape[a] for a in axes_t])) if axes_t else 1
+    return r16(sum16(x, axes_t, keepdims) / r16(np.float32(max(count, 1))))
+
+
+def prod16(x: np.ndarray, axes: Sequence[int] | None, keepdims: bool = False) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    axes = tuple(range(x.ndim)) if axes is None else tuple(a % x.ndim for a in axes)
+    rest = [a for a in range(x.ndim) if a not in axes]
+    moved = x.transpose(*rest, *axes)
+    flat = moved.reshape(*moved.shape[: len(rest)], -1)
+    acc = np.ones(flat.shape[:-1], dtype=np.float32)
+    for k in range(flat.shape[-1]):
+        acc = r16(acc * flat[..., k])
+    if keepdims:
+        acc = acc.reshape([1 if a in axes else x.shape[a] for a in range(x.ndim)])
+    return acc
+
+
+def gemm16(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a [..., M, K] @ b [..., K, N] with a float16 accumulator (one fused multiply-add per term).
+
+    Runs over K as the outer loop on whole [..., M, N] arrays, so the cost is K vectorised passes."""
+    a = np.asarray(a, dtype=np.float32)
+    b = np.asarray(b, dtype=np.float32)
+    lead = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    m, k_dim, n = a.shape[-2], a.shape[-1], b.shape[-1]
+    acc = np.zeros((*lead, m, n), dtype=np.float32)
+    if k_dim == 0:
+        return acc
+    a_t = np.moveaxis(a, -1, 0)  # [K, ..., M]
+    b_t = np.moveaxis(b, -2, 0)  # [K, ..., N]
+    for k in range(k_dim):
+        acc += a_t[k][..., :, None] * b_t[k][..., None, :]
+        acc = r16(acc)
+    return acc
+
+
+def matmul16(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """numpy matmul semantics (1-D operands promoted and the added axis dropped) in fp16."""
+    x = np.asarray(x, dtype=np.float32)
+    y = np.asarray(y, dtype=np.float32)
+    squeeze = []
+    if x.ndim == 1:
+        x = x[None, :]
+        squeeze.append(-2)
+    if y.ndim == 1:
+        y = y[:, None]
+        squeeze.append(-1)
+    if x.ndim >= 3 and y.ndim == 2:
+        lead = x.shape[:-1]
+        out = gemm16(x.reshape(-1, x.shape[-1]), y).reshape(*lead, y.shape[-1])
+    else:
+        out = gemm16(x, y)
+    return np.squeeze(out, axis=tuple(squeeze)) if squeeze else out
+
+
+def linear16(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+    lead = x.shape[:-1]
+    out = gemm16(x.reshape(-1, x.shape[-1]), weight.T)
+    if bias is not None:
+        out = r16(out + bias)
+    return out.reshape(*lead, weight.shape[0])
+
+
+def softmax16(x: np.ndarray, axis: int) -> np.ndarray:
+    shifted = r16(x - np.max(x, axis=axis, keepdims=True))
+    e = r16(np.exp(shifted))
+    return r16(e / sum16(e, [axis], keepdims=True))
+
+
+def normalize16(x: np.ndarray, axes: Sequence[int], eps: float) -> np.ndarray:
+    """(x - mean) / sqrt(var + eps) over `axes`, every step in fp16."""
+    axes = tuple(axes)
+    centered = r16(x - mean16(x, axes, keepdims=True))
+    var = mean16(r16(centered * centered), axes, keepdims=True)
+    return r16(centered / r16(np.sqrt(r16(var + r16(np.float32(eps))))))
+
+
+def sigmoid16(x: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        e = r16(np.exp(-np.asarray(x, dtype=np.float32)))
+    return r16(np.float32(1.0) / r16(np.float32(1.0) + e))
+
+
+_F16 = {
+    "half": np.float32(0.5),
+    "one": np.float32(1.0),
+    "inv_sqrt2": r16(np.float32(math.sqrt(0.5))),
+    "sqrt_2_over_pi": r16(np.float32(math.sqrt(2.0 / math.pi))),
+    "c": r16(np.float32(0.044715)),
+    "k": r16(np.float32(1.702)),
+}
+
+
+def gelu16(x: np.ndarray, mode: str = "EXACT") -> np.ndarray:
+    """GELU as an fp16 device evaluates its formula: erf / tanh as fp16 primitives, every product
+    and sum rounded (so 1 + erf(x / sqrt 2) cancels in the negative tail, as it would there)."""
+    x = np.asarray(x, dtype=np.float32)
+    c = _F16
+    if mode == "EXACT":
+        inner = r16(np.float32(1.0) + r16(erf(r16(x * c["inv_sqrt2"]))))
+    elif mode == "TANH_APPROXIMATION":
+        cube = r16(r16(x * x) * x)
+        poly = r16(x + r16(c["c"] * cube))
+        inner = r16(np.float32(1.0) + r16(np.tanh(r16(c["sqrt_2_over_pi"] * poly))))
+    elif mode == "SIGMOID_APPROXIMATION":
+        return r16(x * sigmoid16(r16(c["k"] * x)))
+    else:
+        raise ValueError(f"unknown gelu mode {mode!r}")
+    return r16(r16(c["half"] * x) * inner)
+
+
+def conv16(
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray | None,
+    strides: Sequence[int],
+    dilations: Sequence[int],
+    pads: Sequence[tuple[int, int]],
+    groups: int = 1,
+) -> np.ndarray:
+    """`conv` with fp16 accumulation over the window (in the same channels-last column order)."""
+    return conv(x, weight, bias, strides, dilations, pads, groups, fp16=True)
+
+
+def pool16(
+    x: np.ndarray,
+    kind: str,
+    kernel: Sequence[int],
+    strides: Sequence[int],
+    pads: Sequence[tuple[int, int]],
+    exclude_padding: bool = True,
+) -> np.ndarray:
+    return pool(x, kind, kernel, strides, pads, exclude_padding, fp16=True)

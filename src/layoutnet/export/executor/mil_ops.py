@@ -9,6 +9,11 @@ defaults of the MIL op definitions (iOS15-iOS18 opsets).
 `batch` is the op's batching rule (see `engine`): when the op can run on N samples stacked on
 axis 0, the function sees `ctx.batch == N` and handles the few places where a 1 in the program
 means "the batch" (reshape targets, slices of axis 0, concat of constants).
+
+`ctx.fp16` asks for true fp16 arithmetic (precision "fp16"): inputs then hold fp16 numbers and an
+op with more than one arithmetic step rounds after each (`kernels.r16`), accumulating sums and
+products in fp16 (`kernels.sum16`, `gemm16`, ...). Single-step ops (add, mul, exp, ...) need no
+branch: the engine rounds their result once, which is the correctly rounded fp16 result.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from layoutnet.export.executor.engine import (
     normalize_axes,
     only_batched,
 )
+from layoutnet.export.executor.kernels import r16
 
 
 @dataclass(frozen=True)
@@ -181,24 +187,29 @@ def leaky_relu(ctx: OpContext, x: np.ndarray, alpha: Any = 0.01) -> np.ndarray:
     return np.where(x >= 0, x, x * np.float32(_scalar(alpha)))
 
 
+def _r(ctx: OpContext, x: Any) -> Any:
+    """x rounded to fp16 under true fp16 arithmetic, else as is (one intermediate step)."""
+    return r16(x) if ctx.fp16 else x
+
+
 @mil_op("elu")
 def elu(ctx: OpContext, x: np.ndarray, alpha: Any = 1.0) -> np.ndarray:
-    return np.where(x > 0, x, np.float32(_scalar(alpha)) * np.expm1(np.minimum(x, 0)))
+    return np.where(x > 0, x, np.float32(_scalar(alpha)) * _r(ctx, np.expm1(np.minimum(x, 0))))
 
 
 @mil_op("sigmoid")
 def sigmoid(ctx: OpContext, x: np.ndarray) -> np.ndarray:
-    return kernels.sigmoid(x)
+    return kernels.sigmoid16(x) if ctx.fp16 else kernels.sigmoid(x)
 
 
 @mil_op("sigmoid_hard")
 def sigmoid_hard(ctx: OpContext, x: np.ndarray, alpha: Any = 0.2, beta: Any = 0.5) -> np.ndarray:
-    return np.clip(np.float32(_scalar(alpha)) * x + np.float32(_scalar(beta)), 0, 1)
+    return np.clip(_r(ctx, np.float32(_scalar(alpha)) * x) + np.float32(_scalar(beta)), 0, 1)
 
 
 @mil_op("silu")
 def silu(ctx: OpContext, x: np.ndarray) -> np.ndarray:
-    return x * kernels.sigmoid(x)
+    return x * (kernels.sigmoid16(x) if ctx.fp16 else kernels.sigmoid(x))
 
 
 @mil_op("tanh")
@@ -211,7 +222,7 @@ def gelu(ctx: OpContext, x: np.ndarray, mode: Any = "EXACT") -> np.ndarray:
     mode = _str(mode)
     if mode not in ("EXACT", "TANH_APPROXIMATION", "SIGMOID_APPROXIMATION"):
         raise Unsupported(f"mode={mode}")
-    return kernels.gelu(x, mode)
+    return kernels.gelu16(x, mode) if ctx.fp16 else kernels.gelu(x, mode)
 
 
 @mil_op("softplus")
@@ -221,7 +232,7 @@ def softplus(ctx: OpContext, x: np.ndarray) -> np.ndarray:
 
 @mil_op("softsign")
 def softsign(ctx: OpContext, x: np.ndarray) -> np.ndarray:
-    return x / (1 + np.abs(x))
+    return x / _r(ctx, 1 + np.abs(x))
 
 
 @mil_op("exp")
@@ -237,7 +248,7 @@ def exp2(ctx: OpContext, x: np.ndarray) -> np.ndarray:
 @mil_op("log")
 def log(ctx: OpContext, x: np.ndarray, epsilon: Any = 1e-45) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.log(x + np.asarray(_scalar(epsilon), dtype=x.dtype))
+        return np.log(_r(ctx, x + np.asarray(_scalar(epsilon), dtype=x.dtype)))
 
 
 @mil_op("sqrt")
@@ -249,13 +260,13 @@ def sqrt(ctx: OpContext, x: np.ndarray) -> np.ndarray:
 @mil_op("rsqrt")
 def rsqrt(ctx: OpContext, x: np.ndarray, epsilon: Any = 1e-12) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
-        return 1 / np.sqrt(x + np.float32(_scalar(epsilon)))
+        return 1 / _r(ctx, np.sqrt(_r(ctx, x + np.float32(_scalar(epsilon)))))
 
 
 @mil_op("inverse")
 def inverse(ctx: OpContext, x: np.ndarray, epsilon: Any = 1e-4) -> np.ndarray:
     with np.errstate(divide="ignore"):
-        return 1 / (x + np.float32(_scalar(epsilon)))
+        return 1 / _r(ctx, x + np.float32(_scalar(epsilon)))
 
 
 @mil_op("abs", preserves=True)
@@ -314,9 +325,11 @@ def cast(ctx: OpContext, x: np.ndarray, dtype: Any) -> np.ndarray:
 # ----------------------------------------------------------------------------- reductions, softmax
 
 
-def _reduction(fn: Callable[..., np.ndarray]) -> Callable[..., Any]:
+def _reduction(fn: Callable[..., np.ndarray], fn16: Callable[..., np.ndarray] | None) -> Callable[..., Any]:
     def op(ctx: OpContext, x: np.ndarray, axes: Any = None, keep_dims: Any = False) -> np.ndarray:
         axis = None if axes is None else tuple(normalize_axes(axes, x.ndim))
+        if ctx.fp16 and fn16 is not None:
+            return fn16(x, axis, bool(_scalar(keep_dims)))
         return fn(x, axis=axis, keepdims=bool(_scalar(keep_dims)))
 
     op.__doc__ = f"{fn.__name__} over `axes` (all when absent)"
@@ -324,18 +337,22 @@ def _reduction(fn: Callable[..., np.ndarray]) -> Callable[..., Any]:
 
 
 _REDUCTIONS = {
-    "reduce_max": np.max,
-    "reduce_min": np.min,
-    "reduce_mean": np.mean,
-    "reduce_sum": np.sum,
-    "reduce_prod": np.prod,
+    "reduce_max": (np.max, None),
+    "reduce_min": (np.min, None),
+    "reduce_mean": (np.mean, kernels.mean16),
+    "reduce_sum": (np.sum, kernels.sum16),
+    "reduce_prod": (np.prod, kernels.prod16),
 }
-for _name, _fn in _REDUCTIONS.items():
-    mil_op(_name, batch=axes_rule("axes"), preserves=_name in ("reduce_max", "reduce_min"))(_reduction(_fn))
+for _name, (_fn, _fn16) in _REDUCTIONS.items():
+    mil_op(_name, batch=axes_rule("axes"), preserves=_name in ("reduce_max", "reduce_min"))(
+        _reduction(_fn, _fn16)
+    )
 
 
 @mil_op("softmax", batch=axes_rule("axis"))
 def softmax(ctx: OpContext, x: np.ndarray, axis: Any = -1) -> np.ndarray:
+    if ctx.fp16:
+        return kernels.softmax16(x, int(_scalar(axis)))
     return kernels.softmax(x, int(_scalar(axis)))
 
 
@@ -344,7 +361,7 @@ def softmax(ctx: OpContext, x: np.ndarray, axis: Any = -1) -> np.ndarray:
 
 @mil_op("linear", batch=all_of(only_batched("x"), leading_rule(2)))
 def linear(ctx: OpContext, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
-    return kernels.linear(x, weight, bias)
+    return (kernels.linear16 if ctx.fp16 else kernels.linear)(x, weight, bias)
 
 
 def _matmul_rule(info: BatchInfo) -> str | None:
@@ -369,7 +386,7 @@ def matmul(
         x = np.swapaxes(x, -1, -2)
     if bool(_scalar(transpose_y)) and y.ndim >= 2:
         y = np.swapaxes(y, -1, -2)
-    return kernels.matmul(x, y)
+    return (kernels.matmul16 if ctx.fp16 else kernels.matmul)(x, y)
 
 
 # ----------------------------------------------------------------------------- convolution, pooling
@@ -414,7 +431,7 @@ def conv(
     strides = _ints(strides) if strides is not None else [1] * nsp
     dilations = _ints(dilations) if dilations is not None else [1] * nsp
     pads = _pads(_str(pad_type), pad, x.shape[2:], weight.shape[2:], strides, dilations)
-    return kernels.conv(x, weight, bias, strides, dilations, pads, int(_scalar(groups)))
+    return kernels.conv(x, weight, bias, strides, dilations, pads, int(_scalar(groups)), fp16=ctx.fp16)
 
 
 def _pool(kind: str) -> Callable[..., Any]:
@@ -444,7 +461,8 @@ def _pool(kind: str) -> Callable[..., Any]:
                     raise Unsupported("ceil_mode with a partial last window")
                 grown.append((lo, hi + extra))
             pads = grown
-        return kernels.pool(x, kind, kernel, strides, pads, bool(_scalar(exclude_padding_from_average)))
+        exclude = bool(_scalar(exclude_padding_from_average))
+        return kernels.pool(x, kind, kernel, strides, pads, exclude, fp16=ctx.fp16)
 
     op.__doc__ = f"{kind} pooling over the spatial axes of [N, C, *S]"
     return op
@@ -468,13 +486,14 @@ def batch_norm(
     epsilon: Any = 1e-5,
 ) -> np.ndarray:
     shape = (1, -1) + (1,) * (x.ndim - 2)
-    scale = 1 / np.sqrt(variance + np.float32(_scalar(epsilon)))
+    eps = np.float32(_scalar(epsilon))
+    scale = _r(ctx, 1 / _r(ctx, np.sqrt(_r(ctx, variance + (_r(ctx, eps))))))
     if gamma is not None:
-        scale = scale * gamma
-    shift = -mean * scale
+        scale = _r(ctx, scale * gamma)
+    shift = _r(ctx, -mean * scale)
     if beta is not None:
-        shift = shift + beta
-    return x * scale.reshape(shape) + shift.reshape(shape)
+        shift = _r(ctx, shift + beta)
+    return _r(ctx, x * scale.reshape(shape)) + shift.reshape(shape)
 
 
 @mil_op("layer_norm", batch=all_of(only_batched("x"), axes_rule("axes")))
@@ -487,10 +506,11 @@ def layer_norm(
     epsilon: Any = 1e-5,
 ) -> np.ndarray:
     axes = list(range(x.ndim)) if axes is None else sorted(normalize_axes(axes, x.ndim))
-    y = kernels.normalize(x, axes, float(_scalar(epsilon)))
+    normalize = kernels.normalize16 if ctx.fp16 else kernels.normalize
+    y = normalize(x, axes, float(_scalar(epsilon)))
     shape = [x.shape[i] if i in axes else 1 for i in range(x.ndim)]
     if gamma is not None:
-        y = y * gamma.reshape(shape)
+        y = _r(ctx, y * gamma.reshape(shape))
     if beta is not None:
         y = y + beta.reshape(shape)
     return y
@@ -731,3 +751,97 @@ def gather_along_axis(
     ctx: OpContext, x: np.ndarray, indices: np.ndarray, axis: Any = 0, validate_indices: Any = False
 ) -> np.ndarray:
     return np.take_along_axis(x, np.asarray(indices).astype(np.int64), axis=int(_scalar(axis)))
+
+
+# ----------------------------------------------------------------------------- compressed weights
+#
+# coremltools.optimize.coreml writes compressed weights as constexpr ops, evaluated once at load
+# (every input is a constant read from the weight file): int8 linear quantization as
+# constexpr_affine_dequantize (iOS16/17) or constexpr_blockwise_shift_scale (iOS18, also int4 and
+# per-block), palettization as constexpr_lut_to_dense (iOS16/17: packed uint8 indices and a flat
+# lookup table; iOS18: sub-byte indices and per-block lookup tables). The result is the dense
+# weight in the dtype of the scale / lookup table, which the program declares.
+
+
+def _along(values: np.ndarray, axis: int, rank: int) -> np.ndarray:
+    """A scalar or 1-D per-channel parameter shaped to broadcast along `axis` of a rank-`rank` tensor."""
+    values = np.asarray(values)
+    if values.ndim == 0 or values.size == 1:
+        return values.reshape(())
+    shape = [1] * rank
+    shape[axis] = values.size
+    return values.reshape(shape)
+
+
+@mil_op("constexpr_affine_dequantize", batch=only_batched())
+def constexpr_affine_dequantize(
+    ctx: OpContext, quantized_data: np.ndarray, zero_point: Any, scale: Any, axis: Any
+) -> np.ndarray:
+    """(quantized_data - zero_point) * scale, zero_point and scale per channel along `axis`."""
+    q = np.asarray(quantized_data)
+    axis = normalize_axes(axis, q.ndim)[0]
+    centered = q.astype(np.float32) - _along(zero_point, axis, q.ndim).astype(np.float32)
+    return centered * _along(scale, axis, q.ndim).astype(np.float32)
+
+
+def _expand_blocks(values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A per-block parameter (each axis dividing the data's) repeated to the data's shape."""
+    values = np.asarray(values)
+    if values.ndim != len(shape):
+        raise ValueError(f"block parameter of rank {values.ndim} for data of rank {len(shape)}")
+    for axis, (blocks, size) in enumerate(zip(values.shape, shape, strict=True)):
+        if size % blocks:
+            raise ValueError(f"axis {axis}: {blocks} blocks do not divide size {size}")
+        values = np.repeat(values, size // blocks, axis=axis)
+    return values
+
+
+@mil_op("constexpr_blockwise_shift_scale", batch=only_batched())
+def constexpr_blockwise_shift_scale(
+    ctx: OpContext, data: np.ndarray, scale: np.ndarray, offset: np.ndarray | None = None
+) -> np.ndarray:
+    """(data - offset) * scale, with scale and offset given per block (iOS18)."""
+    data = np.asarray(data)
+    values = data.astype(np.float32)
+    if offset is not None:
+        values = values - _expand_blocks(np.asarray(offset).astype(np.float32), data.shape)
+    return values * _expand_blocks(np.asarray(scale).astype(np.float32), data.shape)
+
+
+@mil_op("constexpr_lut_to_dense", batch=only_batched(), preserves=True)
+def constexpr_lut_to_dense(
+    ctx: OpContext,
+    indices: np.ndarray,
+    lut: np.ndarray,
+    shape: Any = None,
+    vector_axis: Any = None,
+) -> np.ndarray:
+    """Palettized weights: each index picks a value of its lookup table.
+
+    iOS16/17 (`shape` given): `indices` are the packed bytes of prod(shape) indices of
+    log2(len(lut)) bits each and `lut` is one flat table. iOS18: `indices` (unpacked sub-byte
+    values) have the weight's shape and `lut` has shape [*blocks, 2**nbits, 1]: each axis of the
+    weight is cut into as many blocks as the table has along it (per-tensor: all 1s; per grouped
+    channel: groups along one axis)."""
+    lut = np.asarray(lut)
+    if shape is not None:
+        dims = _ints(shape)
+        entries = lut.size
+        nbits = entries.bit_length() - 1
+        if lut.ndim != 1 or entries != 1 << nbits or not 1 <= nbits <= 8:
+            raise ValueError(f"lookup table of shape {lut.shape} is not 2**nbits entries")
+        count = int(np.prod(dims))
+        flat = kernels.unpack_bits(np.asarray(indices, dtype=np.uint8).reshape(-1), nbits, count)
+        return lut[flat.astype(np.int64)].reshape(dims)
+    indices = np.asarray(indices).astype(np.int64)
+    if lut.ndim != indices.ndim + 2:
+        raise ValueError(f"lookup table of rank {lut.ndim} for indices of rank {indices.ndim}")
+    if lut.shape[-1] != 1:
+        raise Unsupported(f"vector palettization (vector size {lut.shape[-1]})")
+    block_index = []
+    for axis, (blocks, size) in enumerate(zip(lut.shape[:-2], indices.shape, strict=True)):
+        if size % blocks:
+            raise ValueError(f"axis {axis}: {blocks} lookup tables do not divide size {size}")
+        position = np.arange(size) // (size // blocks)
+        block_index.append(position.reshape([size if a == axis else 1 for a in range(indices.ndim)]))
+    return lut[(*block_index, indices, 0)]

@@ -6,11 +6,15 @@ values by name or inline values), declared output types (dtype and shape) and at
 values given inline (floats, ints, bools, strings, 64-bit ints, doubles, and the `bytes` encoding of
 fp16 and 8-bit types) or stored in the weight blob file (`BlobFileValue`: file name and offset).
 
-Blob values are read with coremltools' native storage reader (`libmilstoragepython`) when it is
-importable, else (or when asked) with `read_blob`, which parses the documented weight.bin layout:
-a 64-byte file header (uint32 blob count, uint32 version 2) and, at each blob's offset, a 64-byte
-record (uint32 sentinel 0xDEADBEEF, uint32 storage dtype, uint64 size in bytes, uint64 offset of
-the data) followed by the data.
+Blob values are read by `WeightFile`, the executor's own parser of the weight.bin layout (checked
+record by record: a corrupted or truncated file is refused at load, naming the blob); sub-byte
+values (uint1/2/3/4/6, int4: palettization indices, 4-bit quantized data) are unpacked from their
+bit stream by `unpack_bits`. `blob_reader="native"` reads the values with coremltools' storage
+reader instead, after the same checks (a cross-check only).
+
+Compressed weights (`coremltools.optimize.coreml`) arrive as `constexpr_*` ops whose arguments are
+attributes (iOS16/17 opsets) or inputs (iOS18); both become constant inputs of the node, and the
+load-time probe folds them into dense weights once.
 """
 
 from __future__ import annotations
@@ -23,9 +27,11 @@ import numpy as np
 
 from layoutnet.errors import ExportError
 from layoutnet.export.executor.engine import Const, Graph, Node, OpContext, Ref, Unsupported
+from layoutnet.export.executor.kernels import unpack_bits
 from layoutnet.export.executor.mil_ops import MIL_OPS, MilOp
 
-# MIL_pb2.DataType values (Format/MIL.proto).
+# MIL_pb2.DataType values (Format/MIL.proto) -> NumPy. Sub-byte integer tensors (the indices and
+# data of compressed weights) are held unpacked, one value per uint8 / int8.
 _MIL_DTYPES: dict[int, Any] = {
     1: np.bool_,
     2: np.str_,
@@ -36,99 +42,157 @@ _MIL_DTYPES: dict[int, Any] = {
     22: np.int16,
     23: np.int32,
     24: np.int64,
+    25: np.int8,  # int4
     31: np.uint8,
     32: np.uint16,
     33: np.uint32,
     34: np.uint64,
+    35: np.uint8,  # uint4
+    36: np.uint8,  # uint2
+    37: np.uint8,  # uint1
+    38: np.uint8,  # uint6
+    39: np.uint8,  # uint3
 }
-_BYTES_DTYPES = {10, 21, 31}  # fp16, int8, uint8 immediates are stored in TensorValue.bytes
+_SUB_BYTE_BITS = {25: 4, 35: 4, 36: 2, 37: 1, 38: 6, 39: 3}  # MIL dtype -> bits per value
+_SIGNED_SUB_BYTE = {25}
+# Immediates may be stored as raw little-endian bytes (TensorValue.bytes): coremltools does so for
+# fp16, 8-bit and sub-byte tensors and for the uint32 `shape` of an iOS16 constexpr_lut_to_dense.
+_BYTES_DTYPES = {code for code, dtype in _MIL_DTYPES.items() if dtype is not np.str_}
 
-# Storage dtype codes of weight.bin records (MIL blob storage) -> numpy.
-_BLOB_DTYPES = {
-    1: np.float16,
-    2: np.float32,
-    3: np.uint8,
-    4: np.int8,
-    6: np.int16,
-    7: np.uint16,
-    8: np.int32,
-    9: np.uint32,
+# Storage dtype codes of weight.bin records (MILBlob BlobDataType) -> (name, MIL dtype it stores).
+_BLOB_DTYPES: dict[int, tuple[str, int]] = {
+    1: ("fp16", 10),
+    2: ("fp32", 11),
+    3: ("uint8", 31),
+    4: ("int8", 21),
+    5: ("bf16", 13),
+    6: ("int16", 22),
+    7: ("uint16", 32),
+    8: ("int4", 25),
+    9: ("uint1", 37),
+    10: ("uint2", 36),
+    11: ("uint4", 35),
+    12: ("uint3", 39),
+    13: ("uint6", 38),
+    14: ("int32", 23),
+    15: ("uint32", 33),
+    16: ("fp8e4m3fn", 40),
+    17: ("fp8e5m2", 41),
 }
 _BLOB_SENTINEL = 0xDEADBEEF
+_HEADER_BYTES = 64
+_RECORD_BYTES = 64
 
 
-def read_blob(path: Path, offset: int) -> np.ndarray:
-    """One value of a weight.bin file, parsed without coremltools (flat array of its dtype)."""
-    with open(path, "rb") as f:
-        f.seek(offset)
-        record = f.read(64)
-        if len(record) < 24:
-            raise ExportError(f"{path}: no blob record at offset {offset}")
-        sentinel, code, size, data_offset = struct.unpack_from("<IIQQ", record)
+def _mil_dtype_name(code: int) -> str:
+    named = {
+        10: "fp16",
+        11: "fp32",
+        21: "int8",
+        22: "int16",
+        23: "int32",
+        31: "uint8",
+        32: "uint16",
+        33: "uint32",
+    }
+    return named.get(code) or _OTHER_DTYPES.get(code, f"dtype {code}")
+
+
+class WeightFile:
+    """One weight.bin, read and checked by the executor itself (no coremltools code).
+
+    Layout (MILBlob storage v2): a 64-byte header (uint32 blob count, uint32 version 2), then per
+    blob, at the offset the program names, a 64-byte record (uint32 sentinel 0xDEADBEEF, uint32
+    storage dtype, uint64 size in bytes, uint64 offset of the data) and the data. Anything that does
+    not fit - a short header, a record or data past the end of the file, a bad sentinel, an unknown
+    storage dtype, a dtype or size other than the program declares - is an ExportError naming the
+    file, the blob offset and what is wrong.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.data = path.read_bytes()
+        if len(self.data) < _HEADER_BYTES:
+            self._fail(0, f"the file is {len(self.data)} bytes, shorter than its {_HEADER_BYTES}-byte header")
+        _, version = struct.unpack_from("<II", self.data, 0)
+        if version != 2:
+            self._fail(0, f"storage version {version}, expected 2")
+
+    def _fail(self, offset: int, problem: str) -> None:
+        raise ExportError(
+            f"{self.path}: blob at offset {offset}: {problem}. The weight file is truncated or "
+            "corrupted: export the model again"
+        )
+
+    def read(self, offset: int, mil_dtype: int, shape: tuple[int, ...]) -> np.ndarray:
+        """The values of the blob at `offset`, checked against the declared MIL dtype and shape."""
+        size_of_file = len(self.data)
+        if offset < _HEADER_BYTES or offset + _RECORD_BYTES > size_of_file:
+            self._fail(offset, f"the record lies outside the file ({size_of_file} bytes)")
+        sentinel, code, size, data_offset = struct.unpack_from("<IIQQ", self.data, offset)
         if sentinel != _BLOB_SENTINEL:
-            raise ExportError(f"{path}: bad blob sentinel {sentinel:#x} at offset {offset}")
+            self._fail(offset, f"bad sentinel {sentinel:#010x} (expected {_BLOB_SENTINEL:#010x})")
         if code not in _BLOB_DTYPES:
-            raise ExportError(f"{path}: blob at offset {offset} has unknown storage dtype {code}")
-        f.seek(data_offset)
-        data = f.read(size)
-    if len(data) != size:
-        raise ExportError(f"{path}: blob at offset {offset} is truncated")
-    return np.frombuffer(data, dtype=_BLOB_DTYPES[code]).copy()
+            self._fail(offset, f"unknown storage dtype code {code}")
+        stored_name, stored_mil = _BLOB_DTYPES[code]
+        if stored_mil != mil_dtype:
+            self._fail(
+                offset, f"stores {stored_name} values, the program declares {_mil_dtype_name(mil_dtype)}"
+            )
+        if data_offset + size > size_of_file:
+            self._fail(
+                offset,
+                f"its {size} bytes of data at offset {data_offset} run past the end of the file "
+                f"({size_of_file} bytes)",
+            )
+        count = int(np.prod(shape)) if shape else 1
+        nbits = _SUB_BYTE_BITS.get(mil_dtype)
+        if nbits is not None:
+            expected = -(-count * nbits // 8)
+        else:
+            expected = count * np.dtype(_MIL_DTYPES[mil_dtype]).itemsize
+        if size != expected:
+            self._fail(
+                offset,
+                f"holds {size} bytes, the declared shape {list(shape)} of {stored_name} needs {expected}",
+            )
+        raw = np.frombuffer(self.data, dtype=np.uint8, count=size, offset=data_offset)
+        if nbits is not None:
+            flat = unpack_bits(raw, nbits, count, signed=mil_dtype in _SIGNED_SUB_BYTE)
+        else:
+            flat = raw.view(_MIL_DTYPES[mil_dtype]).copy()
+        return flat.reshape(shape)
 
 
 class _BlobFiles:
     def __init__(self, model_dir: Path, reader: str):
         self.model_dir = model_dir
-        self.reader = reader
+        self.reader = "python" if reader == "auto" else reader
+        self._files: dict[Path, WeightFile] = {}
         self._native: dict[Path, Any] = {}
-        if reader == "auto":
-            try:
-                from coremltools.libmilstoragepython import _BlobStorageReader  # noqa: F401
 
-                self.reader = "native"
-            except ImportError:
-                self.reader = "python"
-
-    def read(self, file_name: str, offset: int, dtype: Any, shape: tuple[int, ...]) -> np.ndarray:
+    def read(self, file_name: str, offset: int, mil_dtype: int, shape: tuple[int, ...]) -> np.ndarray:
         if not file_name.startswith("@model_path/"):
             raise ExportError(f"blob file {file_name!r} is not relative to the model path")
         path = self.model_dir / file_name[len("@model_path/") :]
         if not path.is_file():
             raise ExportError(f"weight file {path} is missing")
+        if path not in self._files:
+            self._files[path] = WeightFile(path)
         if self.reader == "native":
-            flat = self._read_native(path, offset, dtype)
-        else:
-            flat = read_blob(path, offset)
-            if flat.dtype != np.dtype(dtype):
-                raise ExportError(
-                    f"{path}@{offset}: blob holds {flat.dtype}, the program declares {np.dtype(dtype)}"
-                )
-        count = int(np.prod(shape)) if shape else 1
-        if flat.size != count:
-            raise ExportError(f"{path}@{offset}: blob holds {flat.size} values, shape {shape} needs {count}")
-        return flat.reshape(shape)
+            self._files[path].read(offset, mil_dtype, shape)  # the same checks first
+            return self._read_native(path, offset, mil_dtype).reshape(shape)
+        return self._files[path].read(offset, mil_dtype, shape)
 
-    def _read_native(self, path: Path, offset: int, dtype: Any) -> np.ndarray:
+    def _read_native(self, path: Path, offset: int, mil_dtype: int) -> np.ndarray:
+        """coremltools' own blob reader (for cross-checks only; `blob_reader="native"`)."""
         from coremltools.libmilstoragepython import _BlobStorageReader
 
         if path not in self._native:
             self._native[path] = _BlobStorageReader(str(path))
-        reader = self._native[path]
-        methods = {
-            np.float16: "read_fp16_data",
-            np.float32: "read_float_data",
-            np.int8: "read_int8_data",
-            np.uint8: "read_uint8_data",
-            np.int16: "read_int16_data",
-            np.uint16: "read_uint16_data",
-            np.int32: "read_int32_data",
-            np.uint32: "read_uint32_data",
-        }
-        method = methods.get(np.dtype(dtype).type)
-        if method is None:
-            raise ExportError(f"{path}@{offset}: cannot read blob values of dtype {np.dtype(dtype)}")
-        flat = np.array(getattr(reader, method)(offset))
-        return flat.view(np.float16) if np.dtype(dtype) == np.float16 else flat
+        name = {10: "fp16", 11: "float"}.get(mil_dtype, _mil_dtype_name(mil_dtype))
+        flat = np.array(getattr(self._native[path], f"read_{name}_data")(offset))
+        return flat.view(np.float16) if mil_dtype == 10 else flat
 
 
 _OTHER_DTYPES = {
@@ -166,18 +230,22 @@ def _immediate(value: Any, blobs: _BlobFiles) -> Any:
         raise ExportError(f"non-tensor constant of type {value.type.WhichOneof('type')}")
     if shape is None or any(d is None for d in shape):
         raise ExportError(f"constant with unknown shape {shape}")
+    data_type = value.type.tensorType.dataType
     if kind == "blobFileValue":
-        return blobs.read(value.blobFileValue.fileName, value.blobFileValue.offset, dtype, shape)
+        return blobs.read(value.blobFileValue.fileName, value.blobFileValue.offset, data_type, shape)
     if kind != "immediateValue" or value.immediateValue.WhichOneof("value") != "tensor":
         raise ExportError(f"unsupported constant encoding {kind}")
     tensor = value.immediateValue.tensor
     field = tensor.WhichOneof("value")
-    data_type = value.type.tensorType.dataType
     if field == "bytes":
-        raw = bytes(tensor.bytes.values)
+        raw = np.frombuffer(bytes(tensor.bytes.values), dtype=np.uint8)
         if data_type not in _BYTES_DTYPES:
             raise ExportError(f"bytes immediate of MIL dtype {data_type}")
-        array = np.frombuffer(raw, dtype=dtype).copy()
+        if data_type in _SUB_BYTE_BITS:
+            count = int(np.prod(shape)) if shape else 1
+            array = unpack_bits(raw, _SUB_BYTE_BITS[data_type], count, data_type in _SIGNED_SUB_BYTE)
+        else:
+            array = raw.view(dtype).copy()
     elif field == "strings":
         items = [s.decode() if isinstance(s, bytes) else s for s in tensor.strings.values]
         return items[0] if not shape and items else np.array(items, dtype=object).reshape(shape)
@@ -209,7 +277,9 @@ def _impl(op: MilOp):
     return call
 
 
-def load_program(spec: Any, model_dir: Path, source: str, blob_reader: str = "auto") -> Graph:
+def load_program(
+    spec: Any, model_dir: Path, source: str, blob_reader: str = "auto", precision: str = "declared"
+) -> Graph:
     """Graph of the `main` function of `spec.mlProgram`; blob files resolve against `model_dir`
     (the folder holding the spec, where `@model_path` points)."""
     program = spec.mlProgram
@@ -251,6 +321,7 @@ def load_program(spec: Any, model_dir: Path, source: str, blob_reader: str = "au
         input_dtype=np.dtype(in_dtype),
         output_name=output_name,
         unsupported=unsupported,
+        precision=precision,
     )
 
 
@@ -269,6 +340,10 @@ def _node(op: Any, name: str, registered: MilOp, blobs: _BlobFiles, source: str)
         if "val" not in op.attributes:
             raise ExportError(f"{source}: const '{name}' has no value")
         inputs["val"] = [Const(_immediate(op.attributes["val"], blobs))]
+    elif op.type.startswith("constexpr_"):
+        for key, value in op.attributes.items():
+            if key != "name":
+                inputs[key] = [Const(_immediate(value, blobs))]
     out_dtypes, declared = [], []
     for out in op.outputs:
         dtype, shape = _tensor_type(out.type)

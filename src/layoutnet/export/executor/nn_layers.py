@@ -7,6 +7,9 @@ refused); it raises `Unsupported` for a mode it does not implement, which is rep
 The function is called as `fn(ctx, prepared, *inputs)` with float32 inputs (a NeuralNetwork computes
 in float: integer model inputs arrive as floats) and returns one array or a tuple.
 
+Under true fp16 arithmetic (`ctx.fp16`) a layer with more than one arithmetic step rounds after
+each, and sums and products accumulate in fp16 (see `mil_ops` and `kernels`).
+
 Axis conventions follow NeuralNetwork.proto: "channel, height, width" are axes -3, -2, -1; layers
 described on [C, H, W] treat every axis before -3 as batch.
 """
@@ -30,6 +33,7 @@ from layoutnet.export.executor.engine import (
     leading_rule,
     normalize_axes,
 )
+from layoutnet.export.executor.kernels import r16
 
 
 @dataclass(frozen=True)
@@ -60,15 +64,22 @@ def nn_layer(name: str, *, prepare: Callable[[Any], Any] = _keep, batch: BatchRu
 
 
 def weights(params: Any, shape: tuple[int, ...] | None = None) -> np.ndarray | None:
-    """A WeightParams message as float32 (None when empty)."""
+    """A WeightParams message as float32, checked against `shape` when given (ValueError when its
+    size differs, or when it is empty: the loader turns that into an ExportError naming the file and
+    the layer). None when empty and no shape is required."""
     if params.HasField("quantization") or len(params.int8RawValue) or len(params.rawValue):
         raise Unsupported("quantized weights")
     if len(params.floatValue):
         array = np.asarray(params.floatValue, dtype=np.float32)
     elif len(params.float16Value):
-        array = np.frombuffer(params.float16Value, dtype=np.float16).astype(np.float32)
-    else:
+        raw = params.float16Value
+        if len(raw) % 2:
+            raise ValueError(f"fp16 weights of {len(raw)} bytes (an odd count)")
+        array = np.frombuffer(raw, dtype=np.float16).astype(np.float32)
+    elif shape is None:
         return None
+    else:
+        array = np.zeros(0, dtype=np.float32)
     if shape is not None:
         if array.size != int(np.prod(shape)):
             raise ValueError(f"weights hold {array.size} values, shape {shape} needs {int(np.prod(shape))}")
@@ -77,6 +88,14 @@ def weights(params: Any, shape: tuple[int, ...] | None = None) -> np.ndarray | N
 
 
 # ----------------------------------------------------------------------------- activations
+
+
+def _fp16_steps(ctx: OpContext) -> Callable[[Any], Any]:
+    return r16 if ctx.fp16 else _same_value
+
+
+def _same_value(x: Any) -> Any:
+    return x
 
 
 _ACTIVATIONS: dict[str, Callable[[np.ndarray, Any], np.ndarray]] = {
@@ -94,23 +113,35 @@ _ACTIVATIONS: dict[str, Callable[[np.ndarray, Any], np.ndarray]] = {
 }
 
 
+# Activations of more than one arithmetic step, written out step by step for true fp16.
+_ACTIVATIONS_FP16: dict[str, Callable[[np.ndarray, Any], np.ndarray]] = {
+    "linear": lambda x, p: r16(np.float32(p.alpha) * x) + np.float32(p.beta),
+    "scaledTanh": lambda x, p: np.float32(p.alpha) * r16(np.tanh(r16(np.float32(p.beta) * x))),
+    "sigmoid": lambda x, p: kernels.sigmoid16(x),
+    "sigmoidHard": lambda x, p: np.clip(r16(np.float32(p.alpha) * x) + np.float32(p.beta), 0, 1),
+    "ELU": lambda x, p: np.where(x >= 0, x, np.float32(p.alpha) * r16(np.expm1(np.minimum(x, 0)))),
+    "softsign": lambda x, p: x / r16(1 + np.abs(x)),
+}
+
+
 def _prepare_activation(params: Any) -> Any:
     kind = params.WhichOneof("NonlinearityType")
     if kind not in _ACTIVATIONS:
         raise Unsupported(f"nonlinearity {kind}")
-    return SimpleNamespace(fn=_ACTIVATIONS[kind], args=getattr(params, kind))
+    fn = _ACTIVATIONS[kind]
+    return SimpleNamespace(fn=fn, fn16=_ACTIVATIONS_FP16.get(kind, fn), args=getattr(params, kind))
 
 
 @nn_layer("activation", prepare=_prepare_activation)
 def activation(ctx: OpContext, p: Any, x: np.ndarray) -> np.ndarray:
-    return p.fn(x, p.args)
+    return (p.fn16 if ctx.fp16 else p.fn)(x, p.args)
 
 
 @nn_layer(
     "gelu", prepare=lambda params: ("EXACT", "TANH_APPROXIMATION", "SIGMOID_APPROXIMATION")[params.mode]
 )
 def gelu(ctx: OpContext, mode: str, x: np.ndarray) -> np.ndarray:
-    return kernels.gelu(x, mode)
+    return kernels.gelu16(x, mode) if ctx.fp16 else kernels.gelu(x, mode)
 
 
 @nn_layer("clip")
@@ -130,9 +161,10 @@ def copy(ctx: OpContext, p: Any, x: np.ndarray) -> np.ndarray:
 def add(ctx: OpContext, p: Any, *xs: np.ndarray) -> np.ndarray:
     if len(xs) == 1:
         return xs[0] + np.float32(p.alpha)
+    step = _fp16_steps(ctx)
     total = xs[0]
     for x in xs[1:]:
-        total = total + x
+        total = step(total + x)
     return total
 
 
@@ -140,9 +172,10 @@ def add(ctx: OpContext, p: Any, *xs: np.ndarray) -> np.ndarray:
 def multiply(ctx: OpContext, p: Any, *xs: np.ndarray) -> np.ndarray:
     if len(xs) == 1:
         return xs[0] * np.float32(p.alpha)
+    step = _fp16_steps(ctx)
     total = xs[0]
     for x in xs[1:]:
-        total = total * x
+        total = step(total * x)
     return total
 
 
@@ -243,13 +276,14 @@ def _prepare_inner_product(params: Any) -> Any:
 @nn_layer("innerProduct", prepare=_prepare_inner_product, batch=leading_rule(2))
 def inner_product(ctx: OpContext, p: Any, x: np.ndarray) -> np.ndarray:
     out_ch = p.weight.shape[0]
+    linear = kernels.linear16 if ctx.fp16 else kernels.linear
     if x.ndim <= 3:
-        return kernels.linear(x, p.weight, p.bias)
+        return linear(x, p.weight, p.bias)
     if x.ndim == 4:
-        return kernels.linear(x.reshape(x.shape[0], -1), p.weight, p.bias).reshape(x.shape[0], out_ch, 1, 1)
+        return linear(x.reshape(x.shape[0], -1), p.weight, p.bias).reshape(x.shape[0], out_ch, 1, 1)
     if x.ndim == 5:
         flat = x.reshape(x.shape[0] * x.shape[1], -1)
-        return kernels.linear(flat, p.weight, p.bias).reshape(x.shape[0], x.shape[1], out_ch, 1, 1)
+        return linear(flat, p.weight, p.bias).reshape(x.shape[0], x.shape[1], out_ch, 1, 1)
     raise ValueError(f"innerProduct input of rank {x.ndim}")
 
 
@@ -276,10 +310,10 @@ def batched_matmul(ctx: OpContext, p: Any, a: np.ndarray, b: np.ndarray | None =
     if p.ta and a.ndim >= 2:
         a = np.swapaxes(a, -1, -2)
     if b is None:
-        return kernels.linear(a, p.weight, p.bias)
+        return (kernels.linear16 if ctx.fp16 else kernels.linear)(a, p.weight, p.bias)
     if p.tb and b.ndim >= 2:
         b = np.swapaxes(b, -1, -2)
-    return kernels.matmul(a, b)
+    return (kernels.matmul16 if ctx.fp16 else kernels.matmul)(a, b)
 
 
 # ----------------------------------------------------------------------------- convolution, pooling, padding
@@ -289,9 +323,13 @@ def _prepare_convolution(params: Any) -> Any:
     if params.isDeconvolution:
         raise Unsupported("deconvolution")
     kh, kw = list(params.kernelSize) or [3, 3]
-    w = weights(params.weights, (params.outputChannels, params.kernelChannels, kh, kw))
-    if w is None:
+    if not (
+        len(params.weights.floatValue)
+        or len(params.weights.float16Value)
+        or params.weights.HasField("quantization")
+    ):
         raise Unsupported("weights given as a second input")
+    w = weights(params.weights, (params.outputChannels, params.kernelChannels, kh, kw))
     b = weights(params.bias, (params.outputChannels,)) if params.hasBias else None
     strides = list(params.stride) or [1, 1]
     dilations = list(params.dilationFactor) or [1, 1]
@@ -335,7 +373,9 @@ def convolution(ctx: OpContext, p: Any, x: np.ndarray) -> np.ndarray:
         pads = _same((h, w), kernel, p.strides, p.dilations, p.params.same.asymmetryMode == 1)
     else:
         pads = _border(p.params.valid.paddingAmounts)
-    y = kernels.conv(x.reshape(-1, c, h, w), p.weight, p.bias, p.strides, p.dilations, pads, p.groups)
+    y = kernels.conv(
+        x.reshape(-1, c, h, w), p.weight, p.bias, p.strides, p.dilations, pads, p.groups, fp16=ctx.fp16
+    )
     return y.reshape(*lead, *y.shape[1:])
 
 
@@ -356,8 +396,11 @@ def _prepare_pooling(params: Any) -> Any:
 def pooling(ctx: OpContext, p: Any, x: np.ndarray) -> np.ndarray:
     q = p.params
     if q.globalPooling:
-        fn = np.max if p.kind == "max" else np.mean
-        return fn(x, axis=(-2, -1), keepdims=True)
+        if p.kind == "max":
+            return np.max(x, axis=(-2, -1), keepdims=True)
+        if ctx.fp16:
+            return kernels.mean16(x, (-2, -1), keepdims=True)
+        return np.mean(x, axis=(-2, -1), keepdims=True)
     sizes = x.shape[-2:]
     if p.padding == "same":
         pads = _same(sizes, tuple(p.kernel), p.strides, [1, 1], q.same.asymmetryMode == 1)
@@ -371,7 +414,7 @@ def pooling(ctx: OpContext, p: Any, x: np.ndarray) -> np.ndarray:
             pads.append((pad, max((out - 1) * s + k - size - pad, 0)))
     else:
         pads = _border(q.valid.paddingAmounts)
-    return kernels.pool(x, p.kind, p.kernel, p.strides, pads, bool(q.avgPoolExcludePadding))
+    return kernels.pool(x, p.kind, p.kernel, p.strides, pads, bool(q.avgPoolExcludePadding), fp16=ctx.fp16)
 
 
 def _prepare_padding(params: Any) -> Any:
@@ -406,7 +449,9 @@ def _prepare_batchnorm(params: Any) -> Any:
 
 @nn_layer("batchnorm", prepare=_prepare_batchnorm, batch=leading_rule(4))
 def batchnorm(ctx: OpContext, p: Any, x: np.ndarray) -> np.ndarray:
-    return x * p.scale + p.shift
+    """x * scale + shift with scale and shift folded at load (in fp32, then stored as fp16 under
+    the fp16 precisions, as a compiler folding the layer would)."""
+    return _fp16_steps(ctx)(x * p.scale) + p.shift
 
 
 def _mvn_rule(info: BatchInfo) -> str | None:
@@ -420,12 +465,16 @@ def mvn(ctx: OpContext, p: Any, x: np.ndarray) -> np.ndarray:
     in converted models."""
     axes = (-3, -2, -1) if p.acrossChannels else (-2, -1)
     if not p.normalizeVariance:
-        return x - np.mean(x, axis=axes, keepdims=True)
-    return kernels.normalize(x, [a % x.ndim for a in axes], p.epsilon)
+        mean = kernels.mean16(x, axes, keepdims=True) if ctx.fp16 else np.mean(x, axis=axes, keepdims=True)
+        return x - mean
+    normalize = kernels.normalize16 if ctx.fp16 else kernels.normalize
+    return normalize(x, [a % x.ndim for a in axes], p.epsilon)
 
 
 def _prepare_scale(params: Any) -> Any:
     def broadcastable(shape: list[int], values: np.ndarray) -> np.ndarray:
+        if values.size != int(np.prod(shape)):
+            raise ValueError(f"weights hold {values.size} values, shape {shape} needs {int(np.prod(shape))}")
         if len(shape) == 1:
             return values.reshape(-1, 1, 1) if values.size > 1 else values.reshape(())
         return values.reshape(shape)
@@ -438,7 +487,9 @@ def _prepare_scale(params: Any) -> Any:
 @nn_layer("scale", prepare=_prepare_scale, batch=leading_rule(4))
 def scale(ctx: OpContext, p: Any, x: np.ndarray) -> np.ndarray:
     y = x * p.scale
-    return y + p.bias if p.bias is not None else y
+    if p.bias is None:
+        return y
+    return _fp16_steps(ctx)(y) + p.bias
 
 
 def _prepare_layer_norm(params: Any) -> Any:
@@ -456,9 +507,9 @@ def _layer_norm_rule(info: BatchInfo) -> str | None:
 @nn_layer("layerNormalization", prepare=_prepare_layer_norm, batch=_layer_norm_rule)
 def layer_normalization(ctx: OpContext, p: Any, x: np.ndarray) -> np.ndarray:
     axes = list(range(x.ndim - len(p.shape), x.ndim))
-    y = kernels.normalize(x, axes, p.eps)
+    y = (kernels.normalize16 if ctx.fp16 else kernels.normalize)(x, axes, p.eps)
     if p.gamma is not None:
-        y = y * p.gamma
+        y = _fp16_steps(ctx)(y * p.gamma)
     return y + p.beta if p.beta is not None else y
 
 
@@ -485,33 +536,35 @@ def _reduce_axes(params: Any) -> Any:
     return None if params.reduceAll else list(params.axes)
 
 
-def _reduce(fn: Callable[..., np.ndarray]) -> Callable[..., Any]:
+def _reduce(fn: Callable[..., np.ndarray], fn16: Callable[..., np.ndarray] | None) -> Callable[..., Any]:
     def layer(ctx: OpContext, p: Any, x: np.ndarray) -> np.ndarray:
         axis = None if p.reduceAll else tuple(normalize_axes(list(p.axes), x.ndim))
+        if ctx.fp16 and fn16 is not None:
+            return fn16(x, axis, bool(p.keepDims))
         return fn(x, axis=axis, keepdims=bool(p.keepDims))
 
     layer.__doc__ = f"{fn.__name__} over `axes` (all with reduceAll)"
     return layer
 
 
-for _name, _fn in {
-    "reduceMax": np.max,
-    "reduceMin": np.min,
-    "reduceMean": np.mean,
-    "reduceSum": np.sum,
-    "reduceProd": np.prod,
+for _name, (_fn, _fn16) in {
+    "reduceMax": (np.max, None),
+    "reduceMin": (np.min, None),
+    "reduceMean": (np.mean, kernels.mean16),
+    "reduceSum": (np.sum, kernels.sum16),
+    "reduceProd": (np.prod, kernels.prod16),
 }.items():
-    nn_layer(_name, batch=_axes_param_rule(_reduce_axes))(_reduce(_fn))
+    nn_layer(_name, batch=_axes_param_rule(_reduce_axes))(_reduce(_fn, _fn16))
 
 
 @nn_layer("softmaxND", batch=_axes_param_rule(lambda params: params.axis))
 def softmax_nd(ctx: OpContext, p: Any, x: np.ndarray) -> np.ndarray:
-    return kernels.softmax(x, int(p.axis))
+    return (kernels.softmax16 if ctx.fp16 else kernels.softmax)(x, int(p.axis))
 
 
 @nn_layer("softmax", batch=_axes_param_rule(lambda params: -3))
 def softmax(ctx: OpContext, p: Any, x: np.ndarray) -> np.ndarray:
-    return kernels.softmax(x, -3)
+    return (kernels.softmax16 if ctx.fp16 else kernels.softmax)(x, -3)
 
 
 # ----------------------------------------------------------------------------- shape and layout

@@ -2,17 +2,20 @@
 
 Layers run in file order. Blob names are made unique on the way in (a `copy` layer may overwrite an
 existing blob). The network computes in float32: the declared integer input is fed as float32, as
-Core ML does for NeuralNetworks. NeuralNetworks declare no intermediate shapes, so the reference
-shapes for batching come from the load-time probe run.
+Core ML does for NeuralNetworks. Under the fp16 precisions every floating array a layer prepares
+at load (weights, folded batch-norm scale and shift) is rounded to fp16. NeuralNetworks declare no
+intermediate shapes, so the reference shapes for batching come from the load-time probe run.
 """
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
 from layoutnet.errors import ExportError
+from layoutnet.export.executor import kernels
 from layoutnet.export.executor.engine import Const, Graph, Node, OpContext, Unsupported
 from layoutnet.export.executor.nn_layers import NN_LAYERS, NnLayer
 
@@ -37,7 +40,16 @@ def _array_shape(feature: Any, source: str) -> tuple[int, ...]:
     return shape
 
 
-def load_network(spec: Any, source: str) -> Graph:
+def _fp16_weights(prepared: Any) -> Any:
+    """A layer's prepared weights with every floating array rounded to fp16 (fp16 precisions)."""
+    if isinstance(prepared, np.ndarray) and prepared.dtype.kind == "f":
+        return kernels.round_to_fp16(prepared)
+    if isinstance(prepared, SimpleNamespace):
+        return SimpleNamespace(**{k: _fp16_weights(v) for k, v in vars(prepared).items()})
+    return prepared
+
+
+def load_network(spec: Any, source: str, precision: str = "declared") -> Graph:
     kind = spec.WhichOneof("Type")
     network = getattr(spec, kind)
     unsupported: dict[str, list[str]] = {}
@@ -64,6 +76,8 @@ def load_network(spec: Any, source: str) -> Graph:
         params = getattr(layer, kind_name)
         try:
             prepared = registered.prepare(params)
+            if precision in ("fp16_storage", "fp16"):
+                prepared = _fp16_weights(prepared)
         except Unsupported as exc:
             unsupported.setdefault(f"{kind_name} ({exc})", []).append(repr(layer.name))
             continue
@@ -98,4 +112,5 @@ def load_network(spec: Any, source: str) -> Graph:
         input_dtype=np.dtype(np.float32),
         output_name=current.get(output_name, output_name),
         unsupported=unsupported,
+        precision=precision,
     )

@@ -1,0 +1,93 @@
+"""The outcome of an export (or a validation) as one typed object, and the one place that writes
+it into `report.json` and prints its summary.
+
+Report sections written by export code (one definition each):
+- `export`: an `ExportResult` (`python -m layoutnet`, `python -m layoutnet.export`);
+- `validation`: an `ExportResult` of `python -m layoutnet.export.validate` (nothing is published).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from layoutnet.errors import ExportError
+from layoutnet.report import update_report
+
+EXPORT_SECTION = "export"
+VALIDATION_SECTION = "validation"
+
+
+@dataclass
+class ExportResult:
+    status: str = "failed"  # ok | failed | disabled
+    path: str | None = None  # the published (or validated) artifact
+    export_dir: str | None = None
+    format: str | None = None
+    precision: str | None = None
+    frontend: str | None = None
+    compression: str | None = None
+    app_precision: str | None = None
+    weights: str | None = None  # where the PyTorch weights came from
+    artifact_size_bytes: int | None = None
+    interface: dict | None = None
+    capture: dict | None = None
+    parity: dict | None = None  # the required precision's figures (backend, max_prob_diff, ...)
+    parity_by_precision: dict | None = None  # fp32 / fp16_storage / fp16 figures
+    accuracy: dict | None = None  # {"torch": ..., "artifact": ..., "labelled_samples": ...}
+    parity_vectors: str | None = None
+    manifest: str | None = None
+    manifest_check: str | None = None  # validate: "ok", "no manifest", or the mismatches
+    app_metadata: dict = field(default_factory=dict)
+    settings: dict | None = None
+    versions: dict | None = None
+    warnings: list = field(default_factory=list)
+    timings: dict = field(default_factory=dict)
+    failed_dir: str | None = None
+    error: str | None = None
+    reason: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def section(self) -> dict:
+        """The report section: every field that has a value; `size_bytes` is kept for older readers."""
+        values = {k: v for k, v in asdict(self).items() if v is not None and v != [] and v != {}}
+        if self.artifact_size_bytes is not None:
+            values["size_bytes"] = self.artifact_size_bytes
+        return values
+
+
+class ExportFailure(ExportError):
+    """An export (or validation) that failed, carrying its result for the report."""
+
+    def __init__(self, message: str, result: ExportResult):
+        super().__init__(message)
+        self.result = result
+
+
+def record(
+    run_dir: Path | str | None,
+    result: ExportResult,
+    *,
+    section: str = EXPORT_SECTION,
+    top_level: bool = False,
+    console: Console | None = None,
+    **extra: Any,
+) -> None:
+    """Write `result` into `run_dir/report.json` under `section` (with the command's top-level
+    `status`/`error` when `top_level`) and print its summary."""
+    from layoutnet.export.summary import print_export_summary
+
+    if run_dir is not None:
+        sections: dict[str, Any] = {section: result.section(), **extra}
+        if top_level:
+            sections["status"] = "ok" if result.ok else "failed"
+            if result.error:
+                sections["error"] = result.error
+        update_report(Path(run_dir), **sections)
+    print_export_summary(result, console)

@@ -1,0 +1,121 @@
+"""`python -m layoutnet.export.validate artifact=<.mlpackage|.mlmodel> ckpt_path=<.ckpt|.pth>`: check
+an existing artifact as an export does, without publishing anything: its interface against the
+contract, the checksums in the `manifest.json` beside it, and parity with the checkpoint it came
+from at every precision (the one in `export.app_precision` must pass)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+from rich.console import Console
+
+from layoutnet.cli import exit_on_user_error
+from layoutnet.config import CONF_DIR
+from layoutnet.errors import ConfigError, ExportError
+from layoutnet.export.artifact import COREML_SUFFIXES, read_interface
+from layoutnet.export.notices import NoticeCollector
+from layoutnet.export.parity import build_parity_samples, check_parity, validation_tensors
+from layoutnet.export.pipeline import export_versions, read_manifest
+from layoutnet.export.publish import ExportFolder, artifact_size, verify_manifest
+from layoutnet.export.result import VALIDATION_SECTION, ExportFailure, ExportResult, record
+from layoutnet.export.settings import ExportSettings
+from layoutnet.modelfile import open_model
+
+
+def check_manifest(artifact: Path) -> str:
+    """ "ok" when every checksum in the manifest beside `artifact` matches; raises ExportError otherwise."""
+    manifest = read_manifest(artifact.parent)
+    if manifest is None:
+        return "no manifest.json beside the artifact (an older export): checksums not checked"
+    if manifest.get("artifact") != artifact.name:
+        raise ExportError(
+            f"{artifact.parent / 'manifest.json'} describes {manifest.get('artifact')!r}, "
+            f"not {artifact.name!r}"
+        )
+    problems = verify_manifest(artifact, manifest)
+    if problems:
+        raise ExportError(
+            f"{artifact} does not match its manifest.json: "
+            + "; ".join(problems)
+            + ". The folder was changed "
+            "after export (or copied incompletely); re-export or copy the whole export folder again."
+        )
+    return f"ok ({len(manifest['files'])} files, sha256)"
+
+
+def validate_artifact(cfg: DictConfig, console: Console | None = None) -> ExportResult:
+    settings = ExportSettings.from_config(cfg.export)
+    artifact = Path(str(cfg.artifact)).expanduser() if cfg.get("artifact") else None
+    if artifact is None or artifact.suffix not in COREML_SUFFIXES:
+        raise ConfigError("artifact", cfg.get("artifact"), "must be an existing .mlpackage or .mlmodel")
+    if not artifact.exists():
+        ExportFolder(artifact.parent).recover()  # an export killed while publishing: put the old one back
+    if not artifact.exists():
+        raise ConfigError("artifact", cfg.get("artifact"), "must be an existing .mlpackage or .mlmodel")
+    if not cfg.get("ckpt_path"):
+        raise ConfigError("ckpt_path", None, "required: the checkpoint the artifact was exported from")
+    result = ExportResult(
+        path=str(artifact), export_dir=str(artifact.parent), app_precision=settings.app_precision
+    )
+    with NoticeCollector() as notices:
+        result.versions = export_versions()
+        try:
+            interface = read_interface(artifact)
+            result.interface = interface.report()
+            result.format = interface.format
+            result.precision = interface.metadata.get("precision", "fp32")
+            result.frontend = interface.metadata.get("frontend", "trace")
+            result.compression = interface.metadata.get("compression", "none")
+            result.app_metadata = {
+                k: v for k, v in (read_manifest(artifact.parent) or {}).get("app_metadata", {}).items()
+            }
+            result.artifact_size_bytes = artifact_size(artifact)
+            result.manifest_check = check_manifest(artifact)
+            loaded = open_model(cfg.ckpt_path, cfg.get("legacy"))
+            if loaded.net is None:
+                raise ConfigError(
+                    "ckpt_path", cfg.ckpt_path, "must be the .ckpt or legacy .pth the artifact came from"
+                )
+            result.weights = loaded.source
+            val_ids, val_labels = validation_tensors(cfg.data)
+            samples = build_parity_samples(
+                val_ids, val_labels, settings.parity_samples, settings.random_samples
+            )
+            check = check_parity(
+                artifact, loaded.net, samples, settings.tolerance, settings.app_precision, result.precision
+            )
+            result.parity = check.report()
+            result.parity_by_precision = check.by_precision()
+            result.accuracy = {
+                "torch": check.governing.torch_accuracy,
+                "artifact": check.governing.artifact_accuracy,
+                "labelled_samples": check.governing.labelled_samples,
+            }
+            if not check.passed:
+                raise ExportError(check.failure_message())
+            result.status = "ok"
+        except ExportError as exc:
+            result.error = str(exc)
+    result.warnings = [n.report() for n in notices.items]
+    record(
+        Path(cfg.paths.output_dir),
+        result,
+        section=VALIDATION_SECTION,
+        top_level=True,
+        console=console,
+        command="validate",
+    )
+    if not result.ok:
+        raise ExportFailure(result.error, result)
+    return result
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="validate")
+def main(cfg: DictConfig) -> None:
+    exit_on_user_error(lambda: validate_artifact(cfg))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""Per-run pictures: which curves training_curves.png draws, and on which scale."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from layoutnet import plots
+
+
+def _metrics_csv(run_dir: Path, rows: list[dict]) -> None:
+    path = run_dir / "csv" / "version_0" / "metrics.csv"
+    path.parent.mkdir(parents=True)
+    columns = sorted({key for row in rows for key in row})
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _training_rows(second_group_lr: float | None) -> list[dict]:
+    rows = []
+    for step in range(0, 200, 5):
+        lr = 3e-3 * min(1.0, (step + 1) / 50)
+        rows.append({"step": step, "lr-AdamW/pg1": lr, "lr-AdamW/pg2": lr * (second_group_lr or 1.0)})
+        rows.append({"step": step, "train/loss_step": 2.2 if step == 0 else 0.4 / (1 + step / 50)})
+    for epoch, step in enumerate((99, 199)):
+        rows.append(
+            {"step": step, "epoch": epoch, "val/loss": 0.3 - 0.1 * epoch, "val/acc": 0.9 + 0.02 * epoch}
+        )
+        rows.append({"step": step, "epoch": epoch, "train/acc": 0.88 + 0.03 * epoch})
+    return rows
+
+
+def test_identical_learning_rates_are_one_line_and_loss_is_log(tmp_path):
+    _metrics_csv(tmp_path, _training_rows(None))
+    loss, accuracy, rate = plots.curve_panels(plots.read_metrics_csv(tmp_path))
+    assert [label for label, _, _ in rate.lines] == ["lr-AdamW/pg1 = lr-AdamW/pg2"]
+    # the first step's loss (2.2, over five times the rest) does not flatten the curve: log axis
+    assert loss.scale == "log" and {label for label, _, _ in loss.lines} == {"train/loss_step", "val/loss"}
+    assert accuracy.scale == "linear" and {label for label, _, _ in accuracy.lines} == {
+        "train/acc",
+        "val/acc",
+    }
+    path = plots.save_training_curves(tmp_path, tmp_path / "plots" / "training_curves.png")
+    assert path.stat().st_size > 5000
+
+
+def test_distinct_schedules_keep_their_own_lines(tmp_path):
+    _metrics_csv(tmp_path, _training_rows(0.1))
+    rate = plots.curve_panels(plots.read_metrics_csv(tmp_path))[2]
+    assert [label for label, _, _ in rate.lines] == ["lr-AdamW/pg1", "lr-AdamW/pg2"]
+
+
+def test_a_loss_that_is_not_positive_stays_on_a_linear_axis():
+    series = {"train/loss_step": [(0.0, 1.0), (1.0, 0.0)], "val/loss": [(1.0, -0.5)]}
+    assert plots.curve_panels(series)[0].scale == "linear"
+    assert plots.save_training_curves(Path("/nonexistent-run"), Path("/nonexistent-run/x.png")) is None
