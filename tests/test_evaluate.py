@@ -181,7 +181,7 @@ def test_artifact_is_scored_through_the_artifact_runner(tmp_path, monkeypatch, c
 
     monkeypatch.setattr("layoutnet.export.artifact.open_artifact", fake_open)
     data = write_csv(tmp_path / "words.csv")
-    report = ev.run_evaluate(compose_eval([f"model_path={artifact}", f"data_path={data}"]))
+    report = ev.run_evaluate(compose_eval([f"model_path={artifact}", f"data_path={data}", "realtext=false"]))
     assert seen == [artifact] and runner.calls == 1
     assert report["model"]["kind"] == "coreml:mlprogram" and report["model"]["backend"] == "fake-runner"
     assert last_line(capsys.readouterr().out) == f"accuracy={expected_accuracy(net):.6f}"
@@ -235,9 +235,7 @@ def test_exported_artifact_scores_like_its_checkpoint(tmp_path, capsys):
 def test_command_line(tmp_path):
     ckpt, net = save_checkpoint(tmp_path / "best.ckpt")
     data = write_csv(tmp_path / "words.csv")
-    done = run_module(
-        "layoutnet.evaluate", [f"model_path={ckpt}", f"data_path={data}"], tmp_path, timeout=120
-    )
+    done = run_module("layoutnet.evaluate", [f"model_path={ckpt}", f"data_path={data}"], tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.rstrip().splitlines()[-1] == f"accuracy={expected_accuracy(net):.6f}"
     assert (tmp_path / "best.eval.json").exists()
@@ -245,11 +243,7 @@ def test_command_line(tmp_path):
 
     bad = write_csv(tmp_path / "bad.csv", rows=[("hello", "english")])
     done = run_module(
-        "layoutnet.evaluate",
-        [f"model_path={ckpt}", f"data_path={bad}"],
-        tmp_path,
-        timeout=120,
-        full_error=False,
+        "layoutnet.evaluate", [f"model_path={ckpt}", f"data_path={bad}"], tmp_path, full_error=False
     )
     assert done.returncode == 1
     message = " ".join(done.stderr.split())  # rich wraps long lines
