@@ -89,7 +89,9 @@ class Run:
                 "ckpt_path", cfg.ckpt_path, "file not found; pass a run's checkpoints/last.ckpt"
             )
         pl.seed_everything(cfg.seed, workers=True, verbose=False)
-        self.datamodule = build(cfg.data, "data")
+        from layoutnet.data.datamodule import as_datamodule
+
+        self.datamodule = as_datamodule(build(cfg.data, "data"))
         self.datamodule.check()
         self.module = build(cfg.model, "model")
         self.module.net_config = to_plain(cfg.model.net)
