@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,7 +21,7 @@ from layoutnet.data.synthetic import SyntheticSource
 from layoutnet.errors import ConfigError
 from layoutnet.generate import UNKNOWN_CHAR, ids_to_texts, write_csv
 
-from .conftest import run_module
+from .conftest import REPO_ROOT, run_module
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -120,3 +123,21 @@ def test_generate_command_errors(tmp_path: Path, args: list[str], message: str) 
     assert message in result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_generate_runs_without_lightning(tmp_path: Path) -> None:
+    # Issue 12.8: generate imports only what it uses; the synthetic source needs no Lightning.
+    code = (
+        "import atexit, runpy, sys\n"
+        "names = {'pytorch_lightning', 'lightning'}\n"
+        "loaded = lambda: sorted({m.split('.')[0] for m in sys.modules} & names)\n"
+        "atexit.register(lambda: print('lightning modules:', loaded()))\n"
+        "sys.argv = ['generate', 'n=5', 'out=x.csv', 'data=tiny']\n"
+        "runpy.run_module('layoutnet.generate', run_name='__main__')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "src")}
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert "wrote 5 samples" in result.stdout and "lightning modules: []" in result.stdout
