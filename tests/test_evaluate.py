@@ -168,7 +168,7 @@ def test_artifact_is_scored_through_the_artifact_runner(tmp_path, monkeypatch, c
 
     monkeypatch.setattr("layoutnet.export.parity.artifact_runners", fake_runners)
     data = write_csv(tmp_path / "words.csv")
-    report = ev.run_evaluate(compose_eval([f"model_path={artifact}", f"data_path={data}"]))
+    report = ev.run_evaluate(compose_eval([f"model_path={artifact}", f"data_path={data}", "realtext=false"]))
     assert seen == [artifact] and runner.calls == 1
     assert report["model"]["kind"] == "coreml:mlprogram" and report["model"]["backend"] == "fake-runner"
     assert last_line(capsys.readouterr().out) == f"accuracy={expected_accuracy(net):.6f}"
@@ -222,16 +222,14 @@ def test_exported_artifact_scores_like_its_checkpoint(tmp_path, capsys):
 def test_command_line(tmp_path):
     ckpt, net = save_checkpoint(tmp_path / "best.ckpt")
     data = write_csv(tmp_path / "words.csv")
-    done = run_module(
-        "layoutnet.evaluate", [f"model_path={ckpt}", f"data_path={data}"], tmp_path, timeout=120
-    )
+    done = run_module("layoutnet.evaluate", [f"model_path={ckpt}", f"data_path={data}"], tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.rstrip().splitlines()[-1] == f"accuracy={expected_accuracy(net):.6f}"
     assert (tmp_path / "best.eval.json").exists()
     assert not (tmp_path / "outputs").exists() and not list(tmp_path.glob("*.log"))
 
     bad = write_csv(tmp_path / "bad.csv", rows=[("hello", "english")])
-    done = run_module("layoutnet.evaluate", [f"model_path={ckpt}", f"data_path={bad}"], tmp_path, timeout=120)
+    done = run_module("layoutnet.evaluate", [f"model_path={ckpt}", f"data_path={bad}"], tmp_path)
     assert done.returncode == 1
     message = " ".join(done.stderr.split())  # rich wraps long lines
     assert "DataError" in message and "line 2: label 'english'" in message and "Traceback" not in message

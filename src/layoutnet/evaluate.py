@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -31,13 +32,26 @@ from layoutnet.data import csvfile
 from layoutnet.errors import CheckpointError, ConfigError, DataError
 from layoutnet.loading import COREML_SUFFIXES, load_model
 from layoutnet.metrics import classification_summary, predict_logits, softmax
+from layoutnet.quality import (
+    APP_BUDGET,
+    HARMFUL_BUDGETS,
+    LENGTH_BUCKETS,
+    THRESHOLD_SPLIT,
+    budget_key,
+    evaluate_realtext,
+    quality_summary,
+    save_tradeoff_curve,
+)
 from layoutnet.report import versions
 
 MISTAKES_KEPT = 25
 """Misclassified rows written into the report (the most confident mistakes first)."""
 
 SHORT_NAMES = {name: name.replace("_from_", "←") for name in CLASSES}
-"""Narrow column headers for the confusion matrix (`ru←en` = meant ru, typed on en)."""
+"""Narrow class names for the console tables (`ru←en` = meant ru, typed on en)."""
+
+NARROW = {"box": box.SIMPLE_HEAD, "padding": (0, 1), "title_justify": "left"}
+"""Table style of the console reports: fits 80 columns."""
 
 
 # Scoring any model file --------------------------------------------------------------------------------
@@ -213,28 +227,60 @@ def _mistakes(data: EvalData, probs: np.ndarray, predictions: np.ndarray, limit:
 
 
 def evaluate(scorer: Scorer, data: EvalData, mistakes: int = MISTAKES_KEPT) -> dict:
-    """The evaluation section: accuracy, per-class accuracy, support, confusion matrix, worst mistakes."""
+    """The evaluation section: accuracy, per-class accuracy, support, confusion matrix, worst mistakes, and
+    the quality figures (accuracy by length, harmful corrections and fixes by threshold)."""
     start = time.perf_counter()
     logits = scorer.logits(data.ids)
     seconds = time.perf_counter() - start
     predictions = logits.argmax(axis=1)
+    probs = softmax(logits)
     summary = classification_summary(predictions, data.labels.numpy())
     summary["classes"] = list(CLASSES)
-    summary["mistakes"] = _mistakes(data, softmax(logits), predictions, mistakes)
+    summary["mistakes"] = _mistakes(data, probs, predictions, mistakes)
+    summary["quality"] = quality_summary(
+        [data.text(i) for i in range(len(data.labels))], probs, data.labels.numpy()
+    )
     summary["predict_seconds"] = round(seconds, 3)
     return summary
 
 
+def realtext_section(scorer: Scorer) -> dict:
+    """The real-text set's figures per split and the app's correction threshold (harmful <= 0.1% of the
+    correctly typed rows of the `words` split)."""
+    start = time.perf_counter()
+    splits = evaluate_realtext(scorer)
+    chosen = splits[THRESHOLD_SPLIT]["thresholds"][budget_key(APP_BUDGET)]
+    return {
+        "splits": splits,
+        "correction_threshold": {
+            "value": chosen["threshold"],
+            "split": THRESHOLD_SPLIT,
+            "max_harmful": APP_BUDGET,
+            "harmful": chosen["harmful"],
+            "fixed": chosen["fixed"],
+        },
+        "seconds": round(time.perf_counter() - start, 3),
+    }
+
+
+def _share(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.1f}%" if value >= 0.1 else f"{100 * value:.2f}%"
+
+
+def _accuracy(value: float | None) -> str:
+    return "—" if value is None else f"{value:.4f}"
+
+
 def print_evaluation(result: dict, console: Console) -> None:
-    per_class = Table(title="per-class accuracy")
+    per_class = Table(title="per-class accuracy", **NARROW)
     per_class.add_column("class")
     per_class.add_column("support", justify="right")
     per_class.add_column("accuracy", justify="right")
     for name in CLASSES:
         value = result["per_class_accuracy"][name]
-        per_class.add_row(name, str(result["support"][name]), "—" if value is None else f"{value:.4f}")
+        per_class.add_row(SHORT_NAMES[name], str(result["support"][name]), _accuracy(value))
     console.print(per_class)
-    matrix = Table(title="confusion matrix (rows: true, columns: predicted)")
+    matrix = Table(title="confusion matrix (rows: true, columns: predicted; ru←en = ru_from_en)", **NARROW)
     matrix.add_column("true")
     for name in CLASSES:
         matrix.add_column(SHORT_NAMES[name], justify="right")
@@ -243,10 +289,49 @@ def print_evaluation(result: dict, console: Console) -> None:
         for j, count in enumerate(result["confusion_matrix"][i]):
             text = str(count) if count else "·"
             cells.append(f"[bold]{text}[/]" if i == j and count else text)
-        matrix.add_row(name, *cells)
+        matrix.add_row(SHORT_NAMES[name], *cells)
     console.print(matrix)
     correct = int(np.trace(np.asarray(result["confusion_matrix"])))
     console.print(f"overall accuracy {result['accuracy']:.4f} ({correct:,} of {result['samples']:,} rows)")
+
+
+_REALTEXT_NOTE = "real-text set (not trained on): words, sentences, short, ambiguous"
+
+
+def print_quality(sets: dict[str, dict], console: Console) -> None:
+    """Accuracy by text length and the harmful/fixed table of each evaluated set, 80 columns wide."""
+    lengths = Table(title="accuracy by text length (characters)", caption=_REALTEXT_NOTE, **NARROW)
+    for column in ("set", "rows", "all", *(name for name, _, _ in LENGTH_BUCKETS)):
+        lengths.add_column(column, justify="left" if column == "set" else "right")
+    for name, summary in sets.items():
+        buckets = summary["length_buckets"]
+        lengths.add_row(
+            name,
+            f"{summary['rows']:,}",
+            _accuracy(summary["accuracy"]),
+            *(_accuracy(buckets[bucket]["accuracy"]) for bucket, _, _ in LENGTH_BUCKETS),
+        )
+    console.print(lengths)
+    corrections = Table(title="corrections at a threshold t on the top probability", **NARROW)
+    corrections.add_column("set")
+    corrections.add_column("harm", justify="right")
+    corrections.add_column("fixed", justify="right")
+    for budget in HARMFUL_BUDGETS:
+        key = budget_key(budget)
+        corrections.add_column(f"t@{key}", justify="right")
+        corrections.add_column("fixed", justify="right")
+    for name, summary in sets.items():
+        cells = [name, _share(summary["harmful"]), _share(summary["fixed"])]
+        for budget in HARMFUL_BUDGETS:
+            found = summary["thresholds"][budget_key(budget)]
+            cells += ["—", "—"] if found is None else [f"{found['threshold']:.3f}", _share(found["fixed"])]
+        corrections.add_row(*cells)
+    console.print(corrections)
+    console.print(
+        "harm: correctly typed (ru/en/he) rows rewritten; fixed: wrong-layout rows\n"
+        "corrected to their class; t@0.1%: the lowest t keeping harm <= 0.1%",
+        style="dim",
+    )
 
 
 def run_evaluate(cfg: DictConfig) -> dict:
@@ -264,7 +349,22 @@ def run_evaluate(cfg: DictConfig) -> dict:
     console.print(f"data: {escape(str(data_text) + origin)}, {len(data.labels):,} rows", soft_wrap=True)
     result = evaluate(scorer, data, int(cfg.get("mistakes", MISTAKES_KEPT)))
     print_evaluation(result, console)
+    data_name = "synthetic" if data.texts is None else Path(str(data_text)).name
+    if len(data_name) > 16:
+        data_name = data_name[:15] + "…"
+    sets = {data_name: result["quality"]}
+    realtext = realtext_section(scorer) if cfg.get("realtext", True) else None
+    if realtext is not None:
+        sets.update({name: summary for name, summary in realtext["splits"].items()})
+    print_quality(sets, console)
+    if realtext is not None:
+        chosen = realtext["correction_threshold"]
+        console.print(
+            f"correction threshold {chosen['value']:.4f} (harm {_share(chosen['harmful'])}, fixed "
+            f"{_share(chosen['fixed'])} on real-text {THRESHOLD_SPLIT})"
+        )
     json_path, png_path = default_outputs(model_path, cfg.get("output_dir"))
+    curve_path = json_path.with_name(json_path.name.replace(".eval.json", ".eval_corrections.png"))
     from layoutnet.plots import save_confusion_matrix
 
     save_confusion_matrix(
@@ -272,12 +372,23 @@ def run_evaluate(cfg: DictConfig) -> dict:
         png_path,
         title=f"{model_path.name} on {Path(str(data_text)).name}: accuracy {result['accuracy']:.4f}",
     )
+    save_tradeoff_curve(
+        {name: summary for name, summary in sets.items() if name != "ambiguous"},
+        curve_path,
+        title=f"{model_path.name}: harmful corrections vs fixes by threshold",
+    )
     report = {
         "command": "evaluate",
         "model": scorer.describe(),
         "data": data.description,
         **result,
-        "paths": {"report": str(json_path), "confusion_matrix": str(png_path)},
+        "realtext": realtext,
+        "correction_threshold": None if realtext is None else realtext["correction_threshold"]["value"],
+        "paths": {
+            "report": str(json_path),
+            "confusion_matrix": str(png_path),
+            "corrections": str(curve_path),
+        },
         "timings": {"total_seconds": round(time.perf_counter() - started, 3)},
         "versions": versions(),
     }
@@ -285,6 +396,7 @@ def run_evaluate(cfg: DictConfig) -> dict:
     json_path.write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
     console.print(f"report: {escape(str(json_path))}", soft_wrap=True)
     console.print(f"confusion matrix: {escape(str(png_path))}", soft_wrap=True)
+    console.print(f"corrections curve: {escape(str(curve_path))}", soft_wrap=True)
     console.file.flush()
     print(f"accuracy={result['accuracy']:.6f}", flush=True)
     return report

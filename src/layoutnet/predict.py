@@ -38,23 +38,34 @@ class Prediction:
     text: str
     corrected: str
     top: list[tuple[str, float]]
+    threshold: float | None = None
 
     @property
     def label(self) -> str:
         return self.top[0][0]
 
+    @property
+    def held_back(self) -> bool:
+        """A correction the threshold stops: the top class says wrong layout, its probability is below."""
+        return self.threshold is not None and self.corrected != self.text and self.top[0][1] < self.threshold
+
     def line(self) -> str:
         ranked = ", ".join(f"{name} {p:.3f}" for name, p in self.top)
+        if self.held_back:
+            return f"{self.text} -> no change (below threshold {self.threshold:.3f}) | {ranked}"
         return f"{self.text} -> {self.corrected} | {ranked}"
 
     def as_json(self) -> str:
         payload = {
             "text": self.text,
-            "corrected": self.corrected,
+            "corrected": self.text if self.held_back else self.corrected,
             "class": self.label,
             "probability": round(self.top[0][1], 6),
             "top": [{"class": name, "probability": round(p, 6)} for name, p in self.top],
         }
+        if self.threshold is not None:
+            payload["threshold"] = self.threshold
+            payload["changed"] = payload["corrected"] != self.text
         return json.dumps(payload, ensure_ascii=False)
 
 
@@ -84,7 +95,7 @@ class Corrector:
 
 
 def predict_texts(
-    scorer: Scorer, corrector: Corrector, texts: Sequence[str], top_k: int = 3
+    scorer: Scorer, corrector: Corrector, texts: Sequence[str], top_k: int = 3, threshold: float | None = None
 ) -> list[Prediction]:
     if not texts:
         return []
@@ -94,7 +105,7 @@ def predict_texts(
     for text, row in zip(texts, probs, strict=True):
         order = np.argsort(-row, kind="stable")[:k]
         top = [(CLASSES[i], float(row[i])) for i in order]
-        results.append(Prediction(text, corrector.correct(text, top[0][0]), top))
+        results.append(Prediction(text, corrector.correct(text, top[0][0]), top, threshold))
     return results
 
 
@@ -118,6 +129,18 @@ def build_corrector(cfg: DictConfig) -> Corrector:
     return Corrector(layouts, chosen)
 
 
+def correction_threshold_for(cfg: DictConfig, scorer: Scorer) -> float | None:
+    """`threshold=` from the command line (`threshold=none`: no threshold), else the model's own: the
+    artifact's `correction_threshold` metadata, or the evaluate report next to the model file."""
+    from layoutnet.quality import parse_threshold, stored_threshold
+
+    given = cfg.get("threshold")
+    if given is not None:
+        return None if str(given).lower() == "none" else parse_threshold(given, "threshold")
+    found = stored_threshold(scorer.source, getattr(scorer, "metadata", None))
+    return None if found is None else found[0]
+
+
 def run_predict(cfg: DictConfig, stdin=None, out=None) -> list[Prediction]:
     out = out or sys.stdout
     fmt = cfg.get("format", "text")
@@ -127,12 +150,13 @@ def run_predict(cfg: DictConfig, stdin=None, out=None) -> list[Prediction]:
     if top_k < 1:
         raise ConfigError("top_k", top_k, "must be >= 1")
     scorer = load_scorer(cfg.get("model_path"), cfg.get("legacy"))
+    threshold = correction_threshold_for(cfg, scorer)
     corrector = build_corrector(cfg)
     text = cfg.get("text")
     batches: Iterable[list[str]] = [[str(text)]] if text is not None else _stdin_batches(stdin or sys.stdin)
     results: list[Prediction] = []
     for batch in batches:
-        for prediction in predict_texts(scorer, corrector, batch, top_k):
+        for prediction in predict_texts(scorer, corrector, batch, top_k, threshold):
             print(prediction.as_json() if fmt == "json" else prediction.line(), file=out, flush=True)
             results.append(prediction)
     return results

@@ -1,0 +1,211 @@
+"""The real-text development set: shipped with the package, balanced, script-clean, and never read by
+training (an audit hook watches every file a small training run opens)."""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+
+from layoutnet.contract import ALPHABET, CLASSES, LANGUAGES, split_class
+from layoutnet.quality import AMBIGUOUS, REALTEXT_SPLITS, load_realtext, realtext_dir
+
+from .conftest import REPO_ROOT
+
+SCRIPT_LETTERS = {
+    "en": set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"),
+    "ru": set("абвгдеёжзийклмнопрстуфхцчшщъыьэюяАБВГДЕЁЖЗИЙКЛМНОПРСТУФХЦЧШЩЪЫЬЭЮЯ"),
+    "he": set("אבגדהוזחטיכלמנסעפצקרשתךםןףץ"),
+}
+
+
+def test_every_split_is_balanced_over_the_nine_classes():
+    splits = load_realtext()
+    for name in REALTEXT_SPLITS:
+        counts = Counter(splits[name].labels.tolist())
+        assert sorted(counts) == list(range(len(CLASSES))), name
+        assert len(set(counts.values())) == 1 and min(counts.values()) >= 300, (name, counts)
+    assert len(splits[AMBIGUOUS]) > 0
+
+
+def test_texts_fit_their_split_and_the_contract_alphabet():
+    splits = load_realtext()
+    for name, split in splits.items():
+        for text in split.texts:
+            assert text and all(ch in ALPHABET for ch in text), (name, text)
+    assert all(2 <= len(t) <= 4 and " " not in t for t in splits["short"].texts)
+    assert all(20 <= len(t) <= 40 for t in splits["sentences"].texts)
+    assert all(1 <= len(t.split(" ")) <= 3 for t in splits["words"].texts)
+
+
+def test_correctly_typed_rows_are_in_their_own_script_and_wrong_rows_in_the_active_one():
+    # A correctly typed ru row has Cyrillic letters and no Latin or Hebrew; ru_from_en shows Latin letters.
+    for split in load_realtext(REALTEXT_SPLITS).values():
+        for text, label in zip(split.texts, split.labels, strict=True):
+            meant, active = split_class(CLASSES[label])
+            letters = {ch for ch in text if ch.isalpha()}
+            others = set().union(*(SCRIPT_LETTERS[lang] for lang in LANGUAGES if lang != active))
+            if meant == active or active != "he":  # Hebrew - PC types Latin capitals with Shift
+                assert letters and not letters & others, (text, CLASSES[label])
+
+
+def test_no_text_is_in_two_splits_or_twice_in_one_class():
+    splits = load_realtext()
+    for split in splits.values():
+        pairs = list(zip(split.texts, split.labels.tolist(), strict=True))
+        assert len(pairs) == len(set(pairs))
+    headline = {
+        (t, label)
+        for name in REALTEXT_SPLITS
+        for t, label in zip(splits[name].texts, splits[name].labels.tolist(), strict=True)
+    }
+    ambiguous = set(zip(splits[AMBIGUOUS].texts, splits[AMBIGUOUS].labels.tolist(), strict=True))
+    assert not headline & ambiguous
+
+
+def test_files_are_package_data_with_their_sources():
+    folder = realtext_dir()
+    assert (folder / "SOURCES.md").is_file()
+    pyproject = (REPO_ROOT / "pyproject.toml").read_text()
+    assert '"layoutnet.resources.realtext" = ["*.csv", "*.md"]' in pyproject
+    sources = (folder / "SOURCES.md").read_text()
+    for package in ("hunspell-en-us", "hunspell-ru", "hunspell-he", "django", "sphinx"):
+        assert package in sources
+
+
+def test_unknown_split_is_refused():
+    from layoutnet.errors import DataError
+
+    with pytest.raises(DataError, match="no real-text split"):
+        load_realtext(["nouns"])
+
+
+_OPENED: list[str] = []
+_RECORDING: list[bool] = [False]
+
+
+def _audit(event: str, args: tuple) -> None:
+    if _RECORDING[0] and event == "open" and args and isinstance(args[0], str | bytes):
+        _OPENED.append(args[0] if isinstance(args[0], str) else args[0].decode(errors="replace"))
+
+
+@pytest.mark.slow
+def test_training_never_opens_the_real_text_files(tmp_path):
+    """Train a few steps of the smoke experiment and of the default data config with an audit hook on
+    `open`: no file of the real-text folder is opened, while the training's own files are (the hook works)."""
+    from hydra import compose, initialize_config_dir
+
+    from layoutnet.config import CONF_DIR
+    from layoutnet.train import Run
+
+    sys.addaudithook(_audit)  # hooks cannot be removed; it records only while _RECORDING is on
+    folder = str(realtext_dir())
+    for data in ("tiny", "synthetic"):
+        run_dir = tmp_path / data
+        overrides = [
+            "+experiment=smoke",
+            f"data={data}",
+            "export=none",
+            "trainer.max_epochs=1",
+            "+trainer.limit_train_batches=3",
+            "+trainer.limit_val_batches=1",
+            "data.train_size=2048",
+            "data.val_size=512",
+            "data.test_size=512",
+        ]
+        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+            cfg = compose("train", overrides=overrides)
+        OmegaConf.set_struct(cfg, False)
+        cfg.paths.output_dir = str(run_dir)
+        cfg.callbacks.model_checkpoint.dirpath = str(run_dir / "checkpoints")
+        cfg.callbacks.on_exception_checkpoint.dirpath = str(run_dir / "checkpoints")
+        cfg.logger.csv.save_dir = str(run_dir)
+        cfg.callbacks.progress_bar = None
+        cfg.trainer.enable_progress_bar = False
+        _OPENED.clear()
+        _RECORDING[0] = True
+        try:
+            run = Run(cfg, run_dir)
+            run.prepare()
+            run.fit()
+        finally:
+            _RECORDING[0] = False
+        assert any(str(run_dir) in path for path in _OPENED), "the audit hook saw no file of the run"
+        touched = [path for path in _OPENED if folder in path or "realtext" in path]
+        assert not touched, f"training with data={data} opened real-text files: {touched}"
+
+
+def test_training_code_does_not_refer_to_the_real_text_set():
+    # The training side (data module, synthesizer, word lists, train) never names the set or quality.py.
+    sources = [*(REPO_ROOT / "src" / "layoutnet" / "data").glob("*.py"), REPO_ROOT / "src/layoutnet/train.py"]
+    for path in sources:
+        text = path.read_text(encoding="utf-8")
+        assert "realtext" not in text and "layoutnet.quality" not in text, path
+
+
+def test_overlap_with_the_training_vocabulary_is_partial():
+    """The set is not drawn from wordfreq: many of its words are absent from the training vocabularies
+    (common words overlap, as any two lists of real words do). The figure is printed for the record."""
+    from layoutnet.data.words import load_words
+
+    splits = load_realtext(["short", "words"])
+    vocab = {lang: set(load_words(lang, 30000).words) for lang in LANGUAGES}
+    for name, split in splits.items():
+        shares = {}
+        for lang in LANGUAGES:
+            words = [
+                w.lower()
+                for text, label in zip(split.texts, split.labels.tolist(), strict=True)
+                if CLASSES[label] == lang
+                for w in text.split(" ")
+            ]
+            shares[lang] = float(np.mean([w in vocab[lang] for w in words]))
+        print(f"{name}: share of correctly typed words in the training vocabulary: {shares}")
+        assert all(share < 0.9 for share in shares.values()), (name, shares)
+
+
+def _build_script():
+    import importlib.util
+
+    if "build_realtext" in sys.modules:
+        return sys.modules["build_realtext"]
+    path = REPO_ROOT / "scripts" / "build_realtext.py"
+    spec = importlib.util.spec_from_file_location("build_realtext", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["build_realtext"] = module  # dataclasses look their module up while the file runs
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_build_script_names_a_missing_source_package(tmp_path, capsys, shared_dir):
+    script = _build_script()
+    assert script.main(["--cache", str(tmp_path), "--no-download", "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "hunspell-en-us" in err and "1:2020.12.07-2" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_build_script_refuses_a_source_file_that_is_not_the_pinned_one(tmp_path):
+    script = _build_script()
+    source = script.SOURCES["django"]
+    (tmp_path / source.filename).write_bytes(b"not django")
+    with pytest.raises(script.BuildError, match="sha256"):
+        script.fetch(source, tmp_path, download=False)
+
+
+def test_build_script_reads_gettext_catalogues_and_cleans_running_text():
+    script = _build_script()
+    catalogue = (
+        '# comment\nmsgid ""\nmsgstr "Content-Type: text/plain"\n\n'
+        'msgid "Enter a valid %(name)s."\nmsgstr ""\n"Введите правильный "\n"%(name)s."\n\n'
+        'msgid "one"\nmsgid_plural "many"\nmsgstr[0] "один"\nmsgstr[1] "много"\n'
+    )
+    assert script.po_pairs(catalogue) == [
+        ("Enter a valid %(name)s.", ["Введите правильный %(name)s."]),
+        ("one", ["один", "много"]),
+    ]
+    assert script.clean_running("«Сохранить» — <b>{0}</b> файл") == '"Сохранить" - файл'
+    assert script.script_clean("Введите правильный", "ru") and not script.script_clean("Введите URL", "ru")
