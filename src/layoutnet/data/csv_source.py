@@ -72,6 +72,9 @@ def split_samples(
     return {name: (samples.ids[index], samples.labels[index]) for name, index in parts.items()}
 
 
+SYNTHETIC_ONLY = frozenset({"train_size", "val_size", "test_size"})
+
+
 class CsvSource(DataSource):
     """Samples of a `text,label` CSV file (`conf/data/csv.yaml`), split at random (fixed by `seed`)."""
 
@@ -85,8 +88,14 @@ class CsvSource(DataSource):
         batch_size: int = 512,
         eval_batch_size: int | None = None,
         seed: int = 0,
+        **synthetic_settings: object,
     ):
         super().__init__(batch_size, eval_batch_size, seed)
+        # Presets written for synthetic data (the smoke experiment's `data.train_size`) stay usable
+        # with `data=csv`: sizes come from the file and its fractions, so those settings do not apply.
+        unknown = sorted(set(synthetic_settings) - SYNTHETIC_ONLY)
+        if unknown:
+            raise ConfigError(unknown[0], synthetic_settings[unknown[0]], "not a setting of the csv source")
         if not path:
             raise ConfigError("path", path, "the csv source needs the CSV file: data.path=/path/to/file.csv")
         split_sizes(10**6, val_fraction, test_fraction)
