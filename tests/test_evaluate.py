@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 
 from layoutnet import evaluate as ev
 from layoutnet.contract import CLASSES, encode_batch
+from layoutnet.data import csvfile
 from layoutnet.errors import ConfigError, DataError
 from layoutnet.modelfile import open_model
 from layoutnet.models import CompactCNN
@@ -120,9 +121,9 @@ def test_csv_without_header_and_output_dir(tmp_path, capsys):
 def test_label_outside_the_classes_names_its_line(tmp_path):
     path = write_csv(tmp_path / "bad.csv", rows=[("hello", "en"), ("", "ru"), ("shalom", "he_from_xx")])
     with pytest.raises(DataError, match=r"line 4: label 'he_from_xx' is not one of the 9 classes"):
-        ev.read_labelled_csv(path)
-    texts, labels = ev.read_labelled_csv(write_csv(tmp_path / "ok.csv", rows=[("", "ru"), ("x", "EN")]))
-    assert texts == ["", "x"] and labels == [0, 1]
+        csvfile.read(path)
+    rows = csvfile.read(write_csv(tmp_path / "ok.csv", rows=[("", "ru"), ("x", "EN")]))
+    assert rows.texts == ["", "x"] and rows.labels == [0, 1]
 
 
 def test_missing_model_path_and_legacy_on_artifact_are_refused(tmp_path):

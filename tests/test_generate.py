@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,13 +14,14 @@ from hydra.utils import instantiate
 
 from layoutnet.config import build
 from layoutnet.contract import SEQ_LEN, encode_batch
-from layoutnet.data.csv_source import load_csv
+from layoutnet.data.csv_source import CsvSource, load_csv
 from layoutnet.data.datamodule import LayoutDataModule
 from layoutnet.data.synth import SynthConfig, Synthesizer
+from layoutnet.data.synthetic import SyntheticSource
 from layoutnet.errors import ConfigError
 from layoutnet.generate import UNKNOWN_CHAR, ids_to_texts, write_csv
 
-from .conftest import run_module
+from .conftest import REPO_ROOT, run_module
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -58,11 +62,11 @@ def test_write_csv_reads_back(tmp_path: Path) -> None:
 
 def test_configs_compose_and_instantiate() -> None:
     default = compose_generate("out=x.csv")
-    assert default.data._target_ == "layoutnet.data.datamodule.LayoutDataModule"
-    assert default.data.source == "synthetic" and default.data.val_size >= 5000
+    assert default.data._target_ == "layoutnet.data.synthetic.SyntheticSource"
+    assert default.data.val_size >= 5000
     assert set(default.data.languages) == {"en", "ru", "he"}
     module = instantiate(default.data)
-    assert isinstance(module, LayoutDataModule) and module.train_size == default.data.train_size
+    assert isinstance(module, SyntheticSource) and module.train_size == default.data.train_size
 
     tiny = compose_generate("out=x.csv", "data=tiny")
     assert tiny.data.train_size < 10_000 and tiny.data.languages.ru.vocab_size <= 5000
@@ -74,7 +78,7 @@ def test_configs_compose_and_instantiate() -> None:
 
     csv = compose_generate("out=x.csv", "data=csv", "data.path=/tmp/training_data.csv")
     module = instantiate(csv.data)
-    assert module.source == "csv" and module.path == "/tmp/training_data.csv"
+    assert isinstance(module, CsvSource) and module.path == "/tmp/training_data.csv"
 
 
 def test_generate_command_writes_a_csv_the_csv_source_loads(tmp_path: Path) -> None:
@@ -95,7 +99,7 @@ def test_generate_command_writes_a_csv_the_csv_source_loads(tmp_path: Path) -> N
     ids, labels = module.synthesizer().generate(700, seed=5)
     assert torch.equal(samples.ids, ids) and torch.equal(samples.labels, labels)
 
-    module = LayoutDataModule(source="csv", path=str(tmp_path / "samples.csv"), batch_size=64)
+    module = LayoutDataModule(CsvSource(path=str(tmp_path / "samples.csv"), batch_size=64))
     module.check()
     batch_ids, batch_labels = next(iter(module.train_dataloader()))
     assert batch_ids.shape == (64, SEQ_LEN) and batch_labels.shape == (64,)
@@ -105,12 +109,35 @@ def test_generate_command_writes_a_csv_the_csv_source_loads(tmp_path: Path) -> N
     ("args", "message"),
     [
         (["n=10"], "out"),
-        (["n=10", "out=x.csv", "data=csv", "data.path=y.csv"], "data.source='csv'"),
+        (["n=10", "out=x.csv", "data=csv", "data.path=y.csv"], "data._target_='layoutnet.data.csv_source"),
         (["n=0", "out=x.csv", "data=tiny"], "n=0"),
+        (["n=10", "out=sub", "data=tiny"], "out='sub': is a directory"),
+        (["n=10", "out=f.txt/x.csv", "data=tiny"], "is a file, not a directory"),
     ],
 )
 def test_generate_command_errors(tmp_path: Path, args: list[str], message: str) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "f.txt").write_text("a file")
     result = run_module("layoutnet.generate", list(args), cwd=tmp_path, timeout=120)
     assert result.returncode != 0
     assert message in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_generate_runs_without_lightning(tmp_path: Path) -> None:
+    # Issue 12.8: generate imports only what it uses; the synthetic source needs no Lightning.
+    code = (
+        "import atexit, runpy, sys\n"
+        "names = {'pytorch_lightning', 'lightning'}\n"
+        "loaded = lambda: sorted({m.split('.')[0] for m in sys.modules} & names)\n"
+        "atexit.register(lambda: print('lightning modules:', loaded()))\n"
+        "sys.argv = ['generate', 'n=5', 'out=x.csv', 'data=tiny']\n"
+        "runpy.run_module('layoutnet.generate', run_name='__main__')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "src")}
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert "wrote 5 samples" in result.stdout and "lightning modules: []" in result.stdout

@@ -142,10 +142,20 @@ def test_training_never_opens_the_real_text_files(tmp_path):
 
 def test_training_code_does_not_refer_to_the_real_text_set():
     # The training side (data module, synthesizer, word lists, train) never names the set or quality.py.
-    sources = [*(REPO_ROOT / "src" / "layoutnet" / "data").glob("*.py"), REPO_ROOT / "src/layoutnet/train.py"]
+    # The evaluation-only real-text source and the allowlist naming it are the exceptions; that source
+    # refuses to give training batches.
+    evaluation_only = {"realtext_source.py", "sources.py", "__init__.py"}
+    data_dir = REPO_ROOT / "src" / "layoutnet" / "data"
+    sources = [p for p in data_dir.glob("*.py") if p.name not in evaluation_only]
+    sources.append(REPO_ROOT / "src/layoutnet/train.py")
     for path in sources:
         text = path.read_text(encoding="utf-8")
         assert "realtext" not in text and "layoutnet.quality" not in text, path
+    from layoutnet.data.realtext_source import RealTextSource
+    from layoutnet.errors import DataError
+
+    with pytest.raises(DataError, match="evaluation only"):
+        RealTextSource().train_batches(lambda: 0)
 
 
 def test_overlap_with_the_training_vocabulary_is_partial():

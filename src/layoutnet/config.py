@@ -60,12 +60,6 @@ def to_plain(node: Any) -> Any:
     return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
 
 
-KNOWN_DATA_SOURCES: tuple[str, ...] = ("layoutnet.data.datamodule.LayoutDataModule",)
-"""`_target_` strings of layoutnet's own data configs. A data config read back from a run directory
-(`config_resolved.yaml`) is built only when its `_target_` is one of these (a string compare) and
-nothing below it names code. To be replaced by `layoutnet.data.sources.KNOWN_SOURCES`."""
-
-
 def build_from_file(node: Any, path: str, source: str, known: tuple[str, ...]) -> Any:
     """Build a config node that was read from a file someone else wrote (a run's
     `config_resolved.yaml`): its `_target_` must be one of `known` and no other `_target_` may appear

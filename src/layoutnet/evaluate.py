@@ -9,7 +9,6 @@ printed is `accuracy=<float>`.
 
 from __future__ import annotations
 
-import csv
 import json
 import time
 from dataclasses import dataclass
@@ -26,8 +25,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from layoutnet.cli import exit_on_user_error
-from layoutnet.config import CONF_DIR, KNOWN_DATA_SOURCES, build, build_from_file, check_output_dir
-from layoutnet.contract import CLASS_TO_ID, CLASSES, decode, encode_batch
+from layoutnet.config import CONF_DIR, build, build_from_file, check_output_dir
+from layoutnet.contract import CLASSES, decode
+from layoutnet.data import csvfile
+from layoutnet.data.sources import KNOWN_SOURCES
 from layoutnet.errors import ConfigError, DataError
 from layoutnet.metrics import classification_summary, softmax
 from layoutnet.modelfile import Scorer, open_model
@@ -68,57 +69,13 @@ class EvalData:
         return self.texts[index] if self.texts is not None else decode(self.ids[index])
 
 
-def _parse_label(value: str, where: str) -> int:
-    name = value.strip()
-    if name in CLASS_TO_ID:
-        return CLASS_TO_ID[name]
-    if name.lower() in CLASS_TO_ID:
-        return CLASS_TO_ID[name.lower()]
-    raise DataError(f"{where}: label {value!r} is not one of the 9 classes ({', '.join(CLASSES)})")
-
-
-def read_labelled_csv(path: str | Path) -> tuple[list[str], list[int]]:
-    """(texts, class ids) of a CSV with a `text` and a `label` column.
-
-    A header row naming `text` and `label` is optional (without one the first two columns are text and
-    label). Empty text is a valid input. A label outside the 9 classes is refused, naming its line.
-    """
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise DataError(f"data_path {path} not found; give a CSV file with the columns text,label")
-    try:
-        raw = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path} is not UTF-8 text ({exc}); save the CSV as UTF-8") from exc
-    rows = list(csv.reader(raw.splitlines(keepends=True)))
-    if not rows:
-        raise DataError(f"{path} is empty; expected rows of text,label")
-    text_col, label_col, start = 0, 1, 0
-    header = [cell.strip().lower() for cell in rows[0]]
-    if "label" in header and "text" in header:
-        text_col, label_col, start = header.index("text"), header.index("label"), 1
-    texts: list[str] = []
-    labels: list[int] = []
-    for number, row in enumerate(rows[start:], start=start + 1):
-        where = f"{path}, line {number}"
-        if not row:
-            continue  # a blank line, not a row with empty text (that is written `,label`)
-        if len(row) <= max(text_col, label_col):
-            raise DataError(f"{where}: expected the columns text,label, got {row!r}")
-        labels.append(_parse_label(row[label_col], where))
-        texts.append(row[text_col])
-    if not texts:
-        raise DataError(f"{path} has no rows of text,label")
-    return texts, labels
-
-
 def csv_data(path: str | Path) -> EvalData:
-    texts, labels = read_labelled_csv(path)
+    rows = csvfile.read(path)
     return EvalData(
-        encode_batch(texts),
-        torch.tensor(labels, dtype=torch.long),
-        texts,
-        {"source": "csv", "path": str(Path(path).expanduser()), "rows": len(texts)},
+        rows.ids(),
+        rows.label_tensor(),
+        rows.texts,
+        {"source": "csv", "path": str(rows.path), "rows": len(rows)},
     )
 
 
@@ -154,7 +111,7 @@ def generated_test_data(cfg: DictConfig, model_path: Path | None = None) -> Eval
     if data_cfg is None:
         raise ConfigError("data", None, "no data config to generate a test set from; pass data_path=<csv>")
     if found is not None and origin == str(found[1]):
-        datamodule = build_from_file(data_cfg, "data", origin, KNOWN_DATA_SOURCES)
+        datamodule = build_from_file(data_cfg, "data", origin, tuple(KNOWN_SOURCES))
     else:
         datamodule = build(data_cfg, "data")
     if hasattr(datamodule, "check"):

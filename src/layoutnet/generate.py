@@ -1,21 +1,23 @@
 """`python -m layoutnet.generate n=100000 out=path.csv [seed=...] [data.*=...]`: synthetic samples as CSV.
 
-The CSV has the header `text,label`, the format the csv data source (and the app's old
-`training_data.csv`) uses. Each text is the decoded ids of a sample: trailing padding is dropped and an
-id 0 inside the text (a character outside the alphabet, such as a Hebrew geresh) is written as U+FFFD,
-which encodes back to 0, so reading the file back yields the same ids.
+The CSV is the one `text,label` format (`layoutnet.data.csvfile`) that the csv data source, evaluate
+and the app's old `training_data.csv` use; it reads back identically. Each text is the decoded ids of a
+sample: trailing padding is dropped and an id 0 inside the text (a character outside the alphabet, such
+as a Hebrew geresh) is written as U+FFFD, which encodes back to 0, so reading it back gives the same ids.
 """
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from layoutnet.contract import ALPHABET, CLASSES, PAD_ID, SEQ_LEN
+from layoutnet.contract import ALPHABET, PAD_ID, SEQ_LEN
+from layoutnet.data import csvfile
 from layoutnet.errors import ConfigError
+
+SYNTHETIC_SOURCE = "layoutnet.data.synthetic.SyntheticSource"
 
 UNKNOWN_CHAR = "\ufffd"
 """Written for an id 0 inside a text; outside the alphabet, so it encodes back to 0."""
@@ -41,12 +43,11 @@ def ids_to_texts(ids: torch.Tensor) -> list[str]:
 
 
 def write_csv(synth, n: int, seed: int, out: Path, progress: bool | None = None) -> int:
-    """Write `n` samples of stream `seed` to `out`; returns the number of rows written."""
-    out.parent.mkdir(parents=True, exist_ok=True)
+    """Write `n` samples of stream `seed` to `out` in the one `text,label` format (`data/csvfile.py`);
+    returns the number of rows written. The file appears only once complete (a failed write leaves any
+    older file at `out` as it was)."""
     show = n >= _PROGRESS_FROM if progress is None else progress
-    with out.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["text", "label"])
+    with csvfile.open_for_writing(out) as handle:
         chunks = synth.iter_chunks(n, seed)
         if show:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -60,34 +61,45 @@ def write_csv(synth, n: int, seed: int, out: Path, progress: bool | None = None)
             with Progress(*columns, transient=True) as bar:
                 task = bar.add_task(out.name, total=n)
                 for _, ids, labels in chunks:
-                    writer.writerows(
-                        zip(ids_to_texts(ids), (CLASSES[i] for i in labels.tolist()), strict=True)
-                    )
+                    csvfile.write_rows(handle, ids_to_texts(ids), labels.tolist())
                     bar.advance(task, ids.shape[0])
         else:
             for _, ids, labels in chunks:
-                writer.writerows(zip(ids_to_texts(ids), (CLASSES[i] for i in labels.tolist()), strict=True))
+                csvfile.write_rows(handle, ids_to_texts(ids), labels.tolist())
     return n
 
 
-def _run(cfg) -> None:
+def _output_path(out: object) -> Path:
+    """The CSV path of `out=`, refused before any sample is made when it cannot be written."""
     from hydra.utils import to_absolute_path
+
+    path = Path(to_absolute_path(str(out)))
+    if path.is_dir() or str(out).endswith(("/", "\\")):
+        raise ConfigError("out", str(out), "is a directory; give the CSV file to write, e.g. out=samples.csv")
+    parent = next((p for p in path.parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise ConfigError("out", str(out), f"{parent} is a file, not a directory; choose another path")
+    return path
+
+
+def _run(cfg) -> None:
     from omegaconf import OmegaConf
 
     from layoutnet.config import build
 
     if OmegaConf.is_missing(cfg, "out"):
         raise ConfigError("out", None, "required: the CSV file to write, e.g. out=samples.csv")
-    n, out = cfg.n, cfg.out
-    if not isinstance(n, int) or n < 1:
+    n = cfg.n
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise ConfigError("n", n, "must be a positive number of samples")
-    if cfg.data.get("source", "synthetic") != "synthetic":
-        raise ConfigError("data.source", cfg.data.source, "generate makes synthetic samples", ["synthetic"])
-    datamodule = build(cfg.data, "data")
-    datamodule.check()
-    seed = datamodule.seed if cfg.seed is None else int(cfg.seed)
-    path = Path(to_absolute_path(str(out)))
-    write_csv(datamodule.synthesizer(), n, seed, path)
+    target = cfg.data.get("_target_")
+    if target != SYNTHETIC_SOURCE:
+        raise ConfigError("data._target_", target, "generate makes synthetic samples", [SYNTHETIC_SOURCE])
+    path = _output_path(cfg.out)
+    source = build(cfg.data, "data")
+    source.check()
+    seed = source.seed if cfg.seed is None else int(cfg.seed)
+    write_csv(source.synthesizer(), n, seed, path)
     print(f"wrote {n} samples (seed {seed}) to {path}")
 
 

@@ -14,7 +14,6 @@ This module imports no Lightning.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -26,6 +25,7 @@ import numpy as np
 import torch
 
 from layoutnet.contract import CLASS_TO_ID, LANGUAGES, encode_batch
+from layoutnet.data import csvfile
 from layoutnet.errors import ConfigError, DataError
 
 REALTEXT_SPLITS: tuple[str, ...] = ("words", "sentences", "short")
@@ -86,15 +86,8 @@ def _read_split(name: str, path: Path) -> LabelledSplit:
             f"real-text file {path} is missing; reinstall layoutnet or rebuild it with "
             "`python scripts/build_realtext.py`"
         )
-    texts: list[str] = []
-    labels: list[int] = []
-    with path.open(encoding="utf-8", newline="") as handle:
-        for number, row in enumerate(csv.DictReader(handle), start=2):
-            label = row.get("label")
-            if label not in CLASS_TO_ID or row.get("text") is None:
-                raise DataError(f"{path}, line {number}: expected text,label with a class name, got {row!r}")
-            texts.append(row["text"])
-            labels.append(CLASS_TO_ID[label])
+    rows = csvfile.read(path)  # the one text,label format
+    texts, labels = rows.texts, rows.labels
     return LabelledSplit(name, texts, np.asarray(labels, dtype=np.int64), path)
 
 

@@ -106,7 +106,9 @@ class Run:
         self.module = build(cfg.model, "model")
         if cfg.get("ckpt_path"):
             check_resume_checkpoint(cfg.ckpt_path, self.module.net, self.module.net_spec)
-        self.datamodule = build(cfg.data, "data")
+        from layoutnet.data.datamodule import as_datamodule
+
+        self.datamodule = as_datamodule(build(cfg.data, "data"))
         self.datamodule.check()
         if cfg.get("init_from"):
             from layoutnet.legacy import init_from_legacy

@@ -1,6 +1,7 @@
-"""Training data: word lists, the vectorised synthesizer, the CSV source and the Lightning data module.
+"""Training data: data sources (synthetic, CSV, real text), the one `text,label` CSV format, the
+vectorised synthesizer, word lists and the Lightning wrapper.
 
-Names are imported on first use, so `from layoutnet.data import Synthesizer` does not load Lightning.
+Names are imported on first use, so `from layoutnet.data import SyntheticSource` does not load Lightning.
 """
 
 from __future__ import annotations
@@ -10,6 +11,10 @@ from typing import Any
 
 _EXPORTS = {
     "LayoutDataModule": "layoutnet.data.datamodule",
+    "DataSource": "layoutnet.data.sources",
+    "KNOWN_SOURCES": "layoutnet.data.sources",
+    "SyntheticSource": "layoutnet.data.synthetic",
+    "CsvSource": "layoutnet.data.csv_source",
     "Synthesizer": "layoutnet.data.synth",
     "SynthConfig": "layoutnet.data.synth",
     "WordList": "layoutnet.data.words",

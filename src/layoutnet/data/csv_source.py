@@ -1,17 +1,20 @@
-"""Labelled samples from a CSV file with a `text,label` header (the app's `training_data.csv` format)."""
+"""The CSV source: labelled samples from a `text,label` file (the app's `training_data.csv` format),
+read by `layoutnet.data.csvfile` (the one reader of that format) and split train/val/test at random."""
 
 from __future__ import annotations
 
-import csv
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from layoutnet.contract import CLASS_TO_ID, CLASSES, encode_batch
+from layoutnet.contract import CLASSES, NUM_CLASSES
+from layoutnet.data import csvfile
+from layoutnet.data.batches import ShuffledBatches
+from layoutnet.data.sources import Batch, DataSource
 from layoutnet.errors import ConfigError, DataError
-
-REQUIRED_COLUMNS = ("text", "label")
 
 
 @dataclass(frozen=True)
@@ -27,58 +30,9 @@ class CsvSamples:
 
 
 def load_csv(path: str | Path) -> CsvSamples:
-    """Every row of the file, encoded. Any unusable row stops the load with a DataError naming its line."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(
-            f"CSV file {path} not found; give the path of a file with a `text,label` header (data.path=...)"
-        )
-    texts: list[str] = []
-    labels: list[int] = []
-    try:
-        with path.open(encoding="utf-8-sig", newline="") as handle:
-            reader = csv.DictReader(handle)
-            columns = reader.fieldnames
-            if columns is None:
-                raise DataError(
-                    f"CSV file {path} is empty; it needs a `text,label` header and one row per sample"
-                )
-            missing = [name for name in REQUIRED_COLUMNS if name not in columns]
-            if missing:
-                raise DataError(
-                    f"CSV file {path} has no column {', '.join(map(repr, missing))} (its header is "
-                    f"{','.join(columns)}); the first line must be the header `text,label`"
-                )
-            for row_no, row in enumerate(reader, start=1):
-                text, label = row["text"], row["label"]
-                if label is None or text is None:
-                    raise DataError(
-                        f"{_where(path, row_no, reader)}: the row has fewer fields than the header; "
-                        "quote texts that contain commas"
-                    )
-                label = label.strip()
-                if label not in CLASS_TO_ID:
-                    raise DataError(
-                        f"{_where(path, row_no, reader)}: unknown label {label!r}; labels must be one of "
-                        f"{', '.join(CLASSES)}. Fix or remove that row"
-                    )
-                if not text.strip():
-                    raise DataError(
-                        f"{_where(path, row_no, reader)}: empty text; remove that row or give it a text"
-                    )
-                texts.append(text)
-                labels.append(CLASS_TO_ID[label])
-    except UnicodeDecodeError as err:
-        raise DataError(f"CSV file {path} is not UTF-8 ({err}); save it as UTF-8") from err
-    except csv.Error as err:
-        raise DataError(f"CSV file {path} is not valid CSV ({err}); check its quoting") from err
-    if not texts:
-        raise DataError(f"CSV file {path} has a header but no rows; add samples")
-    return CsvSamples(path=path, ids=encode_batch(texts), labels=torch.tensor(labels, dtype=torch.long))
-
-
-def _where(path: Path, row_no: int, reader: csv.DictReader) -> str:
-    return f"CSV file {path}, row {row_no} (line {reader.line_num})"
+    """Every row of a `text,label` file, encoded (the rules are `layoutnet.data.csvfile`'s)."""
+    rows = csvfile.read(path)
+    return CsvSamples(path=rows.path, ids=rows.ids(), labels=rows.label_tensor())
 
 
 def split_sizes(n: int, val_fraction: float, test_fraction: float) -> tuple[int, int, int]:
@@ -116,3 +70,69 @@ def split_samples(
         "test": order[n_train + n_val :],
     }
     return {name: (samples.ids[index], samples.labels[index]) for name, index in parts.items()}
+
+
+SYNTHETIC_ONLY = frozenset({"train_size", "val_size", "test_size"})
+
+
+class CsvSource(DataSource):
+    """Samples of a `text,label` CSV file (`conf/data/csv.yaml`), split at random (fixed by `seed`)."""
+
+    name = "csv"
+
+    def __init__(
+        self,
+        path: str | None = None,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.1,
+        batch_size: int = 512,
+        eval_batch_size: int | None = None,
+        seed: int = 0,
+        **synthetic_settings: object,
+    ):
+        super().__init__(batch_size, eval_batch_size, seed)
+        # Presets written for synthetic data (the smoke experiment's `data.train_size`) stay usable
+        # with `data=csv`: sizes come from the file and its fractions, so those settings do not apply.
+        unknown = sorted(set(synthetic_settings) - SYNTHETIC_ONLY)
+        if unknown:
+            raise ConfigError(unknown[0], synthetic_settings[unknown[0]], "not a setting of the csv source")
+        if not path:
+            raise ConfigError("path", path, "the csv source needs the CSV file: data.path=/path/to/file.csv")
+        split_sizes(10**6, val_fraction, test_fraction)
+        self.path = path
+        self.val_fraction, self.test_fraction = val_fraction, test_fraction
+        self._samples: CsvSamples | None = None
+        self._train: Batch | None = None
+
+    def samples(self) -> CsvSamples:
+        if self._samples is None:
+            samples = load_csv(self.path)
+            split_sizes(len(samples), self.val_fraction, self.test_fraction)
+            self._samples = samples
+        return self._samples
+
+    def _prepare(self) -> None:
+        self.samples()
+
+    def _splits(self) -> dict[str, Batch]:
+        return split_samples(self.samples(), self.val_fraction, self.test_fraction, self.seed)
+
+    def train_batches(self, epoch: Callable[[], int]) -> ShuffledBatches:
+        self.setup()
+        assert self._ready is not None
+        ids, labels = self._ready["train"]
+        return ShuffledBatches(ids, labels, self.batch_size, self.seed, epoch)
+
+    def _describe(self) -> dict[str, Any]:
+        samples = self.samples()
+        n_train, n_val, n_test = split_sizes(len(samples), self.val_fraction, self.test_fraction)
+        counts = torch.bincount(samples.labels, minlength=NUM_CLASSES).tolist()
+        present = [name for name, count in zip(CLASSES, counts, strict=True) if count]
+        return {
+            "path": str(samples.path),
+            "sizes": {"total": len(samples), "train": n_train, "val": n_val, "test": n_test},
+            "fractions": {"val": self.val_fraction, "test": self.test_fraction},
+            "seeds": {"split": self.seed, "shuffle": f"{self.seed} + epoch"},
+            "languages": sorted({lang for name in present for lang in name.split("_from_")}),
+            "class_counts": dict(zip(CLASSES, counts, strict=True)),
+        }

@@ -228,14 +228,20 @@ class Synthesizer:
                     )
 
     def _build_tables(self, used_layouts: list) -> None:
+        """Every lookup table `_synthesize` indexes, built once per synthesizer, step by step."""
+        self._build_draw_tables()
+        self._build_label_table()
+        self._build_conversion_tables()
+        self._build_case_tables()
+        self._build_typo_tables(used_layouts)
+        self._build_punctuation_tables(used_layouts)
+        self._build_word_tables()
+
+    def _build_draw_tables(self) -> None:
+        """Meant language, wrong-layout partner language, layout variant: cumulative tables to draw from."""
         cfg = self.config
         specs = cfg.languages
         n_lang = len(specs)
-        n_layouts = len(self.layout_ids)
-        size = len(self.charset)
-        layout_index = {lid: i for i, lid in enumerate(self.layout_ids)}
-
-        # Meant language, wrong-layout partner language, layout variants.
         self._lang_cdf = _cdf_rows([[spec.weight for spec in specs]])
         partner_rows, self._wrong_share = [], []
         for spec in specs:
@@ -254,12 +260,17 @@ class Synthesizer:
             [list(spec.layouts.values()) + [0.0] * (max_variants - len(spec.layouts)) for spec in specs]
         )
         self._max_variants = max_variants
+        layout_index = {lid: i for i, lid in enumerate(self.layout_ids)}
         variant_global = torch.zeros(n_lang * max_variants, dtype=torch.long)
         for li, spec in enumerate(specs):
             for vi, lid in enumerate(spec.layouts):
                 variant_global[li * max_variants + vi] = layout_index[lid]
         self._variant_global = variant_global
 
+    def _build_label_table(self) -> None:
+        """Class id of each (meant language, active language) pair."""
+        specs = self.config.languages
+        n_lang = len(specs)
         labels = torch.zeros(n_lang * n_lang, dtype=torch.long)
         for mi, meant in enumerate(specs):
             for ai, active in enumerate(specs):
@@ -270,7 +281,9 @@ class Synthesizer:
                 ]
         self._label_table = labels
 
-        # Conversion tables: charset id -> contract id, per (meant layout, active layout).
+    def _build_conversion_tables(self) -> None:
+        """Charset id -> contract id of the same key, per (meant layout, active layout)."""
+        n_layouts, size = len(self.layout_ids), len(self.charset)
         conv = torch.zeros((n_layouts, n_layouts, size), dtype=torch.long)
         for mi, meant_id in enumerate(self.layout_ids):
             for ai, active_id in enumerate(self.layout_ids):
@@ -278,7 +291,9 @@ class Synthesizer:
         self._conv = conv.reshape(-1).to(torch.int32)
         self._charset_size = size
 
-        # Case tables over the charset.
+    def _build_case_tables(self) -> None:
+        """Upper case and swapped case of each charset id (itself when outside the charset)."""
+        size = len(self.charset)
         upper = torch.arange(size)
         swap = torch.arange(size)
         for i, ch in enumerate(self.charset.chars):
@@ -291,32 +306,29 @@ class Synthesizer:
                 swap[i] = self.charset.id(sw)
         self._upper, self._swapcase = upper.to(torch.int32), swap.to(torch.int32)
 
-        # Neighbouring-key typos and punctuation, per layout.
-        nb_lists: list[list[list[int]]] = []
-        punct_lists: list[list[int]] = []
-        for layout in used_layouts:
-            per_char: list[list[int]] = [[] for _ in range(size)]
-            for key in KEYS:
-                for shifted, level in ((False, layout.normal), (True, layout.shift)):
-                    out = level.get(key)
-                    if (
-                        not out
-                        or len(out) != 1
-                        or out not in self.charset
-                        or layout.locate(out) != (key, shifted)
-                    ):
-                        continue
-                    for other in neighbour_keys(key):
-                        near = level.get(other)
-                        if near and len(near) == 1 and near in self.charset:
-                            per_char[self.charset.id(out)].append(self.charset.id(near))
-            nb_lists.append(per_char)
-            punct = sorted(
-                self.charset.id(ch)
-                for ch in layout.chars()
-                if ch in self.charset and unicodedata.category(ch)[0] in "NPS"
-            )
-            punct_lists.append(punct or [self.charset.id(".")])
+    def _neighbours(self, layout) -> list[list[int]]:
+        """Per charset id: the ids on the physically neighbouring keys of `layout` (same shift level)."""
+        per_char: list[list[int]] = [[] for _ in range(len(self.charset))]
+        for key in KEYS:
+            for shifted, level in ((False, layout.normal), (True, layout.shift)):
+                out = level.get(key)
+                if (
+                    not out
+                    or len(out) != 1
+                    or out not in self.charset
+                    or layout.locate(out) != (key, shifted)
+                ):
+                    continue
+                for other in neighbour_keys(key):
+                    near = level.get(other)
+                    if near and len(near) == 1 and near in self.charset:
+                        per_char[self.charset.id(out)].append(self.charset.id(near))
+        return per_char
+
+    def _build_typo_tables(self, used_layouts: list) -> None:
+        """Neighbouring-key typos: a padded [layout, char, neighbour] table and the count of each cell."""
+        nb_lists = [self._neighbours(layout) for layout in used_layouts]
+        n_layouts, size = len(used_layouts), len(self.charset)
         width = max(1, max(len(c) for per_char in nb_lists for c in per_char))
         nb = torch.zeros((n_layouts, size, width), dtype=torch.long)
         nb_count = torch.zeros((n_layouts, size), dtype=torch.long)
@@ -328,16 +340,28 @@ class Synthesizer:
         self._nb = nb.reshape(-1).to(torch.int32)
         self._nb_width = width
         self._nb_count = nb_count.reshape(-1)
+
+    def _build_punctuation_tables(self, used_layouts: list) -> None:
+        """Digits, punctuation and symbols each layout types: a padded [layout, k] table and counts."""
+        punct_lists = []
+        for layout in used_layouts:
+            punct = sorted(
+                self.charset.id(ch)
+                for ch in layout.chars()
+                if ch in self.charset and unicodedata.category(ch)[0] in "NPS"
+            )
+            punct_lists.append(punct or [self.charset.id(".")])
         pwidth = max(len(p) for p in punct_lists)
-        punct = torch.zeros((n_layouts, pwidth), dtype=torch.long)
+        punct = torch.zeros((len(used_layouts), pwidth), dtype=torch.long)
         for li, p in enumerate(punct_lists):
             punct[li, : len(p)] = torch.tensor(p)
         self._punct = punct.reshape(-1).to(torch.int32)
         self._punct_width = pwidth
         self._punct_count = torch.tensor([len(p) for p in punct_lists], dtype=torch.long)
 
-        # Words: one table [V_total, W + 1] with a space after each word (then a zero block), and
-        # per-language alias tables for drawing words by weight.
+    def _build_word_tables(self) -> None:
+        """Words: one table [V_total, W + 1] with a space after each word (then a zero block), per-language
+        alias tables for drawing words by weight, and the word-count distribution."""
         encoded = [wl.encode(self.charset) for wl in self.wordlists.values()]
         width = max(ids.shape[1] for ids, _ in encoded)
         space = self.charset.id(" ")
@@ -367,7 +391,7 @@ class Synthesizer:
         self._word_alias = torch.cat(aliases)
         self._vocab_sizes = torch.tensor(sizes, dtype=torch.float64)
         self._vocab_offsets = torch.tensor(offsets, dtype=torch.long)
-        self._count_cdf = _cdf_rows([cfg.word_count_weights])
+        self._count_cdf = _cdf_rows([self.config.word_count_weights])
 
     # Facts ------------------------------------------------------------------------------------------
     def expected_class_shares(self) -> dict[str, float]:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from layoutnet.contract import CHAR_TO_ID, PAD_ID, SEQ_LEN
@@ -88,11 +90,17 @@ class WordList:
         """(ids int64 [V, max word length], lengths int64 [V]) of the words, cut to `max_len` characters."""
         charset = charset or Charset()
         width = max(1, min(max_len, max((len(w) for w in self.words), default=1)))
-        rows = [charset.encode(word[:width]) for word in self.words]
-        lengths = torch.tensor([len(row) for row in rows], dtype=torch.long)
-        ids = torch.tensor([row + [PAD_ID] * (width - len(row)) for row in rows], dtype=torch.long)
-        ids = ids.reshape(len(rows), width)
-        return ids, lengths
+        cut = [word[:width] for word in self.words]
+        lengths = np.fromiter(map(len, cut), dtype=np.int64, count=len(cut))
+        # All words as one array of code points, each distinct code point looked up once.
+        points = np.frombuffer("".join(cut).encode("utf-32-le"), dtype=np.uint32)
+        distinct, inverse = np.unique(points, return_inverse=True)
+        table = np.array([charset.id(chr(cp)) for cp in distinct.tolist()], dtype=np.int64)
+        ids = np.full((len(cut), width), PAD_ID, dtype=np.int64)
+        row = np.repeat(np.arange(len(cut)), lengths)
+        column = np.arange(points.size) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        ids[row, column] = table[inverse.reshape(-1)]
+        return torch.from_numpy(ids), torch.from_numpy(lengths)
 
 
 def load_words(
@@ -122,10 +130,10 @@ def _load_words(
     words: list[str] = []
     freqs: list[float] = []
     seen: set[str] = set()
+    allowed = [ch for ch in letters if not builtin or ch in CHAR_TO_ID]
+    clean = re.compile("[" + "".join(re.escape(ch) for ch in sorted(allowed)) + "]+").fullmatch
     for word, freq in _iter_frequencies(language):
-        if not word or word in seen or not all(ch in letters for ch in word):
-            continue
-        if builtin and not all(ch in CHAR_TO_ID for ch in word):
+        if not word or word in seen or not clean(word):
             continue
         # A word made only of the extra characters (a lone apostrophe) is no word.
         if extra_letters and all(ch in extra_letters for ch in word):
@@ -148,10 +156,9 @@ def extra_chars(wordlists: Iterable[WordList], layouts: Iterable[object] = ()) -
     """Characters of the word lists and layouts outside the contract alphabet, in first-seen order."""
     seen: dict[str, None] = {}
     for wordlist in wordlists:
-        for word in wordlist.words:
-            for ch in word:
-                if ch not in CHAR_TO_ID:
-                    seen[ch] = None
+        for ch in dict.fromkeys("".join(wordlist.words)):  # distinct characters, first-seen order
+            if ch not in CHAR_TO_ID:
+                seen[ch] = None
     for layout in layouts:
         for ch in sorted(layout.chars()):  # type: ignore[attr-defined]
             if ch not in CHAR_TO_ID:
