@@ -366,3 +366,17 @@ def test_corrupted_artifact_fails_parity_and_good_artifact_stays(tmp_path, fmt, 
     failed = list((tmp_path / "failed").iterdir())
     assert len(failed) == 1 and "parity failed" in (failed[0] / "reason.txt").read_text()
     assert (failed[0] / target.name).exists()
+
+
+def test_export_measures_the_correction_threshold_on_the_real_text_words(tmp_path):
+    from layoutnet.export.executor import read_spec
+    from layoutnet.quality import correction_threshold
+
+    model = FAMILIES["compact_cnn"]().eval()
+    result = export_model(model, settings("neuralnetwork"), tmp_path, ModelInfo())
+    expected = correction_threshold(model)
+    assert float(result.app_metadata["correction_threshold"]) == expected
+    spec, _ = read_spec(tmp_path / "LayoutClassifier.mlmodel")
+    assert float(spec.description.metadata.userDefined["correction_threshold"]) == expected
+    vectors = json.loads((tmp_path / "parity_vectors.json").read_text())
+    assert float(vectors["app_metadata"]["correction_threshold"]) == expected

@@ -198,6 +198,16 @@ class _Steps:
                 )
 
 
+def _app_metadata(model: nn.Module, settings: ExportSettings, info: ModelInfo) -> dict[str, str]:
+    """What the app reads from the artifact: the correction threshold measured on the real-text set
+    (harmful corrections <= 0.1%, `layoutnet.quality`), unless the settings or the caller give one."""
+    from layoutnet.quality import app_metadata
+
+    given = {str(k): str(v) for k, v in {**settings.app_metadata, **info.app_metadata}.items()}
+    measured = {} if "correction_threshold" in given else app_metadata(model.eval().cpu())
+    return {**measured, **given}
+
+
 def export_model(
     model: nn.Module,
     settings: ExportSettings,
@@ -221,7 +231,7 @@ def export_model(
         compression=settings.compression,
         app_precision=settings.app_precision,
         weights=info.source or None,
-        app_metadata={str(k): str(v) for k, v in {**settings.app_metadata, **info.app_metadata}.items()},
+        app_metadata=_app_metadata(model, settings, info),
         settings=settings.as_dict(),
     )
     started = time.perf_counter()
