@@ -98,6 +98,48 @@ def _artifact_with_input_length_19(tmp: Path) -> dict[str, str]:
     return {"artifact": str(path)}
 
 
+def _ml_program(tmp: Path) -> Path:
+    from layoutnet.export.pipeline import ModelInfo, export_model
+    from layoutnet.export.settings import ExportSettings
+    from layoutnet.models import CompactCNN
+
+    settings = ExportSettings(format="mlprogram", parity_samples=4, random_samples=4, parity_vectors=4)
+    net = CompactCNN(embed_dim=8, channels=(8, 8)).eval()
+    return Path(export_model(net, settings, tmp / "export", ModelInfo()).path)
+
+
+def _weight_file(package: Path) -> Path:
+    return next(package.rglob("weight.bin"))
+
+
+def _weight_bin_bad_sentinel(tmp: Path) -> dict[str, str]:
+    package = _ml_program(tmp)
+    weights = _weight_file(package)
+    data = bytearray(weights.read_bytes())
+    data[64:68] = (0xFEEDFACE).to_bytes(4, "little")  # the first blob record's sentinel
+    weights.write_bytes(bytes(data))
+    return {"artifact": str(package)}
+
+
+def _weight_bin_truncated(tmp: Path) -> dict[str, str]:
+    package = _ml_program(tmp)
+    weights = _weight_file(package)
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    return {"artifact": str(package)}
+
+
+def _csv_without_label_column(tmp: Path) -> dict[str, str]:
+    path = tmp / "words.csv"
+    path.write_text("text,language\nhello,en\n", encoding="utf-8")
+    return {"csv": str(path), **_legacy_pth(tmp)}
+
+
+def _checkpoint_naming_code(tmp: Path) -> dict[str, str]:
+    path = tmp / "planted.ckpt"
+    torch.save({"layoutnet": {"net_config": {"_target_": "builtins.print"}}, "state_dict": {}}, path)
+    return {"ckpt": str(path)}
+
+
 CASES: list[Case] = [
     # Training configuration (refused in Run.prepare or by Hydra, before training).
     Case(
@@ -250,6 +292,40 @@ CASES: list[Case] = [
         TRAIN,
         (*SMOKE, "export.app_precision=int4"),
         "export.app_precision='int4'",
+    ),
+    Case(
+        "weight.bin with a bad record sentinel",
+        "layoutnet.evaluate",
+        ("model_path={artifact}", "data=tiny", "realtext=false"),
+        "bad sentinel 0xfeedface",
+        _weight_bin_bad_sentinel,
+    ),
+    Case(
+        "weight.bin cut short",
+        "layoutnet.evaluate",
+        ("model_path={artifact}", "data=tiny", "realtext=false"),
+        "weight.bin",
+        _weight_bin_truncated,
+    ),
+    Case(
+        "CSV without a label column",
+        "layoutnet.evaluate",
+        ("model_path={pth}", "data_path={csv}", "realtext=false"),
+        "label",
+        _csv_without_label_column,
+    ),
+    Case(
+        "generate out= is a directory",
+        "layoutnet.generate",
+        ("n=5", "out={tmp}"),
+        "out=",
+    ),
+    Case(
+        "checkpoint whose stored network names code",
+        "layoutnet.evaluate",
+        ("model_path={ckpt}", "data=tiny", "realtext=false"),
+        "_target_",
+        _checkpoint_naming_code,
     ),
 ]
 
