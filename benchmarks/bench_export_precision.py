@@ -24,6 +24,7 @@ from hydra import compose, initialize_config_dir
 
 from common import save_result
 from layoutnet.config import build
+from layoutnet.data.datamodule import as_datamodule
 from layoutnet.export.pipeline import ModelInfo, export_model
 from layoutnet.export.result import ExportFailure
 from layoutnet.export.settings import ExportSettings
@@ -47,7 +48,7 @@ def trained_net(model: str, steps: int, seed: int = 0):
         cfg = compose("train", overrides=overrides)
     torch.manual_seed(seed)
     net = build(cfg.model, "model").net
-    datamodule = build(cfg.data, "data")
+    datamodule = as_datamodule(build(cfg.data, "data"))
     datamodule.setup("fit")
     optimizer = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=0.01)
     net.train()

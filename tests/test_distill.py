@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
 
+import layoutnet.config  # noqa: F401  (registers the export group's schema for compose)
 from layoutnet.distill import DistillationModule, multiply_adds
 from layoutnet.errors import ConfigError
 from layoutnet.models import CompactCNN
+from layoutnet.models.registry import build_net, to_spec
 
 from .conftest import REPO_ROOT, run_module
 
@@ -41,8 +42,8 @@ def compose_train(*overrides: str):
 
 
 def test_default_student_has_at_most_a_tenth_of_the_default_models_multiply_adds() -> None:
-    teacher = instantiate(compose_train().model.net)
-    student = instantiate(compose_train("+experiment=distill", "teacher_ckpt=x.ckpt").model.net)
+    teacher = build_net(to_spec(compose_train().model.net))
+    student = build_net(to_spec(compose_train("+experiment=distill", "teacher_ckpt=x.ckpt").model.net))
     assert 0 < multiply_adds(student) * 10 <= multiply_adds(teacher)
     # Counting is exact for a plain conv stack: embedding free, one conv, one linear.
     net = CompactCNN(embed_dim=4, channels=[6], pools=[1], kernel_size=3, padding="same")
@@ -51,11 +52,12 @@ def test_default_student_has_at_most_a_tenth_of_the_default_models_multiply_adds
 
 def test_loss_is_the_hard_loss_when_the_student_is_the_teacher(tmp_path: Path) -> None:
     teacher = save_teacher(tmp_path / "teacher.ckpt")
-    student = CompactCNN(**TEACHER_CONFIG)
-    student.load_state_dict(teacher.state_dict())
+    student_config = {"family": "compact_cnn", **TEACHER_CONFIG}
     module = DistillationModule(
-        student, teacher_ckpt=str(tmp_path / "teacher.ckpt"), alpha=0.5, label_smoothing=0.0
+        student_config, teacher_ckpt=str(tmp_path / "teacher.ckpt"), alpha=0.5, label_smoothing=0.0
     )
+    student = module.net
+    student.load_state_dict(teacher.state_dict())
     ids = torch.randint(1, 60, (16, 20))
     labels = torch.randint(0, 9, (16,))
     logits = student(ids)
@@ -64,9 +66,9 @@ def test_loss_is_the_hard_loss_when_the_student_is_the_teacher(tmp_path: Path) -
     assert not any(name.startswith("teacher") for name in module.state_dict())  # never saved
     assert all(p.requires_grad is False for p in module.teacher.parameters())
     with pytest.raises(ConfigError, match="teacher_ckpt"):
-        DistillationModule(student)
+        DistillationModule(student_config)
     with pytest.raises(ConfigError, match="temperature"):
-        DistillationModule(student, teacher_ckpt="x", temperature=0)
+        DistillationModule(student_config, teacher_ckpt="x", temperature=0)
 
 
 @pytest.mark.slow
@@ -94,6 +96,6 @@ def test_tiny_distillation_trains_exports_and_checks_parity(tmp_path: Path) -> N
     report = json.loads((run_dir / "report.json").read_text())
     assert report["status"] == "ok" and report["export"]["parity"]["passed"]
     assert (run_dir / "export" / "LayoutClassifier.mlmodel").exists()
-    saved = torch.load(run_dir / "checkpoints" / "best.ckpt", weights_only=False)
+    saved = torch.load(run_dir / "checkpoints" / "best.ckpt", weights_only=True)
     assert not any(key.startswith("teacher") for key in saved["state_dict"])
-    assert saved["layoutnet"]["net_config"]["channels"] == [48, 48]  # the student, not the teacher
+    assert saved["layoutnet"]["net"]["kwargs"]["channels"] == [48, 48]  # the student, not the teacher

@@ -8,7 +8,9 @@ optimizer and its export: what the run saves and exports is the student alone.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -21,14 +23,9 @@ from layoutnet.module import LayoutClassifierModule
 
 def open_teacher(path: str | Path, legacy: str | None = None) -> nn.Module:
     """The teacher network of a model file, frozen and in eval mode (through the one model-file door)."""
-    try:
-        from layoutnet.modelfile import open_model  # the front door, once it exists
-    except ImportError:
-        from layoutnet.loading import load_model
+    from layoutnet.modelfile import open_model
 
-        net = load_model(Path(path).expanduser(), legacy).net
-    else:
-        net = open_model(Path(path).expanduser(), legacy=legacy).net
+    net = open_model(Path(path).expanduser(), legacy=legacy).net
     net.eval()
     for param in net.parameters():
         param.requires_grad_(False)
@@ -40,7 +37,7 @@ class DistillationModule(LayoutClassifierModule):
 
     def __init__(
         self,
-        net: nn.Module,
+        net: Mapping[str, Any],
         teacher_ckpt: str | None = None,
         teacher_legacy: str | None = None,
         temperature: float = 2.0,
