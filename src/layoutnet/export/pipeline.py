@@ -198,14 +198,12 @@ class _Steps:
                 )
 
 
-def _app_metadata(model: nn.Module, settings: ExportSettings, info: ModelInfo) -> dict[str, str]:
-    """What the app reads from the artifact: the correction threshold measured on the real-text set
-    (harmful corrections <= 0.1%, `layoutnet.quality`), unless the settings or the caller give one."""
-    from layoutnet.quality import app_metadata
+def _measured_app_metadata(model: nn.Module, given: dict[str, str]) -> dict[str, str]:
+    """What the app reads from the artifact besides `given`: the correction threshold measured on the
+    real-text set (harmful corrections <= 0.1%, `layoutnet.quality`), unless `given` holds one."""
+    from layoutnet.quality import METADATA_KEY, app_metadata
 
-    given = {str(k): str(v) for k, v in {**settings.app_metadata, **info.app_metadata}.items()}
-    measured = {} if "correction_threshold" in given else app_metadata(model.eval().cpu())
-    return {**measured, **given}
+    return {} if METADATA_KEY in given else app_metadata(model)
 
 
 def export_model(
@@ -231,7 +229,7 @@ def export_model(
         compression=settings.compression,
         app_precision=settings.app_precision,
         weights=info.source or None,
-        app_metadata=_app_metadata(model, settings, info),
+        app_metadata={str(k): str(v) for k, v in {**settings.app_metadata, **info.app_metadata}.items()},
         settings=settings.as_dict(),
     )
     started = time.perf_counter()
@@ -267,6 +265,7 @@ def _export(model, settings, folder, info, val_ids, val_labels, result, step) ->
     with step("capture", f" ({settings.frontend})"):
         captured = capture(model, trace_inputs(torch.from_numpy(samples.ids[:3])), settings.frontend)
     result.capture = captured.report()
+    result.app_metadata = {**_measured_app_metadata(model, result.app_metadata), **result.app_metadata}
     with step("convert", f" ({settings.format}, {settings.precision})"):
         mlmodel = convert(captured.graph, settings, info.metadata(model, result.app_metadata))
     if settings.compression != "none":
