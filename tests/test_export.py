@@ -42,6 +42,7 @@ def randomise_batchnorm(model):
 
 
 def settings(fmt, precision="fp32", **kw):
+    kw = {"fp16_arithmetic_samples": 0, **kw}  # small models: every row at every precision
     return ExportSettings(
         format=fmt, precision=precision, parity_samples=300, random_samples=30, parity_vectors=40, **kw
     )
@@ -380,3 +381,21 @@ def test_export_measures_the_correction_threshold_on_the_real_text_words(tmp_pat
     assert float(spec.description.metadata.userDefined["correction_threshold"]) == expected
     vectors = json.loads((tmp_path / "parity_vectors.json").read_text())
     assert float(vectors["app_metadata"]["correction_threshold"]) == expected
+
+
+def test_fp16_arithmetic_parity_runs_on_a_spread_of_rows_with_every_edge_case(tmp_path):
+    from layoutnet.export.parity import EDGE_TEXTS
+
+    model = FAMILIES["compact_cnn"]().eval()
+    ids, labels = val_rows()
+    result = export_model(
+        model, settings("neuralnetwork", fp16_arithmetic_samples=40), tmp_path, ModelInfo(), ids, labels
+    )
+    assert result.parity["precision"] == "fp16" and result.parity["samples"] == 40
+    samples = build_parity_samples(ids, labels, 300, 30)
+    check = check_parity(tmp_path / "LayoutClassifier.mlmodel", model, samples, 0.01, "fp16", "fp32", 40)
+    assert check.results["fp32"].samples == check.results["fp16_storage"].samples == 342
+    assert check.results["fp16"].samples == 40
+    index = samples.spread(40)
+    assert len(index) == 40 and list(index[-len(EDGE_TEXTS) :]) == list(range(330, 342))
+    assert len(samples.spread(0)) == len(samples.spread(10_000)) == 342

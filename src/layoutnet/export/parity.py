@@ -45,6 +45,18 @@ class ParitySamples:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def spread(self, n: int) -> np.ndarray:
+        """Indices of at most `n` rows (all when `n` is 0 or covers them): evenly spaced over the
+        held-out and random rows, plus every edge case (build_parity_samples puts those last)."""
+        if n <= 0 or n >= len(self):
+            return np.arange(len(self))
+        body = len(self) - len(EDGE_TEXTS)
+        keep = np.unique(np.linspace(0, body - 1, max(1, n - len(EDGE_TEXTS))).round().astype(int))
+        return np.concatenate([keep, np.arange(body, len(self))])
+
+    def take(self, index: np.ndarray) -> ParitySamples:
+        return ParitySamples(self.ids[index], self.labels[index], [self.texts[i] for i in index])
+
 
 def build_parity_samples(
     val_ids: torch.Tensor | None, val_labels: torch.Tensor | None, n_val: int, n_random: int, seed: int = 1234
@@ -234,13 +246,15 @@ def check_parity(
     tolerance: float,
     app_precision: str = "fp32",
     file_precision: str = "fp32",
+    fp16_arithmetic_samples: int = 0,
 ) -> ParityCheck:
     """Parity of the artifact on disk with `model`.
 
     The artifact's interface is checked first (`open_artifact`). On a Mac it is run by Core ML with
     CPU only and with all compute units, and both must pass. Elsewhere the reference executor runs
     it at fp32, fp16 storage and fp16 arithmetic; all are reported and the one the app runs at
-    (`required_precision`) must pass.
+    (`required_precision`) must pass. fp16 arithmetic runs on `samples.spread(fp16_arithmetic_samples)`
+    (0: every row), the others on every row.
     """
     from layoutnet.export.artifact import CoreMLRuntime, coreml_runtime_available, open_artifact
 
@@ -254,12 +268,12 @@ def check_parity(
         required = [required_precision(app_precision, file_precision)]
     results = {}
     for name, runner in runners.items():
+        index = samples.spread(fp16_arithmetic_samples if name == "fp16" else 0)
+        rows, expected = samples.take(index), reference[index]
         start = time.perf_counter()
-        candidate = runner.predict(samples.ids)
-        if candidate.shape != reference.shape:
-            raise ExportError(f"artifact output has shape {candidate.shape}, expected {reference.shape}")
-        results[name] = _compare(
-            runner, reference, candidate, samples, tolerance, time.perf_counter() - start
-        )
+        candidate = runner.predict(rows.ids)
+        if candidate.shape != expected.shape:
+            raise ExportError(f"artifact output has shape {candidate.shape}, expected {expected.shape}")
+        results[name] = _compare(runner, expected, candidate, rows, tolerance, time.perf_counter() - start)
         results[name].precision = name
     return ParityCheck(results, required)

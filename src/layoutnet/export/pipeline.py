@@ -280,7 +280,13 @@ def _export(model, settings, folder, info, val_ids, val_labels, result, step) ->
         result.interface = read_interface(artifact).report()
         with step("parity"):
             check = check_parity(
-                artifact, model, samples, settings.tolerance, settings.app_precision, settings.precision
+                artifact,
+                model,
+                samples,
+                settings.tolerance,
+                settings.app_precision,
+                settings.precision,
+                settings.fp16_arithmetic_samples,
             )
         result.parity = check.report()
         result.parity_by_precision = check.by_precision()

@@ -78,6 +78,10 @@ class ExportSettings:
     parity_samples: int = 2000
     random_samples: int = 200
     parity_vectors: int = 300
+    # Rows checked at fp16 arithmetic, the executor's slowest mode (it accumulates term by term in
+    # float16): evenly spaced over the parity rows, plus every edge case. fp32 and fp16 storage check
+    # every row. 0: every row at fp16 arithmetic too.
+    fp16_arithmetic_samples: int = 256
     author: str = "layoutnet"
     version: str = "1.0"
     description: str = "Keyboard-layout classifier for OMFK: 20 character ids in, 9 class logits out."
@@ -154,7 +158,7 @@ class ExportSettings:
             )
         if not 0 < self.tolerance <= 1:
             raise ConfigError("export.tolerance", self.tolerance, "must be in (0, 1]")
-        for name in ("parity_samples", "random_samples", "parity_vectors"):
+        for name in ("parity_samples", "random_samples", "parity_vectors", "fp16_arithmetic_samples"):
             if getattr(self, name) < (1 if name == "parity_samples" else 0):
                 raise ConfigError(f"export.{name}", getattr(self, name), "must not be negative or zero")
         if not self.filename or "/" in self.filename or self.filename.startswith("."):

@@ -85,7 +85,13 @@ def validate_artifact(cfg: DictConfig, console: Console | None = None) -> Export
                 val_ids, val_labels, settings.parity_samples, settings.random_samples
             )
             check = check_parity(
-                artifact, loaded.net, samples, settings.tolerance, settings.app_precision, result.precision
+                artifact,
+                loaded.net,
+                samples,
+                settings.tolerance,
+                settings.app_precision,
+                result.precision,
+                settings.fp16_arithmetic_samples,
             )
             result.parity = check.report()
             result.parity_by_precision = check.by_precision()
