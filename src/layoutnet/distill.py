@@ -65,16 +65,11 @@ class DistillationModule(LayoutClassifierModule):
         alpha = float(self.hparams.alpha)
         return alpha * t * t * kd + (1.0 - alpha) * self._loss(logits, labels)
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        ids, labels = batch
+    def training_logits_and_loss(
+        self, ids: torch.Tensor, labels: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self.net(ids)
-        loss = self._distill_loss(logits, ids, labels)
-        self.train_acc.update(logits.detach(), labels)
-        self.train_loss.update(loss.detach())
-        trainer = self._trainer
-        if trainer is not None and batch_idx % max(1, trainer.log_every_n_steps) == 0:
-            self.log("train/loss_step", loss, prog_bar=True)
-        return loss
+        return logits, self._distill_loss(logits, ids, labels)
 
 
 def multiply_adds(net: nn.Module, length: int = SEQ_LEN) -> int:

@@ -129,8 +129,10 @@ class LayoutClassifierModule(pl.LightningModule):
     def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(logits, labels, label_smoothing=self.hparams.label_smoothing)
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        ids, labels = batch
+    def training_logits_and_loss(
+        self, ids: torch.Tensor, labels: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training step's logits and loss (mixup on the embeddings when it is on)."""
         use_mixup = self.mixup is not None and float(torch.rand(())) < self.hparams.mixup_prob
         if use_mixup:
             lam, perm = self.mixup.begin(ids.shape[0], self.hparams.mixup_alpha, ids.device)
@@ -138,10 +140,13 @@ class LayoutClassifierModule(pl.LightningModule):
                 logits = self.net(ids)
             finally:
                 self.mixup.end()
-            loss = lam * self._loss(logits, labels) + (1.0 - lam) * self._loss(logits, labels[perm])
-        else:
-            logits = self.net(ids)
-            loss = self._loss(logits, labels)
+            return logits, lam * self._loss(logits, labels) + (1.0 - lam) * self._loss(logits, labels[perm])
+        logits = self.net(ids)
+        return logits, self._loss(logits, labels)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        ids, labels = batch
+        logits, loss = self.training_logits_and_loss(ids, labels)
         # Epoch figures accumulate in metrics; the step loss is logged only when the logger writes:
         # a `self.log` per step costs as much as a whole step of a small model.
         self.train_acc.update(logits.detach(), labels)

@@ -288,14 +288,7 @@ def _export(model, settings, folder, info, val_ids, val_labels, result, step) ->
                 settings.precision,
                 settings.fp16_arithmetic_samples,
             )
-        result.parity = check.report()
-        result.parity_by_precision = check.by_precision()
-        governing = check.governing
-        result.accuracy = {
-            "torch": governing.torch_accuracy,
-            "artifact": governing.artifact_accuracy,
-            "labelled_samples": governing.labelled_samples,
-        }
+        result.take_parity(check)
         if not check.passed:
             raise ExportError(check.failure_message() + "\nThe artifact was not published.")
         with step("hand-off"):

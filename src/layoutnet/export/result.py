@@ -54,6 +54,18 @@ class ExportResult:
     def ok(self) -> bool:
         return self.status == "ok"
 
+    def take_parity(self, check) -> None:
+        """The figures of a `parity.ParityCheck`: the required precision's, every precision's, and the
+        accuracies of PyTorch and the artifact on the labelled rows."""
+        self.parity = check.report()
+        self.parity_by_precision = check.by_precision()
+        governing = check.governing
+        self.accuracy = {
+            "torch": governing.torch_accuracy,
+            "artifact": governing.artifact_accuracy,
+            "labelled_samples": governing.labelled_samples,
+        }
+
     def section(self) -> dict:
         """The report section: every field that has a value; `size_bytes` is kept for older readers."""
         values = {k: v for k, v in asdict(self).items() if v is not None and v != [] and v != {}}

@@ -93,13 +93,7 @@ def validate_artifact(cfg: DictConfig, console: Console | None = None) -> Export
                 result.precision,
                 settings.fp16_arithmetic_samples,
             )
-            result.parity = check.report()
-            result.parity_by_precision = check.by_precision()
-            result.accuracy = {
-                "torch": check.governing.torch_accuracy,
-                "artifact": check.governing.artifact_accuracy,
-                "labelled_samples": check.governing.labelled_samples,
-            }
+            result.take_parity(check)
             if not check.passed:
                 raise ExportError(check.failure_message())
             result.status = "ok"
