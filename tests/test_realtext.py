@@ -121,7 +121,7 @@ def test_training_never_opens_the_real_text_files(tmp_path):
         OmegaConf.set_struct(cfg, False)
         cfg.paths.output_dir = str(run_dir)
         cfg.callbacks.model_checkpoint.dirpath = str(run_dir / "checkpoints")
-        cfg.callbacks.on_exception_checkpoint.dirpath = str(run_dir / "checkpoints")
+        cfg.callbacks.interrupt_checkpoint.dirpath = str(run_dir / "checkpoints")
         cfg.logger.csv.save_dir = str(run_dir)
         cfg.callbacks.progress_bar = None
         cfg.trainer.enable_progress_bar = False

@@ -233,7 +233,9 @@ def test_reexport_and_validate_commands(smoke_run, tmp_path):
     artifact = out / "LayoutClassifier.mlpackage"
     report = json.loads((tmp_path / "export_run" / "report.json").read_text())
     assert report["status"] == "ok" and report["export"]["path"] == str(artifact)
-    assert report["export"]["parity"]["samples"] >= 1000
+    by_precision = report["export"]["parity_by_precision"]
+    assert by_precision["fp32"]["samples"] >= 1000 and by_precision["fp16_storage"]["samples"] >= 1000
+    assert report["export"]["parity"]["samples"] == by_precision["fp16"]["samples"] == 256
 
     validate = ["data=tiny", f"ckpt_path={best}", f"hydra.run.dir={tmp_path / 'validate_run'}"]
     done = run_module("layoutnet.export.validate", [f"artifact={artifact}", *validate])

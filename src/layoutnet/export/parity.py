@@ -220,6 +220,7 @@ class ParityCheck:
     def by_precision(self) -> dict:
         return {
             name: {
+                "samples": r.samples,
                 "max_prob_diff": r.max_prob_diff,
                 "max_logit_diff": r.max_logit_diff,
                 "argmax_agreement": r.argmax_agreement,
