@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
 
-from common import save_result
+from common import load_result, save_result
 from layoutnet.config import build
 from layoutnet.data.datamodule import as_datamodule
 from layoutnet.export.pipeline import ModelInfo, export_model
@@ -72,8 +72,14 @@ def trained_net(model: str, steps: int, seed: int = 0):
     )
 
 
-def export_figures(net, val_ids, val_labels, **settings) -> dict:
-    full = ExportSettings(parity_samples=1024, app_precision="fp32", tolerance=1.0, **settings)
+def export_figures(net, val_ids, val_labels, fp16_rows: int, **settings) -> dict:
+    full = ExportSettings(
+        parity_samples=1024,
+        app_precision="fp32",
+        tolerance=1.0,
+        fp16_arithmetic_samples=fp16_rows,
+        **settings,
+    )
     with tempfile.TemporaryDirectory() as tmp:
         try:
             result = export_model(
@@ -103,6 +109,12 @@ def main() -> None:
     parser.add_argument("--families", nargs="*", default=["cnn", "transformer", "ensemble"])
     parser.add_argument("--compress", nargs="*", default=["ensemble", "omfk"])
     parser.add_argument("--omfk-steps", type=int, default=300)
+    parser.add_argument(
+        "--fp16-rows",
+        type=int,
+        default=ExportSettings.fp16_arithmetic_samples,
+        help="rows checked at fp16 arithmetic (export.fp16_arithmetic_samples; edge cases are added)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     precision_rows, compression_rows, training = {}, {}, {}
@@ -116,23 +128,32 @@ def main() -> None:
     for family in args.families:
         net, val_ids, val_labels = nets[family]
         for name, settings in FORMATS.items():
-            precision_rows[f"{family}/{name}"] = row = export_figures(net, val_ids, val_labels, **settings)
+            precision_rows[f"{family}/{name}"] = row = export_figures(
+                net, val_ids, val_labels, args.fp16_rows, **settings
+            )
             print(family, name, row, flush=True)
     for family in args.compress:
         net, val_ids, val_labels = nets[family]
         for level in LEVELS:
-            row = export_figures(net, val_ids, val_labels, format="mlprogram", compression=level)
+            row = export_figures(
+                net, val_ids, val_labels, args.fp16_rows, format="mlprogram", compression=level
+            )
             compression_rows[f"{family}/{level}"] = row
             print(family, level, row, flush=True)
-    save_result(
-        "export_precision",
-        {
-            "training": training,
-            "precision": precision_rows,
-            "compression": compression_rows,
-            "data": "conf/data/tiny.yaml",
-        },
-    )
+    # Rows accumulate across runs (one run per family fits the time a loaded machine has): a run
+    # replaces the rows it measured and keeps the others, each row saying when and how it was taken.
+    run = {"when": time.strftime("%Y-%m-%d %H:%M"), "fp16_arithmetic_rows": args.fp16_rows}
+    previous = load_result("export_precision") or {}
+    merged = {
+        "training": {**previous.get("training", {}), **training},
+        "precision": {**previous.get("precision", {}), **stamp(precision_rows, run)},
+        "compression": {**previous.get("compression", {}), **stamp(compression_rows, run)},
+    }
+    save_result("export_precision", {**merged, "data": "conf/data/tiny.yaml"})
+
+
+def stamp(rows: dict, run: dict) -> dict:
+    return {key: {**row, "run": run} for key, row in rows.items()}
 
 
 if __name__ == "__main__":

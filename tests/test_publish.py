@@ -1,11 +1,16 @@
-"""Atomic hand-off: the artifact, parity_vectors.json and manifest.json are published together; an
-export killed at any step leaves the old artifact with the old vectors; stale staging is removed;
-`validate` checks the manifest's checksums."""
+"""Atomic hand-off: the artifact, parity_vectors.json and manifest.json are published together, a
+re-export in one exchange of directories (two renames with recovery where the exchange is
+unavailable); an export killed at any step leaves the old artifact with the old vectors; stale
+staging is removed; `validate` checks the manifest's checksums."""
 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +20,14 @@ import layoutnet.export.pipeline as pipeline
 import layoutnet.export.publish as publish
 from layoutnet.errors import ExportError
 from layoutnet.export.pipeline import ModelInfo, export_model
-from layoutnet.export.publish import ExportFolder, verify_manifest
+from layoutnet.export.publish import (
+    HANDOFF_EXCHANGE,
+    HANDOFF_RENAME,
+    HANDOFF_TWO_RENAMES,
+    ExchangeUnavailable,
+    ExportFolder,
+    verify_manifest,
+)
 from layoutnet.export.result import ExportFailure
 from layoutnet.export.settings import ExportSettings
 
@@ -52,6 +64,150 @@ def published(tmp_path):
 
 def stale(tmp_path: Path) -> list[str]:
     return sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("."))
+
+
+def no_exchange(*_args):
+    raise ExchangeUnavailable(errno.EINVAL, "Invalid argument")
+
+
+def exchange_supported(tmp_path: Path) -> bool:
+    (tmp_path / ".probe-a").mkdir()
+    (tmp_path / ".probe-b").mkdir()
+    try:
+        publish.exchange_paths(tmp_path / ".probe-a", tmp_path / ".probe-b")
+        return True
+    except ExchangeUnavailable:
+        return False
+    finally:
+        (tmp_path / ".probe-a").rmdir()
+        (tmp_path / ".probe-b").rmdir()
+
+
+@pytest.fixture
+def exchange(tmp_path):
+    if not exchange_supported(tmp_path):
+        pytest.skip(f"{sys.platform} / this file system cannot exchange two directories atomically")
+
+
+def test_first_export_is_one_rename_and_a_re_export_one_exchange(tmp_path, exchange, monkeypatch):
+    calls = []
+    for name in ("_rename", "_exchange"):
+        real = getattr(publish, name)
+        monkeypatch.setattr(
+            publish, name, lambda a, b, real=real, name=name: (calls.append(name), real(a, b))
+        )
+    folder = tmp_path / "export"
+    first = export_model(model(0), SETTINGS, folder, ModelInfo(run_id="old"))
+    assert (first.handoff, calls) == (HANDOFF_RENAME, ["_rename"])
+    before = snapshot(folder)
+    calls.clear()
+    second = export_model(model(1), SETTINGS, folder, ModelInfo(run_id="new"))
+    assert (second.handoff, calls) == (HANDOFF_EXCHANGE, ["_exchange"])
+    assert snapshot(folder)["LayoutClassifier.mlmodel"] != before["LayoutClassifier.mlmodel"]
+    assert stale(tmp_path) == []
+
+
+def test_killed_right_after_the_exchange_the_name_holds_the_whole_new_export_and_the_old_is_carried_over(
+    published, tmp_path, exchange, monkeypatch
+):
+    folder, before = published
+    (folder / "failed" / "attempt").mkdir(parents=True)
+    (folder / "failed" / "attempt" / "reason.txt").write_text("old failure")
+    (folder / "notes.txt").write_text("mine")
+    before = snapshot(folder)
+    real_exchange = publish._exchange
+
+    def exchange_then_die(a, b):
+        real_exchange(a, b)
+        raise Killed
+
+    monkeypatch.setattr(publish, "_exchange", exchange_then_die)
+    monkeypatch.setattr(ExportFolder, "fail", dead)
+    with pytest.raises(Killed):
+        export_model(model(1), SETTINGS, folder, ModelInfo(run_id="new"))
+    monkeypatch.undo()
+    new = snapshot(folder)
+    assert set(new) == {"LayoutClassifier.mlmodel", "parity_vectors.json", "manifest.json"}
+    assert new["LayoutClassifier.mlmodel"] != before["LayoutClassifier.mlmodel"]
+    assert verify_manifest(folder / "LayoutClassifier.mlmodel", json.loads(new["manifest.json"])) == []
+    (swapped_out,) = [tmp_path / n for n in stale(tmp_path)]
+    assert ".staging-" in swapped_out.name and snapshot(swapped_out) == before
+
+    done = ExportFolder(folder).recover()
+    assert stale(tmp_path) == [] and any("stale" in line for line in done)
+    assert snapshot(folder) == {
+        **new,
+        "failed/attempt/reason.txt": b"old failure",
+        "notes.txt": b"mine",
+    }
+
+
+# Another process reading the folder's manifest in a loop until the stop file appears.
+READER = """
+import os, sys
+manifest, stop = sys.argv[1], sys.argv[2]
+reads = missing = 0
+while not os.path.exists(stop):
+    try:
+        with open(manifest) as handle:
+            handle.read()
+        reads += 1
+    except FileNotFoundError:
+        missing += 1
+print(reads, missing)
+"""
+
+
+def test_a_reader_never_finds_the_folder_missing_while_exports_are_exchanged(tmp_path, exchange):
+    folder = ExportFolder(tmp_path / "export")
+
+    def publish_one(index: int) -> str:
+        staging = folder.stage()
+        (staging / "manifest.json").write_text(json.dumps({"export": index}))
+        (staging / "parity_vectors.json").write_text("{}")
+        return folder.publish(staging)
+
+    publish_one(0)
+    stop = tmp_path / "stop"
+    reader = subprocess.Popen(
+        [sys.executable, "-c", READER, str(folder.directory / "manifest.json"), str(stop)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        handoffs = {publish_one(i) for i in range(1, 300)}
+    finally:
+        stop.write_text("")
+        reads, missing = map(int, reader.communicate(timeout=60)[0].split())
+    # (With two renames this reader sees the name missing a few times in 300 hand-offs.)
+    assert handoffs == {HANDOFF_EXCHANGE}
+    assert reads > 0 and missing == 0
+    assert json.loads((folder.directory / "manifest.json").read_text()) == {"export": 299}
+    assert stale(tmp_path) == []
+
+
+def test_without_the_exchange_a_re_export_takes_two_renames_and_says_why(published, tmp_path, monkeypatch):
+    folder, before = published
+    monkeypatch.setattr(publish, "_exchange", no_exchange)
+    result = export_model(model(1), SETTINGS, folder, ModelInfo(run_id="new"))
+    assert result.handoff == f"{HANDOFF_TWO_RENAMES} (exchange unavailable: Invalid argument)"
+    assert snapshot(folder)["LayoutClassifier.mlmodel"] != before["LayoutClassifier.mlmodel"]
+    assert stale(tmp_path) == []
+
+
+def test_an_exchange_that_fails_for_another_reason_fails_the_export_and_keeps_the_old_one(
+    published, monkeypatch
+):
+    folder, before = published
+
+    def denied(a, b):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(a), None, str(b))
+
+    monkeypatch.setattr(publish, "_exchange", denied)
+    with pytest.raises(PermissionError):
+        export_model(model(1), SETTINGS, folder, ModelInfo(run_id="new"))
+    assert {k: v for k, v in snapshot(folder).items() if not k.startswith("failed/")} == before
+    assert any(k.startswith("failed/") and k.endswith("LayoutClassifier.mlmodel") for k in snapshot(folder))
 
 
 def test_export_folder_holds_artifact_vectors_and_manifest_that_agree(published):
@@ -93,6 +249,7 @@ def test_killed_between_the_two_renames_keeps_old_files_together_and_is_recovere
     published, tmp_path, monkeypatch
 ):
     folder, before = published
+    monkeypatch.setattr(publish, "_exchange", no_exchange)
     real_replace = publish._rename
     calls = []
 
@@ -116,8 +273,9 @@ def test_killed_between_the_two_renames_keeps_old_files_together_and_is_recovere
     assert any("restored" in line for line in done) and any("stale" in line for line in done)
 
 
-def test_failed_rename_rolls_back_to_the_old_export(published, tmp_path, monkeypatch):
+def test_failed_second_rename_rolls_back_to_the_old_export(published, tmp_path, monkeypatch):
     folder, before = published
+    monkeypatch.setattr(publish, "_exchange", no_exchange)
     real_replace = publish._rename
     calls = []
 

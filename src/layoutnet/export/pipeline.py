@@ -301,9 +301,10 @@ def _export(model, settings, folder, info, val_ids, val_labels, result, step) ->
                 result.app_metadata,
             )
             write_manifest(staging, artifact, result)
-            folder.publish(staging)
+            result.handoff = folder.publish(staging)
     except BaseException as exc:
-        result.failed_dir = str(folder.fail(staging, f"{type(exc).__name__}: {exc}"))
+        if not folder.published:  # after publishing, `staging` holds the replaced export, not ours
+            result.failed_dir = str(folder.fail(staging, f"{type(exc).__name__}: {exc}"))
         raise
     result.parity_vectors = str(folder.directory / PARITY_VECTORS_FILE)
     result.manifest = str(folder.directory / MANIFEST_FILE)

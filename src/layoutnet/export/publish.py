@@ -3,22 +3,34 @@ are staged together in one directory and published together.
 
 The export folder (`<run>/export/` or `export.output_dir`) is the unit the app's engineers pick up.
 An export stages its three files in `.<folder>.staging-<id>/` beside the folder (same file system),
-checks them there, and publishes with a rename of the whole staging directory onto the folder's
-name: with no previous export that is one rename; with one, the previous folder is first renamed
-to `.<folder>.previous-<id>/` and then the staging directory takes its place. At every moment the
-folder's name holds either the complete old export or the complete new one; a kill between the
-two renames leaves the name empty and the complete old export under `.previous-*`, which the next
-export (or `validate`) moves back. A new artifact is never beside old vectors.
+checks them there, and publishes the whole staging directory in one system call:
 
-The next export also removes stale `.staging-*` directories of killed exports. A failed export's
-staged files are kept under `<folder>/failed/<time>-<id>/` with `reason.txt`.
+- no previous export: one rename of the staging directory onto the folder's name;
+- a previous export: one atomic exchange of the two directories (Linux `renameat2` with
+  `RENAME_EXCHANGE`, macOS `renamex_np` with `RENAME_SWAP`). The folder's name never disappears: a
+  reader sees the complete old export, then the complete new one. The old export is now under the
+  staging name; what is not part of an export (`failed/`, the user's files) is carried into the new
+  folder and the rest removed. A kill before that leaves a stale staging folder holding the old
+  export, which the next export (or `validate`) carries over and removes the same way.
+- where the exchange is unavailable (no such call, an old kernel, a file system that refuses it),
+  two renames: the old folder to `.<folder>.previous-<id>/`, then the staging directory onto the
+  name. A kill between them leaves the name empty for a moment and the complete old export under
+  `.previous-*`, which the next export (or `validate`) moves back.
+
+Either way a new artifact is never beside old vectors. `publish` returns which of the three was
+used; the export result records it (`handoff`). The next export removes stale `.staging-*`
+directories of killed exports; a failed export's staged files are kept under
+`<folder>/failed/<time>-<id>/` with `reason.txt`.
 """
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import hashlib
 import os
 import shutil
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -29,7 +41,52 @@ PARITY_VECTORS_FILE = "parity_vectors.json"
 MANIFEST_FILE = "manifest.json"
 FAILED_DIR = "failed"
 ARTIFACT_SUFFIXES = (".mlmodel", ".mlpackage")
-_rename = os.replace  # every move of the hand-off goes through this one function
+HANDOFF_RENAME = "rename"  # nothing was published before: one rename
+HANDOFF_EXCHANGE = "exchange"  # one atomic exchange of the staging and the published folder
+HANDOFF_TWO_RENAMES = "two renames"  # the exchange is unavailable: old aside, then new in place
+_UNAVAILABLE = {errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, getattr(errno, "EOPNOTSUPP", errno.ENOTSUP)}
+
+
+class ExchangeUnavailable(OSError):
+    """This system or file system cannot exchange two directories atomically."""
+
+
+def _libc_exchange():
+    """(function, flag) of the system call that swaps two paths, or None where there is none."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+    if sys.platform.startswith("linux") and hasattr(libc, "renameat2"):
+        call = libc.renameat2  # int renameat2(olddirfd, oldpath, newdirfd, newpath, flags)
+        call.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+        at_fdcwd, rename_exchange = -100, 2
+        return lambda a, b: call(at_fdcwd, a, at_fdcwd, b, rename_exchange)
+    if sys.platform == "darwin" and hasattr(libc, "renamex_np"):
+        call = libc.renamex_np  # int renamex_np(from, to, flags)
+        call.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_uint]
+        rename_swap = 2
+        return lambda a, b: call(a, b, rename_swap)
+    return None
+
+
+_EXCHANGE_CALL = _libc_exchange()
+
+
+def exchange_paths(first: Path, second: Path) -> None:
+    """Swap two existing paths in one system call. Raises ExchangeUnavailable where the system or
+    the file system has no such call, OSError for any other failure (nothing was moved)."""
+    if _EXCHANGE_CALL is None:
+        raise ExchangeUnavailable(errno.ENOSYS, f"no atomic exchange call on {sys.platform}")
+    if _EXCHANGE_CALL(os.fsencode(first), os.fsencode(second)) != 0:
+        code = ctypes.get_errno()
+        kind = ExchangeUnavailable if code in _UNAVAILABLE else OSError
+        raise kind(code, os.strerror(code), str(first), None, str(second))
+
+
+# Every move of the hand-off goes through one of these two functions (tests inject failures here).
+_rename = os.replace
+_exchange = exchange_paths
 
 
 def _remove(path: Path) -> None:
@@ -83,6 +140,7 @@ class ExportFolder:
             raise ExportError(f"{self.directory} cannot be an export folder (it is a file system root)")
         self.parent = self.directory.parent
         self.name = self.directory.name
+        self.published = False  # set once the staged export holds the folder's name
 
     def _siblings(self, kind: str) -> list[Path]:
         if not self.parent.is_dir():
@@ -104,6 +162,10 @@ class ExportFolder:
             _remove(old)
             done.append(f"removed {old.name}")
         for stale in self._siblings("staging"):
+            # Either a staged export that was never published, or the old export an exchange
+            # swapped out before it was cleared (a kill right after the exchange): keep what the
+            # old one carried that is not part of an export, drop the rest.
+            self._carry_over(stale)
             _remove(stale)
             done.append(f"removed stale {stale.name}")
         return done
@@ -131,11 +193,30 @@ class ExportFolder:
         staging.mkdir()
         return staging
 
-    def publish(self, staging: Path) -> Path:
-        """Put the staged folder in place of the published one."""
+    def publish(self, staging: Path) -> str:
+        """Put the staged folder in place of the published one; returns how (`HANDOFF_*`, with the
+        reason where the exchange was unavailable). Once this returns, the new export is published
+        even if clearing the old one failed (the next export finishes that)."""
         if not self.directory.exists():
             _rename(staging, self.directory)
-            return self.directory
+            self.published = True
+            return HANDOFF_RENAME
+        try:
+            _exchange(staging, self.directory)
+            replaced, how = staging, HANDOFF_EXCHANGE
+        except ExchangeUnavailable as why:
+            replaced = self._two_renames(staging)
+            how = f"{HANDOFF_TWO_RENAMES} (exchange unavailable: {why.strerror or why})"
+        self.published = True
+        try:
+            self._carry_over(replaced)
+            _remove(replaced)
+        except OSError as exc:
+            how += f"; clearing the replaced export failed ({exc}), the next export removes {replaced.name}"
+        return how
+
+    def _two_renames(self, staging: Path) -> Path:
+        """The old folder aside, the staged one onto its name (put back if that fails)."""
         previous = self.parent / f".{self.name}.previous-{uuid.uuid4().hex[:8]}"
         _rename(self.directory, previous)
         try:
@@ -143,9 +224,7 @@ class ExportFolder:
         except BaseException:
             _rename(previous, self.directory)
             raise
-        self._carry_over(previous)
-        _remove(previous)
-        return self.directory
+        return previous
 
     def _carry_over(self, previous: Path) -> None:
         """Move what is not part of an export (failed attempts, user files) into the new folder;

@@ -40,6 +40,7 @@ class ExportResult:
     accuracy: dict | None = None  # {"torch": ..., "artifact": ..., "labelled_samples": ...}
     parity_vectors: str | None = None
     manifest: str | None = None
+    handoff: str | None = None  # how the folder was published: rename | exchange | two renames (why)
     manifest_check: str | None = None  # validate: "ok", "no manifest", or the mismatches
     app_metadata: dict = field(default_factory=dict)
     settings: dict | None = None

@@ -54,6 +54,8 @@ def print_export_summary(result: ExportResult, console: Console | None = None) -
         table.add_row("manifest", escape(result.manifest_check))
     if result.parity_vectors:
         table.add_row("parity vectors", escape(result.parity_vectors))
+    if result.handoff:
+        table.add_row("hand-off", escape(result.handoff))
     if result.timings:
         table.add_row("timings (s)", ", ".join(f"{k} {v}" for k, v in result.timings.items()))
     for notice in result.warnings:
