@@ -2,13 +2,16 @@
 parity / accuracy of each weight-compression level, on briefly trained networks.
 
     python benchmarks/bench_export_precision.py [--steps 1500] [--families cnn transformer ensemble]
-        [--compress ensemble omfk] [--omfk-steps 300]
+        [--compress ensemble omfk] [--omfk-steps 300] [--fp16-rows 256]
 
 Each network (conf/model/<family>.yaml at its configured size) is trained for `--steps` Adam steps
 on the smoke-sized synthetic data (conf/data/tiny.yaml, batch 256): "trained" enough for its
 probabilities to be confident, which is where fp16 errors show; it is not a production model. Every
 artifact is checked as an export checks it: the reference executor at fp32, fp16 storage and fp16
-arithmetic on the held-out rows + random + edge-case inputs; accuracy on the labelled held-out rows.
+arithmetic on the held-out rows + random + edge-case inputs (fp16 arithmetic on `--fp16-rows` spread
+rows + the edge cases, as `export.fp16_arithmetic_samples`); accuracy on the labelled held-out rows.
+Rows are merged into benchmarks/results/export_precision.json after each export, so runs of
+different families add up (and a cut run keeps what it measured).
 """
 
 from __future__ import annotations
@@ -68,7 +71,7 @@ def trained_net(model: str, steps: int, seed: int = 0):
         net.eval(),
         val_ids,
         val_labels,
-        {"steps": steps, "train_seconds": round(seconds, 1), "last_loss": float(loss)},
+        {"steps": steps, "train_seconds": round(seconds, 1), "last_loss": loss.item()},
     )
 
 
@@ -125,6 +128,7 @@ def main() -> None:
         nets[family] = (net, val_ids, val_labels)
         training[family] = info
         print(family, info, flush=True)
+    run = {"when": time.strftime("%Y-%m-%d %H:%M"), "fp16_arithmetic_rows": args.fp16_rows}
     for family in args.families:
         net, val_ids, val_labels = nets[family]
         for name, settings in FORMATS.items():
@@ -132,17 +136,25 @@ def main() -> None:
                 net, val_ids, val_labels, args.fp16_rows, **settings
             )
             print(family, name, row, flush=True)
+            save(training, precision_rows, compression_rows, run)
     for family in args.compress:
         net, val_ids, val_labels = nets[family]
         for level in LEVELS:
-            row = export_figures(
-                net, val_ids, val_labels, args.fp16_rows, format="mlprogram", compression=level
-            )
+            if level == "none" and f"{family}/mlprogram" in precision_rows:  # the same export
+                row = precision_rows[f"{family}/mlprogram"]
+            else:
+                row = export_figures(
+                    net, val_ids, val_labels, args.fp16_rows, format="mlprogram", compression=level
+                )
             compression_rows[f"{family}/{level}"] = row
             print(family, level, row, flush=True)
-    # Rows accumulate across runs (one run per family fits the time a loaded machine has): a run
-    # replaces the rows it measured and keeps the others, each row saying when and how it was taken.
-    run = {"when": time.strftime("%Y-%m-%d %H:%M"), "fp16_arithmetic_rows": args.fp16_rows}
+            save(training, precision_rows, compression_rows, run)
+
+
+def save(training: dict, precision_rows: dict, compression_rows: dict, run: dict) -> None:
+    """Rows accumulate across runs (one run per family fits the time a loaded machine has) and are
+    saved after each export: a run replaces the rows it measured and keeps the others, each row
+    saying when and with how many fp16-arithmetic rows it was taken."""
     previous = load_result("export_precision") or {}
     merged = {
         "training": {**previous.get("training", {}), **training},
