@@ -255,6 +255,43 @@ def test_true_fp16_accumulation_stalls_where_fp32_accumulation_does_not():
     assert float(MIL_OPS["linear"].fn(FP32, x=x, weight=w)[0, 0]) == 3000.0
 
 
+def _sequential_fp16(terms: np.ndarray) -> np.ndarray:
+    """The definition the fast kernels must meet, written with NumPy's float16 conversion: an fp16
+    accumulator, each float32-exact term added in float32 and the sum rounded to fp16, in order."""
+    acc = np.zeros(terms.shape[1:], np.float16)
+    for term in terms:
+        with np.errstate(over="ignore", invalid="ignore"):
+            acc = (acc.astype(np.float32) + term).astype(np.float16)
+    return acc.astype(np.float32)
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e-3, 3e-5, 40.0])
+def test_tiled_fp16_products_and_sums_equal_term_by_term_fp16_accumulation(scale: float):
+    """gemm16 / sum16 run whole tiles per term with a two-addition rounding; scales from fp16
+    subnormals (3e-5 * 3e-5 products) to partial sums near fp16's limit must give the same numbers
+    as the plain definition, also for batched products and sums over several axes."""
+    a, b = h(37, 70, scale=scale), h(70, 29, scale=scale)
+    products = a.T[:, :, None] * b[:, None, :]  # [K, M, N], exact in float32
+    assert np.array_equal(kernels.gemm16(a, b), _sequential_fp16(products), equal_nan=True)
+    x, y = h(3, 5, 20, 16, scale=scale), h(3, 5, 16, 20, scale=scale)
+    batched = np.moveaxis(x, -1, 0)[..., :, None] * np.moveaxis(y, -2, 0)[..., None, :]
+    assert np.array_equal(kernels.gemm16(x, y), _sequential_fp16(batched), equal_nan=True)
+    z = h(6, 130, 4, scale=scale)
+    assert np.array_equal(kernels.sum16(z, [1]), _sequential_fp16(np.moveaxis(z, 1, 0)))
+    terms_02 = z.transpose(0, 2, 1).reshape(24, 130)  # axes 0 and 2, in index order
+    assert np.array_equal(kernels.sum16(z, [0, 2]), _sequential_fp16(terms_02))
+
+
+def test_fp16_partial_sums_overflow_to_inf_as_on_a_device():
+    """A partial sum beyond 65504 is inf in fp16 and stays inf, even when later terms would bring
+    an fp32 sum back into range (the kernels leave the fast path where a bound says this can happen)."""
+    x = np.array([[60000.0, 60000.0, -60000.0]], np.float32)
+    ones = np.ones((3, 1), np.float32)
+    assert np.isposinf(kernels.gemm16(x, ones)[0, 0])
+    assert np.isposinf(kernels.sum16(x, [1])[0])
+    assert float(kernels.gemm16(x, ones * 0.5)[0, 0]) == 30000.0  # within range: the exact sum
+
+
 # ----------------------------------------------------------------------------- NeuralNetwork layers
 
 

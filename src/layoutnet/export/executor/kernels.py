@@ -98,12 +98,23 @@ def erf(x: np.ndarray) -> np.ndarray:
     return _blockwise(_erf_block, x)
 
 
+def _select(mask: np.ndarray, if_true: np.ndarray, if_false: np.ndarray) -> None:
+    """if_false[i] = if_true[i] where mask[i], in place, by bit operations on the float32 values
+    (NumPy's `where=` and `np.where` take a branchy loop, 50-200x slower than arithmetic here)."""
+    bits = mask.view(np.uint8).astype(np.uint32)
+    np.negative(bits, out=bits)  # 0 or all ones
+    chosen, other = if_true.view(np.uint32), if_false.view(np.uint32)
+    chosen ^= other
+    chosen &= bits
+    other ^= chosen
+
+
 def _gelu_block(x: np.ndarray, out: np.ndarray) -> None:
     # gelu(x) = x * Phi(x); with q = Phi(-|x|): x * q for x < 0, x - x * q for x >= 0 (no cancellation
     # in the negative tail).
     _half_erfc_of_scaled(x, _SQRT_HALF, out)
     out *= x
-    np.subtract(x, out, out=out, where=x >= 0)
+    _select(x >= 0, x - out, out)
 
 
 def gelu(x: np.ndarray, mode: str = "EXACT") -> np.ndarray:
@@ -375,38 +386,102 @@ def pool(
 # number. NumPy cannot be trusted to do that by itself: its float16 `matmul`, `dot`, `einsum`,
 # `sum` and `mean` convert to float32 internally and round only the final result (summing 4096 ones
 # in float16 gives 4096 there, where float16 accumulation stalls at 2048). So these kernels keep
-# values as float32 arrays holding float16 numbers and round after every arithmetic step with
-# `round_to_fp16`:
+# values as float32 arrays holding float16 numbers and round after every arithmetic step:
 #
 # - +, -, *, /, sqrt of two fp16 numbers computed in float32 and rounded once to fp16 give the
 #   correctly rounded fp16 result (float32 has more than 2 * 11 + 2 significant bits);
 # - transcendental functions (exp, tanh, erf, log) are fp16 primitives: the float32 value rounded;
 # - sums are sequential, one fp16 rounding per added term (`sum16`), in index order;
-# - matrix products and convolutions accumulate sequentially over the inner dimension, one fused
-#   multiply-add per term: the product of two fp16 numbers is exact in float32, the running sum is
-#   rounded to fp16 after each term (through float32, so a double rounding is possible when the
-#   float32 sum lands exactly on an fp16 tie, which is rare and within one fp16 ulp).
+# - matrix products and convolutions accumulate sequentially over the inner dimension, in index
+#   order, one fused multiply-add per term: the product of two fp16 numbers is exact in float32, the
+#   running sum is rounded to fp16 after each term (through float32, so a double rounding is
+#   possible when the float32 sum lands exactly on an fp16 tie, which is rare and within one fp16
+#   ulp). No blocking or pairwise order: the partial sum after term k is one fp16 number.
 #
-# This costs one pass over the output per inner-product term, so it is far slower than BLAS.
+# Speed. A sequential fp16 accumulation costs one pass over the output per inner-product term, so
+# the passes are made as cheap as possible: the output is cut into tiles that stay in cache, and
+# the whole batch is one tile set (one NumPy call per term per tile, over [rows x outputs]). Inside
+# a tile the running sum is rounded with two float32 additions (see `_accumulate16`) instead of the
+# general bit-level rounding, which is valid while no partial sum can leave fp16's finite range;
+# a cheap bound (the float32 product of the absolute values, grown by the worst rounding growth
+# over the inner length) proves that per tile, and a tile that may overflow (or holds inf / NaN)
+# takes the general rounding instead (`round_to_fp16`: overflow to inf, NaN kept). Both give the
+# same numbers, bit for bit, where the bound holds.
 
 r16 = round_to_fp16
 
+_EXPONENT = np.uint32(0x7F800000)
+_SHIFTER_BITS = np.uint32(0x06C00000)  # added to the bits of 2**e: 1.5 * 2**(e + 13), ulp 2**(e - 10)
+_FP16_MAX = 65504.0
+_TILE = 1 << 16  # elements of one accumulation tile (the fastest of 2**14 .. 2**16 measured)
+
+
+def _growth(terms: int) -> float:
+    """Worst factor by which a sequential fp16 sum of `terms` terms can exceed the sum of their
+    absolute values: each step rounds twice (float32 then fp16), relative error 2**-24 + 2**-11."""
+    return (1.0 + 2.0**-11 + 2.0**-23) ** terms * (1.0 + terms * 2.0**-22)
+
+
+def _fits(bound: np.ndarray, terms: int) -> bool:
+    """Whether every partial sum of sums whose absolute terms add to at most `bound` stays below
+    fp16's largest finite value (False for inf / NaN bounds); 1 covers the subnormal rounding."""
+    return bool(np.all((bound + 1.0) * _growth(terms) < _FP16_MAX))
+
+
+def _accumulate16(out: np.ndarray, left: np.ndarray, right: np.ndarray | None, fast: bool) -> None:
+    """out = the fp16 sequential sum over k of left[k] * right[k] (left[k] when right is None), in
+    order k = 0, 1, ...; each term (a product of two fp16 numbers: exact in float32) broadcasts to
+    out's shape. `fast`: every partial sum is known to stay finite and below 65520 (see `_fits`)."""
+    term = np.empty_like(out)
+    out[...] = 0.0
+    if not fast:
+        for k in range(len(left)):
+            if right is None:
+                np.add(out, left[k], out=out)
+            else:
+                np.multiply(left[k], right[k], out=term)
+                out += term
+            out[...] = r16(out)
+        return
+    # Rounding t to fp16 in place, for finite |t| < 65520: with 2**e the power of two at or below |t|
+    # (at least 2**-14, fp16's smallest normal), the float32 number s = 1.5 * 2**(e + 13) has spacing
+    # 2**(e - 10), fp16's spacing at |t| (2**-24 below 2**-14). So t + s, rounded by float32 to
+    # nearest-even, is s plus t rounded to fp16's spacing, ties to even, and subtracting s is exact.
+    # s comes from t's exponent bits (and, max, add); `floor` is an array because NumPy's maximum
+    # against a scalar takes a much slower loop. A zero sum is +0 (the bit-level rounding keeps -0).
+    scratch = np.empty_like(out)
+    floor = np.full(out.shape, _FP16_MIN_NORMAL, dtype=np.uint32)
+    bits, out_bits = scratch.view(np.uint32), out.view(np.uint32)
+    add, sub, mul, band, vmax = np.add, np.subtract, np.multiply, np.bitwise_and, np.maximum
+    for k in range(len(left)):
+        if right is None:
+            add(out, left[k], out=out)
+        else:
+            mul(left[k], right[k], out=term)
+            add(out, term, out=out)
+        band(out_bits, _EXPONENT, out=bits)
+        vmax(bits, floor, out=bits)
+        add(bits, _SHIFTER_BITS, out=bits)
+        add(out, scratch, out=out)
+        sub(out, scratch, out=out)
+
 
 def sum16(x: np.ndarray, axes: Sequence[int] | None, keepdims: bool = False) -> np.ndarray:
-    """Sum over `axes` (all when None) with a float16 accumulator, term by term."""
+    """Sum over `axes` (all when None) with a float16 accumulator, term by term in index order."""
     x = np.asarray(x, dtype=np.float32)
     axes = tuple(range(x.ndim)) if axes is None else tuple(a % x.ndim for a in axes)
     rest = [a for a in range(x.ndim) if a not in axes]
     moved = x.transpose(*rest, *axes)
-    flat = moved.reshape(*moved.shape[: len(rest)], -1)
-    count = flat.shape[-1]
-    if count == 0:
-        acc = np.zeros(flat.shape[:-1], dtype=np.float32)
-    else:
-        acc = flat[..., 0].copy()
-        for k in range(1, count):
-            acc += flat[..., k]
-            acc = r16(acc)
+    terms = np.ascontiguousarray(
+        np.moveaxis(moved.reshape(-1, int(np.prod(moved.shape[len(rest) :]))), -1, 0)
+    )
+    count, width = terms.shape
+    acc = np.empty(width, dtype=np.float32)
+    bound = np.sum(np.abs(terms), axis=0)
+    for lo in range(0, width, _TILE):
+        hi = min(lo + _TILE, width)
+        _accumulate16(acc[lo:hi], terms[:, lo:hi], None, _fits(bound[lo:hi], count))
+    acc = acc.reshape(moved.shape[: len(rest)])
     if keepdims:
         acc = acc.reshape([1 if a in axes else x.shape[a] for a in range(x.ndim)])
     return acc
@@ -434,22 +509,43 @@ def prod16(x: np.ndarray, axes: Sequence[int] | None, keepdims: bool = False) ->
 
 
 def gemm16(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """a [..., M, K] @ b [..., K, N] with a float16 accumulator (one fused multiply-add per term).
+    """a [..., M, K] @ b [..., K, N] with a float16 accumulator (one fused multiply-add per term,
+    k = 0 .. K-1 in order). Each output element depends only on its own row of `a` and column of `b`.
 
-    Runs over K as the outer loop on whole [..., M, N] arrays, so the cost is K vectorised passes."""
+    The output is cut into cache-sized tiles, K vectorised passes per tile. A plain matrix product
+    (the batch folded into M: linear layers, convolutions) is accumulated transposed, [N, M], so every
+    pass runs along the long batch axis."""
     a = np.asarray(a, dtype=np.float32)
     b = np.asarray(b, dtype=np.float32)
     lead = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
     m, k_dim, n = a.shape[-2], a.shape[-1], b.shape[-1]
-    acc = np.zeros((*lead, m, n), dtype=np.float32)
-    if k_dim == 0:
-        return acc
-    a_t = np.moveaxis(a, -1, 0)  # [K, ..., M]
-    b_t = np.moveaxis(b, -2, 0)  # [K, ..., N]
-    for k in range(k_dim):
-        acc += a_t[k][..., :, None] * b_t[k][..., None, :]
-        acc = r16(acc)
-    return acc
+    count = int(np.prod(lead)) if lead else 1
+    a3 = np.broadcast_to(a, (*lead, m, k_dim)).reshape(count, m, k_dim)
+    b3 = np.broadcast_to(b, (*lead, k_dim, n)).reshape(count, k_dim, n)
+    if k_dim == 0 or count * m * n == 0:
+        return np.zeros((*lead, m, n), dtype=np.float32)
+    with np.errstate(invalid="ignore", over="ignore"):
+        bound = np.matmul(np.abs(a3), np.abs(b3))  # [L, M, N]
+    if count == 1:
+        a_k = np.ascontiguousarray(a3[0].T)  # [K, M]
+        b_k = b3[0]  # [K, N]
+        out_t = np.empty((n, m), dtype=np.float32)
+        cols = min(m, _TILE)
+        rows = max(1, _TILE // cols)
+        for lo in range(0, n, rows):
+            for start in range(0, m, cols):
+                ns, ms = slice(lo, lo + rows), slice(start, start + cols)
+                fits = _fits(bound[0, ms, ns], k_dim)
+                _accumulate16(out_t[ns, ms], b_k[:, ns, None], a_k[:, None, ms], fits)
+        return out_t.T.reshape(*lead, m, n)
+    a_k = np.ascontiguousarray(a3.transpose(2, 0, 1))  # [K, L, M]
+    b_k = np.ascontiguousarray(b3.transpose(1, 0, 2))  # [K, L, N]
+    out = np.empty((count, m, n), dtype=np.float32)
+    per = max(1, _TILE // (m * n))
+    for lo in range(0, count, per):
+        ls = slice(lo, lo + per)
+        _accumulate16(out[ls], a_k[:, ls, :, None], b_k[:, ls, None, :], _fits(bound[ls], k_dim))
+    return out.reshape(*lead, m, n)
 
 
 def matmul16(x: np.ndarray, y: np.ndarray) -> np.ndarray:
