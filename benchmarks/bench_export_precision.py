@@ -42,8 +42,9 @@ LEVELS = ("none", "int8", "palettize6", "palettize4")
 
 
 def trained_net(model: str, steps: int, seed: int = 0):
+    # The omfk experiment sets a GPU-sized batch and data set; every network here trains on tiny's.
     overrides = (
-        ["+experiment=omfk", "data=tiny", "trainer=default"]
+        ["+experiment=omfk", "data=tiny", "trainer=default", "data.batch_size=256", "data.train_size=4096"]
         if model == "omfk"
         else [f"model={model}", "data=tiny"]
     )
