@@ -127,3 +127,24 @@ def _zygote() -> Zygote:
         _WARM[:] = [Zygote()]
         atexit.register(_WARM[0].close)
     return _WARM[0]
+
+
+def pytest_configure(config):
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # `-n auto` runs one worker per core: each computes with one thread, so the workers (and
+        # the commands they start, `runtime.threads=auto` → 1) never fight over the cores.
+        import torch
+
+        torch.set_num_threads(1)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (`--dist loadgroup`), tests that share a module-scoped fixture (a trained
+    run, an exported artifact) go to one worker, so the fixture is built once; the rest spread."""
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        if info is None:
+            continue
+        scopes = {d.scope for defs in info.name2fixturedefs.values() for d in defs}
+        if "module" in scopes:
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
