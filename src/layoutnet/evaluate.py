@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from layoutnet.cli import exit_on_user_error
+from layoutnet.commandline import exit_on_user_error
 from layoutnet.config import CONF_DIR, build, build_from_file, check_output_dir
 from layoutnet.contract import CLASSES, decode
 from layoutnet.data import csvfile

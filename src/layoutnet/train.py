@@ -20,7 +20,7 @@ from pytorch_lightning.utilities import rank_zero_only
 from rich.console import Console
 from rich.markup import escape
 
-from layoutnet.cli import exit_on_user_error
+from layoutnet.commandline import exit_on_user_error
 from layoutnet.config import CONF_DIR, build, check_trainer_settings
 from layoutnet.contract import CLASSES
 from layoutnet.errors import ConfigError

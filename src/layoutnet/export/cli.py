@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 from rich.console import Console
 from rich.markup import escape
 
-from layoutnet.cli import exit_on_user_error
+from layoutnet.commandline import exit_on_user_error
 from layoutnet.config import CONF_DIR, check_output_dir
 from layoutnet.errors import ConfigError
 from layoutnet.export.parity import validation_tensors

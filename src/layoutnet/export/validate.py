@@ -11,7 +11,7 @@ import hydra
 from omegaconf import DictConfig
 from rich.console import Console
 
-from layoutnet.cli import exit_on_user_error
+from layoutnet.commandline import exit_on_user_error
 from layoutnet.config import CONF_DIR
 from layoutnet.errors import ConfigError, ExportError
 from layoutnet.export.artifact import COREML_SUFFIXES, read_interface

@@ -1,4 +1,5 @@
-"""Shared behaviour of the command-line entry points."""
+"""Shared behaviour of the command-line entry points (`python -m layoutnet[.<command>]`): one `error:` line
+for refused input, and the run-directory check Hydra runs before any work starts."""
 
 from __future__ import annotations
 
