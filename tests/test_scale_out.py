@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 import layoutnet.train
-from layoutnet.summarize import log_swept_keys
+from layoutnet.reporting.sweepsummary import log_swept_keys
 
 from .conftest import run_module
 

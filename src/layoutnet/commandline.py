@@ -38,6 +38,16 @@ def exit_on_user_error(fn: Callable[[], T]) -> T:
         sys.exit(1)
 
 
+def run_command(cfg: Any, work: Callable[[Any], T]) -> T:
+    """The body of a Hydra command: the config's `runtime` threads applied, then `work(cfg)`; a refused
+    input in either is one `error:` line and exit code 1 (a failed export or validation is recorded in its
+    report before it is raised)."""
+    from layoutnet.runtime import apply_threads
+
+    exit_on_user_error(lambda: apply_threads(cfg.get("runtime")))
+    return exit_on_user_error(lambda: work(cfg))
+
+
 try:
     from hydra.experimental.callback import Callback as _HydraCallback
 except ImportError:  # pragma: no cover - hydra is a dependency

@@ -9,7 +9,6 @@ printed is `accuracy=<float>`.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from layoutnet.commandline import exit_on_user_error
+from layoutnet.commandline import run_command
 from layoutnet.config import CONF_DIR, build, build_from_file, check_output_dir
 from layoutnet.contract import CLASSES, decode
 from layoutnet.data import csvfile
@@ -40,10 +39,10 @@ from layoutnet.quality import (
     budget_key,
     evaluate_realtext,
     quality_summary,
-    save_tradeoff_curve,
 )
-from layoutnet.report import versions
-from layoutnet.runtime import apply_threads
+from layoutnet.reporting.pictures import save_confusion_matrix, save_tradeoff_curve
+from layoutnet.reporting.record import record
+from layoutnet.reporting.runreport import EVALUATION_SECTIONS, versions
 
 MISTAKES_KEPT = 25
 """Misclassified rows written into the report (the most confident mistakes first)."""
@@ -292,8 +291,6 @@ def run_evaluate(cfg: DictConfig) -> dict:
         )
     json_path, png_path = default_outputs(model_path, cfg.get("output_dir"))
     curve_path = json_path.with_name(json_path.name.replace(".eval.json", ".eval_corrections.png"))
-    from layoutnet.plots import save_confusion_matrix
-
     save_confusion_matrix(
         result["confusion_matrix"],
         png_path,
@@ -319,20 +316,21 @@ def run_evaluate(cfg: DictConfig) -> dict:
         "timings": {"total_seconds": round(time.perf_counter() - started, 3)},
         "versions": versions(),
     }
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
-    console.print(f"report: {escape(str(json_path))}", soft_wrap=True)
-    console.print(f"confusion matrix: {escape(str(png_path))}", soft_wrap=True)
-    console.print(f"corrections curve: {escape(str(curve_path))}", soft_wrap=True)
-    console.file.flush()
-    print(f"accuracy={result['accuracy']:.6f}", flush=True)
+    record(
+        json_path,
+        report,
+        console=console,
+        files={"report": json_path, "confusion matrix": png_path, "corrections curve": curve_path},
+        last_line=f"accuracy={result['accuracy']:.6f}",
+        schema=EVALUATION_SECTIONS,
+        replace=True,
+    )
     return report
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="evaluate")
 def main(cfg: DictConfig) -> None:
-    exit_on_user_error(lambda: apply_threads(cfg.get("runtime")))
-    exit_on_user_error(lambda: run_evaluate(cfg))
+    run_command(cfg, run_evaluate)
 
 
 if __name__ == "__main__":

@@ -28,8 +28,9 @@ from layoutnet.export.callback import CoreMLExportCallback
 from layoutnet.export.settings import ExportSettings
 from layoutnet.metrics import classification_summary, predict_logits
 from layoutnet.modelfile import best_checkpoint_path, check_resume_checkpoint, load_net
-from layoutnet.plots import save_confusion_matrix, save_training_curves
-from layoutnet.report import read_report, update_report, versions
+from layoutnet.reporting.objective import objective_name, objective_value
+from layoutnet.reporting.pictures import save_confusion_matrix, save_training_curves
+from layoutnet.reporting.runreport import read_report, update_report, versions
 from layoutnet.runtime import (
     GUARD,
     RunInterrupted,
@@ -39,7 +40,6 @@ from layoutnet.runtime import (
     resume_command,
     submitit_job_id,
 )
-from layoutnet.sweep import objective_name, objective_value
 
 log = logging.getLogger(__name__)
 

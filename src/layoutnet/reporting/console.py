@@ -1,0 +1,162 @@
+"""What reporting prints on the terminal: the summary of an export or a validation (an ExportResult),
+the sweep summary table, and the closing lines of a command (where its files are, the machine-readable
+last line)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich import box
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from layoutnet.reporting.sweepsummary import (
+    JobRow,
+    as_number,
+    best_row,
+    format_cell,
+    short_error,
+    varied_keys,
+)
+
+if TYPE_CHECKING:
+    from layoutnet.export.result import ExportResult
+
+
+def print_written(console: Console, files: Mapping[str, Path | str], last_line: str | None = None) -> None:
+    """One `<what>: <path>` line per file a command wrote; then `last_line` (`accuracy=0.97`) alone on
+    stdout, after everything the console printed, for scripts that read the last line."""
+    for name, path in files.items():
+        console.print(f"{name}: {escape(str(path))}", soft_wrap=True, highlight=False)
+    if last_line is not None:
+        console.file.flush()
+        print(last_line, flush=True)
+
+
+# Export and validation ------------------------------------------------------------------------------------
+
+
+def _fmt(value: float | None, spec: str = ".3g") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def print_export_summary(result: ExportResult, console: Console | None = None) -> None:
+    console = console or Console()
+    if result.status == "disabled":
+        console.print(f"Core ML export: disabled ({escape(str(result.reason))})")
+        return
+    title = "Core ML export: " + ("[green]OK[/]" if result.ok else "[red]FAILED[/]")
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column(no_wrap=True)
+    table.add_column(overflow="fold")
+    table.add_row("artifact", escape(str(result.path)))
+    table.add_row(
+        "format",
+        f"{result.format} / {result.precision}, front end {result.frontend}, "
+        f"compression {result.compression}",
+    )
+    if result.artifact_size_bytes is not None:
+        table.add_row("size", f"{result.artifact_size_bytes / 1e6:.3f} MB")
+    parity = result.parity or {}
+    if parity:
+        table.add_row("parity backend", f"{parity.get('backend')} ({parity.get('samples')} samples)")
+        for name, figures in (result.parity_by_precision or {}).items():
+            mark = " (app, required)" if figures.get("required") else ""
+            table.add_row(
+                f"{name}{mark}",
+                f"max |Δprob| {_fmt(figures['max_prob_diff'])}, argmax agreement "
+                f"{_fmt(figures['argmax_agreement'], '.4f')}"
+                + ("" if figures.get("passed") else " [red]over tolerance[/]"),
+            )
+        table.add_row("tolerance", str(parity.get("tolerance")))
+    accuracy = result.accuracy or {}
+    if accuracy.get("torch") is not None:
+        table.add_row(
+            "accuracy torch / artifact", f"{accuracy['torch']:.4f} / {_fmt(accuracy.get('artifact'), '.4f')}"
+        )
+    if result.manifest_check:
+        table.add_row("manifest", escape(result.manifest_check))
+    if result.parity_vectors:
+        table.add_row("parity vectors", escape(result.parity_vectors))
+    if result.timings:
+        table.add_row("timings (s)", ", ".join(f"{k} {v}" for k, v in result.timings.items()))
+    for notice in result.warnings:
+        table.add_row(
+            "[yellow]warning[/]", escape(f"{notice['source']} ({notice['category']}): {notice['message']}")
+        )
+    if result.versions:
+        table.add_row(
+            "versions", ", ".join(f"{k} {v}" for k, v in result.versions.items() if k != "platform")
+        )
+    if not result.ok and result.error:
+        table.add_row("error", escape(str(result.error)[:2000]))
+        if result.failed_dir:
+            table.add_row("kept in", escape(result.failed_dir))
+    console.print(table)
+
+
+# Sweeps ---------------------------------------------------------------------------------------------------
+
+
+def short_keys(keys: Sequence[str]) -> list[str]:
+    """Each key's last component (`model.net.padding` -> `padding`) where that stays unambiguous."""
+    last = [key.rsplit(".", 1)[-1] for key in keys]
+    return [short if last.count(short) == 1 else key for key, short in zip(keys, last, strict=True)]
+
+
+def _terminal_value(value: str) -> str:
+    """A swept value in the terminal table: numbers to 3 significant digits (`0.00112`)."""
+    number = as_number(value)
+    return value if number is None or len(value) <= 6 else f"{number:.3g}"
+
+
+def print_sweep_summary(rows: Sequence[JobRow], console: Console | None = None) -> None:
+    """A compact table for the terminal (columns that hold nothing, or the same export status for every
+    job, are left out so it reads at 80 columns); duplicates and errors are listed under it."""
+    console = console or Console()
+    varied, _ = varied_keys(rows)
+    best = best_row(rows)
+    columns: list[tuple[str, list[str]]] = [
+        ("job", [row.job for row in rows]),
+        ("status", [row.status if row.status == "ok" else f"[red]{escape(row.status)}[/]" for row in rows]),
+    ]
+    for key, name in zip(varied, short_keys(varied), strict=True):
+        columns.append((name, [escape(_terminal_value(row.params.get(key, "—"))) for row in rows]))
+    accuracies = [format_cell(row.val_accuracy, "acc") for row in rows]
+    columns.append(
+        (
+            "val acc",
+            [f"[bold green]{a}[/]" if row is best else a for row, a in zip(rows, accuracies, strict=True)],
+        )
+    )
+    exports = [format_cell(row.export_status) for row in rows]
+    if len(set(exports)) > 1 or exports[:1] not in (["disabled"], ["—"]):
+        columns.append(("export", [escape(e) for e in exports]))
+    columns.append(("Δp", [format_cell(row.parity_max_prob_diff, "diff") for row in rows]))
+    columns.append(
+        (
+            "KiB",
+            ["—" if r.artifact_size_bytes is None else f"{r.artifact_size_bytes / 1024:,.0f}" for r in rows],
+        )
+    )
+    columns.append(("wall s", [format_cell(row.wall_seconds, "seconds") for row in rows]))
+    columns = [(name, cells) for name, cells in columns if any(cell != "—" for cell in cells)]
+    table = Table(title="sweep summary", box=box.SIMPLE_HEAD, pad_edge=False)
+    for name, _ in columns:
+        table.add_column(escape(name), no_wrap=True, min_width=min(len(name), 8))
+    for i in range(len(rows)):
+        table.add_row(*(cells[i] for _, cells in columns))
+    console.print(table)
+    if exports and len(set(exports)) == 1 and exports[0] in ("disabled", "—"):
+        console.print(f"export: {escape(exports[0])} for every job")
+    for row in rows:
+        if row.duplicate_of is not None:
+            console.print(
+                f"[yellow]job {escape(row.job)}[/] trains the same network as job {escape(row.duplicate_of)}"
+            )
+    for row in rows:
+        if row.error:
+            console.print(f"[red]job {escape(row.job)}:[/] {escape(short_error(row.error, 300))}")
