@@ -226,7 +226,7 @@ def quality_summary(texts: Sequence[str], probs: np.ndarray, labels: np.ndarray)
 
 def _logits_function(model: object) -> Callable[[torch.Tensor], np.ndarray]:
     """Logits of a Scorer-like object (`.logits(ids)`) or of a PyTorch network."""
-    from layoutnet.metrics import predict_logits
+    from layoutnet.modelfile import predict_logits
 
     if hasattr(model, "logits"):
         return lambda ids: np.asarray(model.logits(ids), dtype=np.float32)  # type: ignore[attr-defined]

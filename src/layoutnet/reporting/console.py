@@ -1,6 +1,6 @@
-"""What reporting prints on the terminal: the summary of an export or a validation (an ExportResult),
-the sweep summary table, and the closing lines of a command (where its files are, the machine-readable
-last line)."""
+"""What reporting prints on the terminal: the tables of an evaluation, the summary of an export or a
+validation (an ExportResult), the sweep summary table, and the closing lines of a command (where its
+files are, the machine-readable last line)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from layoutnet.contract import CLASSES
+from layoutnet.quality import HARMFUL_BUDGETS, LENGTH_BUCKETS, budget_key
 from layoutnet.reporting.sweepsummary import (
     JobRow,
     as_number,
@@ -34,6 +37,91 @@ def print_written(console: Console, files: Mapping[str, Path | str], last_line: 
     if last_line is not None:
         console.file.flush()
         print(last_line, flush=True)
+
+
+# Evaluation -----------------------------------------------------------------------------------------------
+
+SHORT_NAMES = {name: name.replace("_from_", "←") for name in CLASSES}
+"""Narrow class names for the console tables (`ru←en` = meant ru, typed on en)."""
+
+NARROW = {"box": box.SIMPLE_HEAD, "padding": (0, 1), "title_justify": "left"}
+"""Table style of the console reports: fits 80 columns."""
+
+
+def format_share(value: float | None) -> str:
+    """A share as a percentage: 12.3%, 0.05%."""
+    return "—" if value is None else f"{100 * value:.1f}%" if value >= 0.1 else f"{100 * value:.2f}%"
+
+
+def _accuracy(value: float | None) -> str:
+    return "—" if value is None else f"{value:.4f}"
+
+
+def print_evaluation(result: dict, console: Console) -> None:
+    """Per-class accuracy and the confusion matrix of an evaluation, 80 columns wide."""
+    per_class = Table(title="per-class accuracy", **NARROW)
+    per_class.add_column("class")
+    per_class.add_column("support", justify="right")
+    per_class.add_column("accuracy", justify="right")
+    for name in CLASSES:
+        value = result["per_class_accuracy"][name]
+        per_class.add_row(SHORT_NAMES[name], str(result["support"][name]), _accuracy(value))
+    console.print(per_class)
+    matrix = Table(title="confusion matrix (rows: true, columns: predicted; ru←en = ru_from_en)", **NARROW)
+    matrix.add_column("true")
+    for name in CLASSES:
+        matrix.add_column(SHORT_NAMES[name], justify="right")
+    for i, name in enumerate(CLASSES):
+        cells = []
+        for j, count in enumerate(result["confusion_matrix"][i]):
+            text = str(count) if count else "·"
+            cells.append(f"[bold]{text}[/]" if i == j and count else text)
+        matrix.add_row(SHORT_NAMES[name], *cells)
+    console.print(matrix)
+    correct = int(np.trace(np.asarray(result["confusion_matrix"])))
+    console.print(f"overall accuracy {result['accuracy']:.4f} ({correct:,} of {result['samples']:,} rows)")
+
+
+_REALTEXT_NOTE = "real-text set (not trained on): words, sentences, short, ambiguous"
+
+
+def print_quality(sets: dict[str, dict], console: Console) -> None:
+    """Accuracy by text length and the harmful/fixed table of each evaluated set, 80 columns wide."""
+    lengths = Table(title="accuracy by text length (characters)", caption=_REALTEXT_NOTE, **NARROW)
+    for column in ("set", "rows", "all", *(name for name, _, _ in LENGTH_BUCKETS)):
+        lengths.add_column(column, justify="left" if column == "set" else "right")
+    for name, summary in sets.items():
+        buckets = summary["length_buckets"]
+        lengths.add_row(
+            name,
+            f"{summary['rows']:,}",
+            _accuracy(summary["accuracy"]),
+            *(_accuracy(buckets[bucket]["accuracy"]) for bucket, _, _ in LENGTH_BUCKETS),
+        )
+    console.print(lengths)
+    corrections = Table(title="corrections at a threshold t on the top probability", **NARROW)
+    corrections.add_column("set")
+    corrections.add_column("harm", justify="right")
+    corrections.add_column("fixed", justify="right")
+    for budget in HARMFUL_BUDGETS:
+        key = budget_key(budget)
+        corrections.add_column(f"t@{key}", justify="right")
+        corrections.add_column("fixed", justify="right")
+    for name, summary in sets.items():
+        cells = [name, format_share(summary["harmful"]), format_share(summary["fixed"])]
+        for budget in HARMFUL_BUDGETS:
+            found = summary["thresholds"][budget_key(budget)]
+            if found is None:
+                cells += ["—", "—"]
+            else:
+                cells += [f"{found['threshold']:.3f}", format_share(found["fixed"])]
+        corrections.add_row(*cells)
+    console.print(corrections)
+    console.print(
+        "harm: correctly typed (ru/en/he) rows rewritten; fixed: wrong-layout rows\n"
+        "corrected to their class; t@0.1%: the lowest t keeping harm <= 0.1%",
+        style="dim",
+    )
 
 
 # Export and validation ------------------------------------------------------------------------------------
