@@ -397,26 +397,13 @@ def plot_summary(
         if annotate:
             for x, y, job in panel.ok:
                 ax.annotate(job, (x, y), xytext=(4, -9), textcoords="offset points", fontsize=7, alpha=0.8)
-        if panel.best is not None:
-            ax.scatter(
-                *panel.best,
-                s=200,
-                facecolors="none",
-                edgecolors="red",
-                linewidths=1.5,
-                zorder=4,
-                label="best",
-            )
-        if panel.chosen is not None:
-            ax.scatter(
-                *panel.chosen,
-                s=360,
-                facecolors="none",
-                edgecolors="green",
-                linewidths=1.5,
-                zorder=4,
-                label=f"smallest within {tolerance:g}",
-            )
+        for point, size, color, label in (
+            (panel.best, 200, "red", "best"),
+            (panel.chosen, 360, "green", f"smallest within {tolerance:g}"),
+        ):
+            if point is not None:  # a ring around the point
+                ring = {"facecolors": "none", "edgecolors": color, "linewidths": 1.5}
+                ax.scatter(*point, s=size, zorder=4, label=label, **ring)
         if panel.scale == "log":
             log_axis(ax, [p[0] for p in panel.ok] + [p[0] for p in panel.not_ok], which="x")
         elif panel.kind == "numeric":  # at most 6 labels, thousands separated: legible at any width
