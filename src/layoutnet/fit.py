@@ -23,12 +23,12 @@ from rich.console import Console
 from rich.markup import escape
 
 from layoutnet.config import build, check_trainer_settings
-from layoutnet.contract import CLASSES
 from layoutnet.errors import ConfigError
 from layoutnet.export.callback import CoreMLExportCallback
 from layoutnet.export.settings import ExportSettings
 from layoutnet.metrics import classification_summary
 from layoutnet.modelfile import best_checkpoint_path, check_resume_checkpoint, load_net, predict_logits
+from layoutnet.reporting.console import print_run_result
 from layoutnet.reporting.objective import objective_name, objective_value
 from layoutnet.reporting.pictures import save_confusion_matrix, save_training_curves
 from layoutnet.reporting.runreport import read_report, update_report, versions
@@ -245,7 +245,7 @@ def run(cfg: DictConfig) -> float | None:
             sections["test"] = runner.test()
         _report(run_dir, status="ok", **sections, paths=_paths(runner), timings=_timings(runner, started))
         if rank_zero_only.rank == 0:
-            _print_result(run_dir, read_report(run_dir))
+            print_run_result(run_dir, read_report(run_dir))
         return objective_value(objective, read_report(run_dir), runner.trainer.callback_metrics)
     except BaseException as exc:
         training = runner.training_section() if runner.trainer else None
@@ -383,56 +383,3 @@ def _print_header(cfg: DictConfig, run_dir: Path, threads: dict, no_validation: 
         rows.append(("debug", str(choices["debug"])))
     for key, value in rows:
         console.print(f"[bold]{key:<8}[/] {escape(value)}")
-
-
-def _print_result(run_dir: Path, report: dict) -> None:
-    """The final summary: plain lines that wrap rather than cut (paths are never truncated)."""
-    console = Console(soft_wrap=True, highlight=False)
-    training = report.get("training") or {}
-    best = training.get("best_val_accuracy")
-    lines = [("run", str(run_dir))]
-    lines.append(
-        (
-            "model",
-            f"{training.get('family')}, {training.get('parameters') or 0:,} parameters; "
-            f"{training.get('epochs')} epochs, {training.get('global_step')} steps",
-        )
-    )
-    best_path = (report.get("paths") or {}).get("best_checkpoint")
-    if best is not None:
-        lines.append(("val/acc", f"{best:.4f} (best checkpoint {best_path})"))
-    else:
-        lines.append(("val/acc", "none recorded: no best checkpoint, the final weights were used"))
-    test = report.get("test") or {}
-    if test.get("test/acc") is not None:
-        lines.append(("test/acc", f"{test['test/acc']:.4f}"))
-    per_class = (report.get("validation") or {}).get("per_class_accuracy") or {}
-    if per_class:
-        lines.append(
-            (
-                "per class",
-                ", ".join(f"{c} {per_class[c]:.3f}" for c in CLASSES if per_class.get(c) is not None),
-            )
-        )
-    export = report.get("export") or {}
-    if export.get("status") == "ok":
-        parity = export.get("parity") or {}
-        lines.append(("artifact", str(export.get("path"))))
-        lines.append(("weights", str(export.get("weights"))))
-        if parity:
-            lines.append(
-                (
-                    "parity",
-                    f"max |dprob| {parity.get('max_prob_diff'):.2g} on {parity.get('samples')} samples "
-                    f"({parity.get('backend')}), argmax agreement {parity.get('argmax_agreement'):.4f}",
-                )
-            )
-    elif export:
-        lines.append(("export", str(export.get("status"))))
-    pictures = sorted(str(p) for p in (run_dir / "plots").glob("*.png"))
-    if pictures:
-        lines.append(("pictures", ", ".join(pictures)))
-    lines.append(("report", str(run_dir / "report.json")))
-    console.print()
-    for key, value in lines:
-        console.print(f"[bold]{key:<9}[/] {escape(value)}")

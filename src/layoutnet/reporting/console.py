@@ -39,6 +39,63 @@ def print_written(console: Console, files: Mapping[str, Path | str], last_line: 
         print(last_line, flush=True)
 
 
+# Training run ---------------------------------------------------------------------------------------------
+
+
+def print_run_result(run_dir: Path, report: dict) -> None:
+    """The end of a training run (`python -m layoutnet`), from its report: plain lines that wrap rather
+    than cut (paths are never truncated)."""
+    console = Console(soft_wrap=True, highlight=False)
+    training = report.get("training") or {}
+    best = training.get("best_val_accuracy")
+    lines = [("run", str(run_dir))]
+    lines.append(
+        (
+            "model",
+            f"{training.get('family')}, {training.get('parameters') or 0:,} parameters; "
+            f"{training.get('epochs')} epochs, {training.get('global_step')} steps",
+        )
+    )
+    best_path = (report.get("paths") or {}).get("best_checkpoint")
+    if best is not None:
+        lines.append(("val/acc", f"{best:.4f} (best checkpoint {best_path})"))
+    else:
+        lines.append(("val/acc", "none recorded: no best checkpoint, the final weights were used"))
+    test = report.get("test") or {}
+    if test.get("test/acc") is not None:
+        lines.append(("test/acc", f"{test['test/acc']:.4f}"))
+    per_class = (report.get("validation") or {}).get("per_class_accuracy") or {}
+    if per_class:
+        lines.append(
+            (
+                "per class",
+                ", ".join(f"{c} {per_class[c]:.3f}" for c in CLASSES if per_class.get(c) is not None),
+            )
+        )
+    export = report.get("export") or {}
+    if export.get("status") == "ok":
+        parity = export.get("parity") or {}
+        lines.append(("artifact", str(export.get("path"))))
+        lines.append(("weights", str(export.get("weights"))))
+        if parity:
+            lines.append(
+                (
+                    "parity",
+                    f"max |dprob| {parity.get('max_prob_diff'):.2g} on {parity.get('samples')} samples "
+                    f"({parity.get('backend')}), argmax agreement {parity.get('argmax_agreement'):.4f}",
+                )
+            )
+    elif export:
+        lines.append(("export", str(export.get("status"))))
+    pictures = sorted(str(p) for p in (run_dir / "plots").glob("*.png"))
+    if pictures:
+        lines.append(("pictures", ", ".join(pictures)))
+    lines.append(("report", str(run_dir / "report.json")))
+    console.print()
+    for key, value in lines:
+        console.print(f"[bold]{key:<9}[/] {escape(value)}")
+
+
 # Evaluation -----------------------------------------------------------------------------------------------
 
 SHORT_NAMES = {name: name.replace("_from_", "←") for name in CLASSES}
