@@ -13,6 +13,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from layoutnet import evaluate as ev
+from layoutnet import evaluation
 from layoutnet.contract import CLASSES, encode_batch
 from layoutnet.data import csvfile
 from layoutnet.errors import ConfigError, DataError
@@ -195,7 +196,7 @@ def test_generated_test_set_without_data_path(tmp_path, capsys):
     report = ev.run_evaluate(cfg)
     assert report["samples"] == 128 and report["data"]["source"] == "generated test set"
     assert "expected_class_shares" in report["data"]["config"]
-    data = ev.generated_test_data(cfg)
+    data = evaluation.generated_test_data(cfg)
     ids, labels = data.ids, data.labels
     with torch.no_grad():
         accuracy = float((net(ids).argmax(1) == labels).float().mean())
@@ -214,7 +215,7 @@ def test_model_inside_a_run_uses_that_runs_data_config(tmp_path, capsys):
     assert "config_resolved.yaml), 96 rows" in capsys.readouterr().out
     # run_data=false: the evaluate config's own data section.
     cfg = compose_eval([f"model_path={ckpt}", "run_data=false", "data=tiny", "data.test_size=64"])
-    assert ev.generated_test_data(cfg, ckpt).description["config_from"] == "data config"
+    assert evaluation.generated_test_data(cfg, ckpt).description["config_from"] == "data config"
 
 
 def test_exported_artifact_scores_like_its_checkpoint(tmp_path, capsys):
