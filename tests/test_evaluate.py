@@ -259,3 +259,31 @@ def test_checkpoint_of_the_old_format_scores_like_the_new(tmp_path):
     reports = [ev.run_evaluate(compose_eval([f"model_path={p}", f"data_path={data}"])) for p in (new, old)]
     assert reports[0]["accuracy"] == reports[1]["accuracy"] == pytest.approx(expected_accuracy(net))
     assert reports[0]["confusion_matrix"] == reports[1]["confusion_matrix"]
+
+
+def test_evaluating_a_core_ml_file_imports_no_lightning(tmp_path: Path):
+    # Issue 12.8: scoring an artifact needs the executor, not the training stack (the report's version
+    # list is read from package metadata, not by importing Lightning).
+    import os
+    import subprocess
+    import sys
+
+    from layoutnet.export.pipeline import ModelInfo, export_model
+    from layoutnet.export.settings import ExportSettings
+
+    settings = ExportSettings(parity_samples=4, random_samples=4, parity_vectors=4)
+    artifact = export_model(
+        CompactCNN(embed_dim=8, channels=(8, 8)).eval(), settings, tmp_path / "export", ModelInfo()
+    )
+    code = (
+        "import atexit, runpy, sys\n"
+        "names = {'pytorch_lightning', 'lightning'}\n"
+        "loaded = lambda: sorted({m.split('.')[0] for m in sys.modules} & names)\n"
+        "atexit.register(lambda: print('lightning modules:', loaded()))\n"
+        f"sys.argv = ['evaluate', 'model_path={artifact.path}', 'data=tiny', 'realtext=false']\n"
+        "runpy.run_module('layoutnet.evaluate', run_name='__main__')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "src"), "PYTHONWARNINGS": "ignore"}
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "accuracy=" in done.stdout and "lightning modules: []" in done.stdout

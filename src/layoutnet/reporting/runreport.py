@@ -103,19 +103,18 @@ def update_report(directory: Path, /, **sections: Any) -> dict:
 
 
 def versions(lightning: bool = True) -> dict[str, str]:
-    """The versions a report records; an export's (its manifest's) leave Lightning out."""
-    import numpy as np
+    """The versions a report records; an export's (its manifest's) leave Lightning out. Read from the
+    installed distributions' metadata: recording a version never imports Lightning or coremltools."""
+    from importlib.metadata import version
 
-    from layoutnet.export.convert import coremltools_version
+    import numpy as np
 
     found = {"layoutnet": layoutnet.__version__, "torch": torch.__version__}
     if lightning:
-        import pytorch_lightning
-
-        found["pytorch_lightning"] = pytorch_lightning.__version__
+        found["pytorch_lightning"] = version("pytorch-lightning")
     return {
         **found,
-        "coremltools": coremltools_version(),
+        "coremltools": version("coremltools"),
         "numpy": np.__version__,
         "python": platform.python_version(),
         "platform": platform.platform(),
