@@ -2,7 +2,7 @@
 parity of the saved artifact on 2,000 held-out samples (target <= 30 s on a 2-core CPU).
 
     python benchmarks/bench_export.py [--format neuralnetwork mlprogram] [--profile]
-    python benchmarks/bench_export.py --executor-only [--repeats 3]   # executor vs trace + convert
+    python benchmarks/bench_export.py --executor-only [--repeats 3] [--profile]  # executor vs trace + convert
 
 The network has the production shape and randomly initialised weights (export time does not
 depend on the weights); validation rows come from the default synthetic data config.
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
+import os
 import pstats
 import tempfile
 import time
@@ -79,54 +80,112 @@ def _trace_and_convert(net, fmt: str, path: Path) -> float:
     return time.perf_counter() - start
 
 
-def executor_vs_conversion(net, ids, formats: list[str], repeats: int, profile: bool) -> dict:
-    """The executor's parity run (load + predict of the parity set, declared precision) against the
-    trace + conversion + save it checks, measured alternately in one run after one warm-up of
-    each; medians of `repeats`.
-    Also the cost per sample of each precision mode on a few samples (true fp16 accumulates term
-    by term, so it is far slower)."""
+_PROFILE_GROUPS = {
+    "matrix products (gemm)": ("gemm", "_rowwise"),
+    "im2col copies (reshape)": ("<method 'reshape' of 'numpy.ndarray' objects>",),
+    "GELU": ("_gelu_block", "_half_erfc_of_scaled", "_select"),
+    "fp16 rounding": ("_round_fp16_block", "_accumulate16", "gemm16"),
+}
+
+
+def _profile_shares(profiler: cProfile.Profile) -> dict[str, float]:
+    """Share of the profiled time (own time per function) by kind of work."""
+    stats = pstats.Stats(profiler).stats
+    total = sum(entry[2] for entry in stats.values()) or 1.0
+    shares = dict.fromkeys(_PROFILE_GROUPS, 0.0)
+    for (_, _, name), entry in stats.items():
+        for group, names in _PROFILE_GROUPS.items():
+            if name in names:
+                shares[group] += entry[2]
+                break
+    shares = {k: round(100 * v / total, 1) for k, v in shares.items() if v}
+    shares["rest"] = round(100 - sum(shares.values()), 1)
+    return shares
+
+
+def _timed_parity(path: Path, precision: str, rows, profile: bool = False):
+    """Seconds to load the artifact at `precision` and predict `rows` (and the profile shares)."""
+    from layoutnet.export.executor import load_executor
+
+    profiler = cProfile.Profile() if profile else None
+    start = time.perf_counter()
+    if profiler:
+        profiler.enable()
+    load_executor(path, precision=precision).predict(rows)
+    if profiler:
+        profiler.disable()
+    seconds = time.perf_counter() - start
+    if profiler:
+        stream = io.StringIO()
+        pstats.Stats(profiler, stream=stream).sort_stats("tottime").print_stats(12)
+        print(stream.getvalue())
+        return seconds, _profile_shares(profiler)
+    return seconds, None
+
+
+def executor_vs_conversion(
+    net, samples, formats: list[str], repeats: int, profile: bool, fp16_rows: int, export_parity: bool
+) -> dict:
+    """The executor's parity run against the trace + conversion + save it checks, measured
+    alternately in one run after one warm-up of each; medians of `repeats`:
+    - declared: load + predict every parity row at the file's declared precision;
+    - export parity (`export_parity`): what an export runs off a Mac (`check_parity`): fp32 and fp16
+      storage on every row, true fp16 arithmetic on `fp16_rows` rows spread over them, each mode
+      with its own load.
+    ms/sample of each precision mode comes from those runs (fp16 from its own row subset)."""
     import statistics
 
     from layoutnet.export.executor import PRECISIONS, load_executor
 
+    ids = samples.ids
+    spread = samples.spread(fp16_rows)
     out = {}
     for name in formats:
         suffix = "mlmodel" if name == "neuralnetwork" else "mlpackage"
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / f"model.{suffix}"
-            convert_s, parity_s = [], []
             _trace_and_convert(net, name, path)  # warm-up: lazy imports of the converter, not counted
             load_executor(path).predict(ids[:4])
-            for _ in range(repeats):
+            convert_s, declared_s, export_s, shares = [], [], [], None
+            modes: dict[str, list[float]] = {p: [] for p in PRECISIONS}
+            for rep in range(repeats):
                 convert_s.append(_trace_and_convert(net, name, path))
-                profiler = cProfile.Profile() if profile else None
-                start = time.perf_counter()
-                if profiler:
-                    profiler.enable()
-                load_executor(path).predict(ids)
-                if profiler:
-                    profiler.disable()
-                    stream = io.StringIO()
-                    pstats.Stats(profiler, stream=stream).sort_stats("tottime").print_stats(12)
-                    print(stream.getvalue())
-                parity_s.append(time.perf_counter() - start)
-            per_sample = {}
-            few = ids[:8]
-            for precision in PRECISIONS:
-                executor = load_executor(path, precision=precision)
-                start = time.perf_counter()
-                executor.predict(few)
-                per_sample[precision] = round((time.perf_counter() - start) / len(few) * 1000, 1)
-        conv, par = statistics.median(convert_s), statistics.median(parity_s)
-        out[name] = {
+                seconds, got = _timed_parity(path, "declared", ids, profile and rep == 0)
+                declared_s.append(seconds)
+                shares = got or shares
+                modes["declared"].append(seconds / len(ids))
+                if export_parity:
+                    total = 0.0
+                    for precision in ("fp32", "fp16_storage", "fp16"):
+                        rows = ids[spread] if precision == "fp16" else ids
+                        seconds, _ = _timed_parity(path, precision, rows)
+                        modes[precision].append(seconds / len(rows))
+                        total += seconds
+                    export_s.append(total)
+            if not export_parity:  # a few rows per mode, for the per-sample figures
+                few = ids[: min(32, len(ids))]
+                for precision in ("fp32", "fp16_storage", "fp16"):
+                    seconds, _ = _timed_parity(path, precision, few)
+                    modes[precision].append(seconds / len(few))
+        conv, par = statistics.median(convert_s), statistics.median(declared_s)
+        result = {
             "trace_convert_save_s": round(conv, 2),
             "executor_parity_s": round(par, 2),
             "ratio_executor_to_conversion": round(par / conv, 2),
             "parity_samples": len(ids),
             "repeats": repeats,
-            "ms_per_sample_by_precision": per_sample,
+            "ms_per_sample_by_precision": {
+                p: round(statistics.median(v) * 1000, 1) for p, v in modes.items() if v
+            },
         }
-        print(name, out[name])
+        if export_parity:
+            result["export_parity_s"] = round(statistics.median(export_s), 2)
+            result["ratio_export_parity_to_conversion"] = round(statistics.median(export_s) / conv, 2)
+            result["fp16_arithmetic_rows"] = len(spread)
+        if shares:
+            result["declared_profile_percent"] = shares
+        out[name] = result
+        print(name, result)
     return out
 
 
@@ -136,6 +195,11 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="print the top functions by cumulative time")
     parser.add_argument("--executor-only", action="store_true", help="only the executor vs conversion ratio")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--fp16-rows", type=int, default=ExportSettings.fp16_arithmetic_samples)
+    parser.add_argument(
+        "--no-export-parity", action="store_true", help="executor-only: declared precision only (faster)"
+    )
+    parser.add_argument("--out", default="export_executor", help="executor-only: result file name")
     args = parser.parse_args()
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
         cfg = compose("train", overrides=["+experiment=omfk"])
@@ -147,9 +211,24 @@ def main() -> None:
         datamodule = build(cfg.data, "data")
         datamodule.setup("validate")
         val_ids, val_labels = datamodule.val_tensors()
-        ids = build_parity_samples(val_ids, val_labels, 2000, 200).ids
-        results = executor_vs_conversion(net, ids, args.formats, args.repeats, args.profile)
-        save_result("export_executor", {"model": "omfk (3,462,292 parameters)", "results": results})
+        samples = build_parity_samples(val_ids, val_labels, 2000, 200)
+        results = executor_vs_conversion(
+            net, samples, args.formats, args.repeats, args.profile, args.fp16_rows, not args.no_export_parity
+        )
+        from threadpoolctl import threadpool_info
+
+        import layoutnet
+
+        save_result(
+            args.out,
+            {
+                "model": "omfk (3,462,292 parameters)",
+                "layoutnet": str(Path(layoutnet.__file__).parent),
+                "blas_threads": [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"],
+                "load_average_1min_at_end": round(os.getloadavg()[0], 2),
+                "results": results,
+            },
+        )
         return
     start = time.perf_counter()
     datamodule = build(cfg.data, "data")

@@ -1,10 +1,12 @@
 """Fixed start-up cost of the commands, against a bare `python -c "import torch"` measured in the same run.
 
 Each command runs `--repeats` times as a fresh process (the order rotates across repeats, so a burst of
-load from elsewhere spreads over all of them); the figure is the median wall time, and the ratio is to
-the median of `import torch`. A model is trained once first (the smoke experiment, 1 epoch) so that
-predict, evaluate and validate have a checkpoint and a .mlmodel to open. Also reports, per command,
-whether pytorch_lightning was imported at all (`-X importtime`).
+load from elsewhere spreads over all of them); the figures are the median wall time and the median CPU
+time (user + system of the child: steadier than wall time on a loaded machine), and the ratios are to
+the medians of `import torch`. A model is trained once first (the smoke experiment, 1 epoch) so that
+predict, evaluate and validate have a checkpoint and a .mlmodel to open; `generate n=1` uses the
+default data config (what a user runs). Also reports, per command, whether pytorch_lightning was
+imported at all (`-X importtime`).
 
     python benchmarks/bench_startup.py --repeats 5
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -24,18 +27,25 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
 
-def timed(cmd: list[str], cwd: Path) -> tuple[float, str]:
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(cmd: list[str], cwd: Path) -> tuple[float, float, str]:
+    """Wall seconds, CPU seconds (user + system) and stderr of one run of `cmd`."""
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+    cpu = _children_cpu()
     start = time.perf_counter()
     done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
     elapsed = time.perf_counter() - start
     if done.returncode != 0:
         raise RuntimeError(f"{cmd} failed:\n{done.stderr[-2000:]}")
-    return elapsed, done.stderr
+    return elapsed, _children_cpu() - cpu, done.stderr
 
 
 def imports_lightning(cmd: list[str], cwd: Path) -> bool:
-    _, stderr = timed([cmd[0], "-X", "importtime", *cmd[1:]], cwd)
+    _, _, stderr = timed([cmd[0], "-X", "importtime", *cmd[1:]], cwd)
     return any(line.rstrip().endswith("| pytorch_lightning") for line in stderr.splitlines())
 
 
@@ -66,7 +76,7 @@ def main() -> None:
                 f"model_path={artifact}",
                 "text=ghbdtn",
             ],
-            "generate n=1": [py, "-m", "layoutnet.generate", "n=1", f"out={work / 'g.csv'}", "data=tiny"],
+            "generate n=1": [py, "-m", "layoutnet.generate", "n=1", f"out={work / 'g.csv'}"],
             "evaluate (.mlmodel, data=tiny)": [
                 py,
                 "-m",
@@ -79,7 +89,7 @@ def main() -> None:
             "validate (data=tiny)": [
                 py,
                 "-m",
-                "layoutnet.validate",
+                "layoutnet.export.validate",
                 f"artifact={artifact}",
                 f"ckpt_path={ckpt}",
                 "data=tiny",
@@ -87,25 +97,34 @@ def main() -> None:
             ],
         }
         times: dict[str, list[float]] = {name: [] for name in commands}
+        cpu: dict[str, list[float]] = {name: [] for name in commands}
         names = list(commands)
         for repeat in range(args.repeats):
             shift = repeat % len(names)
             for name in names[shift:] + names[:shift]:
-                times[name].append(timed(commands[name], ROOT)[0])
+                wall, seconds, _ = timed(commands[name], ROOT)
+                times[name].append(wall)
+                cpu[name].append(seconds)
         lightning = {name: imports_lightning(cmd, ROOT) for name, cmd in commands.items()}
     base = statistics.median(times["import torch"])
+    base_cpu = statistics.median(cpu["import torch"])
     results = {
         name: {
             "median_s": round(statistics.median(values), 3),
             "ratio_to_import_torch": round(statistics.median(values) / base, 2),
+            "median_cpu_s": round(statistics.median(cpu[name]), 3),
+            "cpu_ratio_to_import_torch": round(statistics.median(cpu[name]) / base_cpu, 2),
             "imports_pytorch_lightning": lightning[name],
             "all_s": [round(v, 3) for v in values],
         }
         for name, values in times.items()
     }
     for name, row in results.items():
-        ratio, lightning_used = row["ratio_to_import_torch"], row["imports_pytorch_lightning"]
-        print(f"{name:34} {row['median_s']:7.2f} s  x{ratio:<5} lightning={lightning_used}")
+        print(
+            f"{name:34} {row['median_s']:7.2f} s  x{row['ratio_to_import_torch']:<5} "
+            f"cpu {row['median_cpu_s']:6.2f} s  x{row['cpu_ratio_to_import_torch']:<5} "
+            f"lightning={row['imports_pytorch_lightning']}"
+        )
     with open("/proc/loadavg", encoding="ascii") as handle:
         loadavg = handle.read().split()[:3]
     save_result("startup", {"repeats": args.repeats, "loadavg_at_end": loadavg, "results": results})

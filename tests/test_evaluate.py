@@ -13,6 +13,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from layoutnet import evaluate as ev
+from layoutnet import evaluation
 from layoutnet.contract import CLASSES, encode_batch
 from layoutnet.data import csvfile
 from layoutnet.errors import ConfigError, DataError
@@ -195,7 +196,7 @@ def test_generated_test_set_without_data_path(tmp_path, capsys):
     report = ev.run_evaluate(cfg)
     assert report["samples"] == 128 and report["data"]["source"] == "generated test set"
     assert "expected_class_shares" in report["data"]["config"]
-    data = ev.generated_test_data(cfg)
+    data = evaluation.generated_test_data(cfg)
     ids, labels = data.ids, data.labels
     with torch.no_grad():
         accuracy = float((net(ids).argmax(1) == labels).float().mean())
@@ -214,7 +215,7 @@ def test_model_inside_a_run_uses_that_runs_data_config(tmp_path, capsys):
     assert "config_resolved.yaml), 96 rows" in capsys.readouterr().out
     # run_data=false: the evaluate config's own data section.
     cfg = compose_eval([f"model_path={ckpt}", "run_data=false", "data=tiny", "data.test_size=64"])
-    assert ev.generated_test_data(cfg, ckpt).description["config_from"] == "data config"
+    assert evaluation.generated_test_data(cfg, ckpt).description["config_from"] == "data config"
 
 
 def test_exported_artifact_scores_like_its_checkpoint(tmp_path, capsys):
@@ -258,3 +259,31 @@ def test_checkpoint_of_the_old_format_scores_like_the_new(tmp_path):
     reports = [ev.run_evaluate(compose_eval([f"model_path={p}", f"data_path={data}"])) for p in (new, old)]
     assert reports[0]["accuracy"] == reports[1]["accuracy"] == pytest.approx(expected_accuracy(net))
     assert reports[0]["confusion_matrix"] == reports[1]["confusion_matrix"]
+
+
+def test_evaluating_a_core_ml_file_imports_no_lightning(tmp_path: Path):
+    # Issue 12.8: scoring an artifact needs the executor, not the training stack (the report's version
+    # list is read from package metadata, not by importing Lightning).
+    import os
+    import subprocess
+    import sys
+
+    from layoutnet.export.pipeline import ModelInfo, export_model
+    from layoutnet.export.settings import ExportSettings
+
+    settings = ExportSettings(parity_samples=4, random_samples=4, parity_vectors=4)
+    artifact = export_model(
+        CompactCNN(embed_dim=8, channels=(8, 8)).eval(), settings, tmp_path / "export", ModelInfo()
+    )
+    code = (
+        "import atexit, runpy, sys\n"
+        "names = {'pytorch_lightning', 'lightning'}\n"
+        "loaded = lambda: sorted({m.split('.')[0] for m in sys.modules} & names)\n"
+        "atexit.register(lambda: print('lightning modules:', loaded()))\n"
+        f"sys.argv = ['evaluate', 'model_path={artifact.path}', 'data=tiny', 'realtext=false']\n"
+        "runpy.run_module('layoutnet.evaluate', run_name='__main__')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "src"), "PYTHONWARNINGS": "ignore"}
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "accuracy=" in done.stdout and "lightning modules: []" in done.stdout

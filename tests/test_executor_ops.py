@@ -1459,3 +1459,23 @@ def test_round_to_fp16_equals_numpy_float16_conversion():
     out = kernels.round_to_fp16(transposed)
     assert out.strides == transposed.strides
     np.testing.assert_array_equal(out, transposed.astype(np.float16).astype(np.float32))
+
+
+def test_round_to_fp16_of_in_range_blocks_equals_numpy_float16_conversion():
+    """Blocks whose values all round to finite fp16 numbers take the two-addition rounding: same bits
+    as NumPy's cast for every halfway point below 65520, fp16 subnormal ties and signed zeros."""
+    exponent = np.arange(127 - 40, 127 + 16, dtype=np.uint32)[:, None] << np.uint32(23)
+    mantissa = np.arange(1024, dtype=np.uint32)[None, :] << np.uint32(13)
+    grid = (exponent | mantissa).reshape(-1)
+    values = np.concatenate(
+        [
+            *(grid + np.uint32(d) for d in (0, 1, 0xFFF, 0x1000, 0x1001, 0x1FFF)),
+            ((2 * np.arange(2048, dtype=np.float64) + 1) * 2.0**-25).astype(np.float32).view(np.uint32),
+            np.array([65504, 65519.99, 0.0, 2**-26, 2**-25, 2**-14], np.float32).view(np.uint32),
+        ]
+    ).view(np.float32)
+    values = np.concatenate([values, -values])
+    values = values[np.abs(values) < 65520]
+    got = kernels.round_to_fp16(values)
+    expected = values.astype(np.float16).astype(np.float32)
+    np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32))

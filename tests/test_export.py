@@ -234,9 +234,9 @@ def test_warnings_of_torch_and_coremltools_are_reported_once(tmp_path, capsys):
 
     model = FAMILIES["compact_cnn"]().eval()
     result = export_model(model, settings("neuralnetwork"), tmp_path, ModelInfo())
-    from layoutnet.export.result import record
+    from layoutnet.reporting.record import record_export
 
-    record(tmp_path / "run", result)
+    record_export(tmp_path / "run", result)
     messages = [w["message"] for w in result.warnings]
     assert any("torch.jit.trace` is deprecated" in m for m in messages)
     assert len(messages) == len(set(messages))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from layoutnet import plots
+from layoutnet.reporting import pictures
 
 
 def _metrics_csv(run_dir: Path, rows: list[dict]) -> None:
@@ -34,7 +34,7 @@ def _training_rows(second_group_lr: float | None) -> list[dict]:
 
 def test_identical_learning_rates_are_one_line_and_loss_is_log(tmp_path):
     _metrics_csv(tmp_path, _training_rows(None))
-    loss, accuracy, rate = plots.curve_panels(plots.read_metrics_csv(tmp_path))
+    loss, accuracy, rate = pictures.curve_panels(pictures.read_metrics_csv(tmp_path))
     assert [label for label, _, _ in rate.lines] == ["lr-AdamW/pg1 = lr-AdamW/pg2"]
     # the first step's loss (2.2, over five times the rest) does not flatten the curve: log axis
     assert loss.scale == "log" and {label for label, _, _ in loss.lines} == {"train/loss_step", "val/loss"}
@@ -42,17 +42,17 @@ def test_identical_learning_rates_are_one_line_and_loss_is_log(tmp_path):
         "train/acc",
         "val/acc",
     }
-    path = plots.save_training_curves(tmp_path, tmp_path / "plots" / "training_curves.png")
+    path = pictures.save_training_curves(tmp_path, tmp_path / "plots" / "training_curves.png")
     assert path.stat().st_size > 5000
 
 
 def test_distinct_schedules_keep_their_own_lines(tmp_path):
     _metrics_csv(tmp_path, _training_rows(0.1))
-    rate = plots.curve_panels(plots.read_metrics_csv(tmp_path))[2]
+    rate = pictures.curve_panels(pictures.read_metrics_csv(tmp_path))[2]
     assert [label for label, _, _ in rate.lines] == ["lr-AdamW/pg1", "lr-AdamW/pg2"]
 
 
 def test_a_loss_that_is_not_positive_stays_on_a_linear_axis():
     series = {"train/loss_step": [(0.0, 1.0), (1.0, 0.0)], "val/loss": [(1.0, -0.5)]}
-    assert plots.curve_panels(series)[0].scale == "linear"
-    assert plots.save_training_curves(Path("/nonexistent-run"), Path("/nonexistent-run/x.png")) is None
+    assert pictures.curve_panels(series)[0].scale == "linear"
+    assert pictures.save_training_curves(Path("/nonexistent-run"), Path("/nonexistent-run/x.png")) is None

@@ -10,6 +10,7 @@ import torch
 
 from layoutnet import quality
 from layoutnet.contract import CLASS_TO_ID, NUM_CLASSES
+from layoutnet.reporting import pictures
 
 RU, EN, HE = CLASS_TO_ID["ru"], CLASS_TO_ID["en"], CLASS_TO_ID["he"]
 RU_EN, EN_RU, HE_EN = CLASS_TO_ID["ru_from_en"], CLASS_TO_ID["en_from_ru"], CLASS_TO_ID["he_from_en"]
@@ -113,7 +114,7 @@ def test_summary_and_curve():
 
 def test_tradeoff_curve_png(tmp_path):
     summary = quality.quality_summary(["x"] * 10, PROBS, LABELS)
-    path = quality.save_tradeoff_curve({"words": summary, "short": summary}, tmp_path / "c.png")
+    path = pictures.save_tradeoff_curve({"words": summary, "short": summary}, tmp_path / "c.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -99,7 +99,7 @@ def test_training_never_opens_the_real_text_files(tmp_path):
     from hydra import compose, initialize_config_dir
 
     from layoutnet.config import CONF_DIR
-    from layoutnet.train import Run
+    from layoutnet.fit import Run
 
     sys.addaudithook(_audit)  # hooks cannot be removed; it records only while _RECORDING is on
     folder = str(realtext_dir())
@@ -147,7 +147,7 @@ def test_training_code_does_not_refer_to_the_real_text_set():
     evaluation_only = {"realtext_source.py", "sources.py", "__init__.py"}
     data_dir = REPO_ROOT / "src" / "layoutnet" / "data"
     sources = [p for p in data_dir.glob("*.py") if p.name not in evaluation_only]
-    sources.append(REPO_ROOT / "src/layoutnet/train.py")
+    sources += [REPO_ROOT / "src/layoutnet/train.py", REPO_ROOT / "src/layoutnet/fit.py"]
     for path in sources:
         text = path.read_text(encoding="utf-8")
         assert "realtext" not in text and "layoutnet.quality" not in text, path

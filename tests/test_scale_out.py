@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-import layoutnet.train
-from layoutnet.summarize import log_swept_keys
+import layoutnet.fit
+from layoutnet.reporting.sweepsummary import log_swept_keys
 
 from .conftest import run_module
 
@@ -123,8 +123,8 @@ def test_ddp_two_cpu_processes_export_and_report_once(tmp_path):
 
 
 @pytest.mark.skipif(
-    not hasattr(layoutnet.train, "_ddp_ranks_run_this_job_only"),
-    reason="DDP inside a multirun needs train.py to relaunch ranks > 0 for the current job only",
+    not hasattr(layoutnet.fit, "_ddp_ranks_run_this_job_only"),
+    reason="DDP inside a multirun needs fit.py to relaunch ranks > 0 for the current job only",
 )
 def test_ddp_inside_a_multirun(tmp_path):
     sweep = tmp_path / "sweep"

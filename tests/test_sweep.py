@@ -1,4 +1,5 @@
-"""Sweep configs, the end-of-multirun summary callback and `python -m layoutnet.summarize`."""
+"""Sweep configs, the sweep summary (`reporting.sweepsummary`, summary.png), its end-of-multirun callback,
+`python -m layoutnet.summarize`."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from omegaconf import OmegaConf
 
 from layoutnet import summarize
 from layoutnet.config import build
+from layoutnet.reporting import pictures, sweepsummary
 
 from .conftest import REPO_ROOT, run_module
 
@@ -70,7 +72,7 @@ def optuna_choice_jobs(cfg) -> list[list[str]]:
 
 def model_identity(cfg) -> str:
     """`function_key` of the job's network and training settings (the part a grid varies)."""
-    return summarize.function_key(
+    return sweepsummary.function_key(
         {"model": OmegaConf.to_container(cfg.model, resolve=True), "seed": cfg.seed}
     )
 
@@ -178,7 +180,7 @@ def test_launcher_presets_compose():
     cfg = compose_train(["hydra/launcher=submitit_local"])
     assert cfg.hydra.launcher._target_.endswith("LocalLauncher")
     callbacks = cfg.hydra.callbacks
-    assert callbacks.sweep_summary._target_ == "layoutnet.sweep.SweepSummaryCallback"
+    assert callbacks.sweep_summary._target_ == "layoutnet.reporting.sweepsummary.SweepSummaryCallback"
 
 
 def _fake_job(sweep: Path, num: int, overrides: list[str], report: dict | None) -> Path:
@@ -254,7 +256,7 @@ def fake_sweep(tmp_path) -> Path:
 
 
 def test_summary_lists_every_job_with_its_error(fake_sweep):
-    paths = summarize.write_summary(fake_sweep)
+    paths = sweepsummary.write_summary(fake_sweep)
     assert paths == {
         "md": fake_sweep / "summary.md",
         "csv": fake_sweep / "summary.csv",
@@ -305,7 +307,7 @@ def test_summarize_command(fake_sweep, tmp_path, capsys):
 
 
 def test_callback_never_fails_the_sweep(tmp_path, caplog):
-    from layoutnet.sweep import SweepSummaryCallback
+    from layoutnet.reporting.sweepsummary import SweepSummaryCallback
 
     blocker = tmp_path / "file"
     blocker.write_text("not a directory", encoding="utf-8")
@@ -400,7 +402,7 @@ def test_summary_flags_jobs_that_train_the_same_network(tmp_path):
             yaml.safe_dump(_config(kernel, padding, seed, job)), "utf-8"
         )
     _fake_job(sweep, 6, ["model.net.kernel_size=5", "model.net.padding=crop", "seed=1"], None)  # no config
-    paths = summarize.write_summary(sweep)
+    paths = sweepsummary.write_summary(sweep)
     with paths["csv"].open(encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     # kernel 3: same == crop; kernel 2: they differ; another seed is another network; job 5 repeats job 3.
@@ -416,14 +418,14 @@ def test_dict_valued_sweep_axis_is_spread_into_columns(tmp_path):
     sweep = tmp_path / "sweep"
     for num, value in enumerate(["{kernel_size:2,padding:crop}", "{kernel_size:3,padding:same}"]):
         _fake_job(sweep, num, [f"model.net={value}", "model.net.channels=[8,8]"], _ok(0.9, 10, 0, 1, 1))
-    rows = summarize.collect(sweep)
+    rows = sweepsummary.collect(sweep)
     assert rows[0].params == {
         "model.net.kernel_size": "2",
         "model.net.padding": "crop",
         "model.net.channels": "[8,8]",
     }
-    assert summarize.varied_keys(rows)[0] == ["model.net.kernel_size", "model.net.padding"]
-    row = summarize.JobRow("0", tmp_path, "ok", ["model.net={branch_kernels:[2,4],padding:same}"])
+    assert sweepsummary.varied_keys(rows)[0] == ["model.net.kernel_size", "model.net.padding"]
+    row = sweepsummary.JobRow("0", tmp_path, "ok", ["model.net={branch_kernels:[2,4],padding:same}"])
     assert row.params == {"model.net.branch_kernels": "[2,4]", "model.net.padding": "same"}
 
 
@@ -469,10 +471,10 @@ def _optuna_like_sweep(tmp_path: Path, jobs: int) -> Path:
 @pytest.mark.parametrize("jobs", [3, 60])
 def test_summary_picture_axes_failures_and_ticks(tmp_path, jobs):
     sweep = _optuna_like_sweep(tmp_path, jobs)
-    rows = summarize.collect(sweep)
-    log_keys = summarize.log_swept_keys(sweep)
+    rows = sweepsummary.collect(sweep)
+    log_keys = sweepsummary.log_swept_keys(sweep)
     assert log_keys == {"model.lr"}
-    panels = {panel.key: panel for panel in summarize.summary_panels(rows, log_keys)}
+    panels = {panel.key: panel for panel in pictures.summary_panels(rows, log_keys)}
     lr, decay, kernels = panels["model.lr"], panels["model.weight_decay"], panels["model.net.branch_kernels"]
     assert (lr.kind, lr.scale) == ("numeric", "log")  # the sweep samples lr on a log scale
     assert (decay.kind, decay.scale) == ("numeric", "linear")
@@ -482,28 +484,28 @@ def test_summary_picture_axes_failures_and_ticks(tmp_path, jobs):
     assert {job for _, _, job in lr.not_ok} == failed
     assert not failed & {job for _, _, job in lr.ok}
     assert all(y >= 0.9 for _, y, _ in lr.ok)
-    best = summarize.best_row(rows)
+    best = sweepsummary.best_row(rows)
     assert lr.best == (float(best.params["model.lr"]), best.val_accuracy)
-    assert len(kernels.ticks) <= summarize.MAX_TICK_LABELS
+    assert len(kernels.ticks) <= pictures.MAX_TICK_LABELS
     # accuracy against artifact size, one group per compression level, the pick circled
     size = panels["artifact_size"]
     assert set(size.groups) <= {"none", "int8"} and len(size.ok) == len(rows) - len(failed)
-    chosen = summarize.smallest_within_tolerance(rows)
+    chosen = sweepsummary.smallest_within_tolerance(rows)
     assert size.chosen == (chosen.artifact_size_bytes / 1024, chosen.artifact_accuracy)
-    path = summarize.plot_summary(tmp_path / f"summary{jobs}.png", rows, f"{jobs} jobs", log_keys)
+    path = pictures.plot_summary(tmp_path / f"summary{jobs}.png", rows, f"{jobs} jobs", log_keys)
     assert path.stat().st_size > 5000
 
 
 def test_category_ticks_are_thinned_to_stay_legible():
     many = [f"[{i},{i + 2}]" for i in range(60)]
-    ticks = summarize._category_ticks(many)
-    assert len(ticks) <= summarize.MAX_TICK_LABELS and ticks[0] == (0.0, "[0,2]")
-    assert len(summarize._category_ticks(many[:3])) == 3
+    ticks = pictures._category_ticks(many)
+    assert len(ticks) <= pictures.MAX_TICK_LABELS and ticks[0] == (0.0, "[0,2]")
+    assert len(pictures._category_ticks(many[:3])) == 3
 
 
 def test_smallest_artifact_within_tolerance(tmp_path):
     def row(job, size, acc, compression):
-        return summarize.JobRow(
+        return sweepsummary.JobRow(
             job,
             tmp_path,
             "ok",
@@ -518,10 +520,10 @@ def test_smallest_artifact_within_tolerance(tmp_path):
         row("1", 160_000, 0.968, "int8"),
         row("2", 130_000, 0.950, "palettize6"),
     ]
-    assert summarize.smallest_within_tolerance(rows, 0.005).job == "1"
-    assert summarize.smallest_within_tolerance(rows, 0.03).job == "2"
-    assert summarize.smallest_within_tolerance(rows, 0.0).job == "0"
-    md = summarize.render_markdown(tmp_path, rows)
+    assert sweepsummary.smallest_within_tolerance(rows, 0.005).job == "1"
+    assert sweepsummary.smallest_within_tolerance(rows, 0.03).job == "2"
+    assert sweepsummary.smallest_within_tolerance(rows, 0.0).job == "0"
+    md = sweepsummary.render_markdown(tmp_path, rows)
     assert "Smallest artifact within 0.005 of the most accurate one: job 1, 156 KiB, accuracy 0.9680" in md
     assert "compression `int8`" in md and "| compression |" in md
 
@@ -534,7 +536,7 @@ def test_report_export_keys_are_read_defensively(tmp_path):
     )
     _fake_job(sweep, 0, ["seed=1"], new)
     _fake_job(sweep, 1, ["seed=2"], {"status": "ok", "export": {"status": "ok", "parity": "not a mapping"}})
-    first, second = summarize.collect(sweep)
+    first, second = sweepsummary.collect(sweep)
     assert (first.artifact_size_bytes, first.compression, first.artifact_accuracy) == (
         1234,
         "palettize4",
@@ -566,13 +568,13 @@ REPORT = {
 def test_run_returns_the_metric_optimized_metric_names(name, value):
     import torch
 
-    from layoutnet.sweep import objective_value
+    from layoutnet.reporting.objective import objective_value
 
     assert objective_value(name, REPORT, {"val/loss": torch.tensor(0.25)}) == pytest.approx(value)
 
 
 def test_a_missing_objective_is_none_with_a_warning_naming_what_exists(caplog):
-    from layoutnet.sweep import objective_value
+    from layoutnet.reporting.objective import objective_value
 
     assert objective_value("export.parity.max_prob_diff", REPORT, {}) is None
     assert "export.parity.artifact_accuracy" in caplog.text and "export.artifact_size_bytes" in caplog.text
@@ -592,7 +594,7 @@ def test_a_missing_objective_is_none_with_a_warning_naming_what_exists(caplog):
 )
 def test_a_bad_optimized_metric_is_refused_before_training(overrides, fragment):
     from layoutnet.errors import ConfigError
-    from layoutnet.sweep import objective_name
+    from layoutnet.reporting.objective import objective_name
 
     cfg = compose_train(["+experiment=smoke", *overrides])
     with pytest.raises(ConfigError, match="optimized_metric") as caught:
@@ -608,5 +610,5 @@ def test_log_axes_are_found_where_optuna_records_its_search_space(tmp_path):
     params = {"model.lr": "tag(log, interval(3e-4, 1e-2))", "model.weight_decay": "interval(0.0, 0.05)"}
     hydra_cfg = {"hydra": {"sweeper": {"params": params}, "overrides": {"task": ["model.lr=0.001"]}}}
     (job / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump(hydra_cfg), encoding="utf-8")
-    assert summarize.log_swept_keys(sweep) == {"model.lr"}
-    assert summarize.log_swept_keys(tmp_path / "nowhere") == set()
+    assert sweepsummary.log_swept_keys(sweep) == {"model.lr"}
+    assert sweepsummary.log_swept_keys(tmp_path / "nowhere") == set()

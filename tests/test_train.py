@@ -345,3 +345,25 @@ def test_bad_runtime_threads_is_refused_naming_the_key(value):
 
     with pytest.raises(ConfigError, match=r"runtime\.threads"):
         resolve_threads(value)
+
+
+def test_runtime_threads_limit_numpy_blas_as_well_as_torch():
+    # The reference executor's matrix products run in NumPy's BLAS: on a busy machine they must not
+    # take every core while torch keeps to its share.
+    import torch
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from layoutnet.runtime import apply_threads
+
+    before = torch.get_num_threads()
+    try:
+        with threadpool_limits(limits=None):
+            assert apply_threads({"threads": 1}) == {
+                "threads": 1,
+                "interop_threads": torch.get_num_interop_threads(),
+            }
+            blas = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+            assert blas and set(blas) == {1}
+            assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

@@ -56,6 +56,7 @@ def _run_child(request: dict) -> None:
         os.dup2(devnull, 0)
         os.close(devnull)
         sys.argv = [request["module"], *request["args"]]
+        sys.path[0] = os.getcwd()  # what `python -m` puts first: the directory it was started in
         try:
             runpy.run_module(request["module"], run_name="__main__", alter_sys=True)
             code = 0

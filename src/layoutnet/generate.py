@@ -107,7 +107,7 @@ def main() -> None:
     import hydra
     from omegaconf import DictConfig
 
-    from layoutnet.cli import exit_on_user_error
+    from layoutnet.commandline import exit_on_user_error
     from layoutnet.config import CONF_DIR
 
     @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="generate")

@@ -4,17 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch import nn
 
 from layoutnet.contract import CLASSES, NUM_CLASSES
-
-
-def predict_logits(net: nn.Module, ids: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
-    if not len(ids):
-        return torch.zeros(0, NUM_CLASSES)
-    net = net.eval()
-    with torch.no_grad():
-        return torch.cat([net(ids[i : i + batch_size]) for i in range(0, len(ids), batch_size)])
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -24,6 +24,7 @@ from layoutnet.contract import NUM_CLASSES
 from layoutnet.errors import CheckpointError, ConfigError, DataError
 
 if TYPE_CHECKING:
+    import torch
     from torch import nn
 
 COREML_SUFFIXES = (".mlpackage", ".mlmodel")
@@ -84,10 +85,21 @@ def open_model(path: str | Path | None, legacy: str | None = None) -> Scorer:
     return _torch_scorer(net, str(path), kind, details, metadata)
 
 
+def predict_logits(net: nn.Module, ids: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
+    """A PyTorch network's logits [N, classes] for token id rows [N, SEQ_LEN], in eval mode, without
+    gradients, `batch_size` rows at a time."""
+    import torch
+
+    if not len(ids):
+        return torch.zeros(0, NUM_CLASSES)
+    net = net.eval()
+    with torch.no_grad():
+        return torch.cat([net(ids[i : i + batch_size]) for i in range(0, len(ids), batch_size)])
+
+
 def _torch_scorer(net: nn.Module, source: str, kind: str, details: dict, metadata: dict) -> Scorer:
     import torch
 
-    from layoutnet.metrics import predict_logits
     from layoutnet.models import count_parameters, model_family
 
     net = net.eval()

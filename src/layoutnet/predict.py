@@ -18,7 +18,7 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig
 
-from layoutnet.cli import exit_on_user_error
+from layoutnet.commandline import exit_on_user_error
 from layoutnet.config import CONF_DIR
 from layoutnet.contract import CLASSES, LANGUAGES, encode_batch, split_class
 from layoutnet.errors import ConfigError

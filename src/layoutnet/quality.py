@@ -226,7 +226,7 @@ def quality_summary(texts: Sequence[str], probs: np.ndarray, labels: np.ndarray)
 
 def _logits_function(model: object) -> Callable[[torch.Tensor], np.ndarray]:
     """Logits of a Scorer-like object (`.logits(ids)`) or of a PyTorch network."""
-    from layoutnet.metrics import predict_logits
+    from layoutnet.modelfile import predict_logits
 
     if hasattr(model, "logits"):
         return lambda ids: np.asarray(model.logits(ids), dtype=np.float32)  # type: ignore[attr-defined]
@@ -316,52 +316,3 @@ def stored_threshold(
 
 
 # Picture -----------------------------------------------------------------------------------------------
-
-
-def save_tradeoff_curve(summaries: dict[str, dict], path: Path, title: str = "corrections") -> Path:
-    """PNG: share of wrong-layout text fixed against share of correct text rewritten, one line per set,
-    with the thresholds of each budget marked; and both shares against the threshold."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 5))
-    for index, (name, summary) in enumerate(summaries.items()):
-        curve = summary["curve"]
-        color = f"C{index}"
-        harmful = np.array([np.nan if h is None else 100 * h for h in curve["harmful"]])
-        fixed = np.array([np.nan if f is None else 100 * f for f in curve["fixed"]])
-        left.plot(harmful, fixed, color=color, label=name)
-        right.plot(curve["threshold"], fixed, color=color, label=f"{name}: fixed")
-        right.plot(curve["threshold"], harmful, color=color, linestyle="--", label=f"{name}: rewritten")
-        for budget, marker in zip(HARMFUL_BUDGETS, ("o", "s"), strict=False):
-            found = summary["thresholds"].get(budget_key(budget))
-            if found and found["fixed"] is not None:
-                left.plot(100 * found["harmful"], 100 * found["fixed"], marker=marker, color=color)
-                left.annotate(
-                    f"t={found['threshold']:.3f}",
-                    (100 * found["harmful"], 100 * found["fixed"]),
-                    textcoords="offset points",
-                    xytext=(6, -10),
-                    fontsize=7,
-                    color=color,
-                )
-    left.set_xscale("symlog", linthresh=0.1)
-    left.set_xlabel("correct text rewritten (harmful), % (symlog)")
-    left.set_ylabel("wrong-layout text fixed, %")
-    left.set_title("trade-off (o: harmful ≤ 0.1%, □: ≤ 1%)")
-    left.grid(alpha=0.3)
-    left.legend(fontsize=8)
-    right.set_yscale("symlog", linthresh=1)
-    right.set_xlabel("threshold on the top probability")
-    right.set_ylabel("% of rows (symlog)")
-    right.set_title("fixed (solid) and rewritten (dashed)")
-    right.grid(alpha=0.3)
-    right.legend(fontsize=7, ncol=2)
-    fig.suptitle(title)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path

@@ -58,14 +58,17 @@ def resolve_threads(value: Any, key: str = "runtime.threads") -> int:
 
 
 def apply_threads(settings: Any) -> dict[str, int]:
-    """Set torch's intra-op and inter-op thread counts from a `runtime` config node (or None: the
-    defaults). Must run before torch does any parallel work (inter-op threads can be set once)."""
+    """Set torch's intra-op and inter-op thread counts, and NumPy's BLAS threads (the reference
+    executor's matrix products), from a `runtime` config node (or None: the defaults). Must run before
+    torch does any parallel work (inter-op threads can be set once)."""
     import torch
+    from threadpoolctl import threadpool_limits
 
     settings = settings or {}
     threads = resolve_threads(settings.get("threads", "auto"))
     interop = resolve_threads(settings.get("interop_threads", 1), "runtime.interop_threads")
     torch.set_num_threads(threads)
+    threadpool_limits(limits=threads, user_api="blas")
     try:
         torch.set_num_interop_threads(interop)
     except RuntimeError:  # already started (a second run in the same process): keep torch's value

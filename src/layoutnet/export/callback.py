@@ -9,9 +9,10 @@ import pytorch_lightning as pl
 import torch
 
 from layoutnet.export.pipeline import ModelInfo, export_and_record
-from layoutnet.export.result import ExportResult, record
+from layoutnet.export.result import ExportResult
 from layoutnet.export.settings import ExportSettings
 from layoutnet.modelfile import best_checkpoint_path, load_net, net_from_checkpoint
+from layoutnet.reporting.record import record_export
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ class CoreMLExportCallback(pl.Callback):
         if not trainer.is_global_zero:
             return
         if not self.settings.enabled:
-            record(self.run_dir, ExportResult(status="disabled", reason="export=none"))
+            record_export(self.run_dir, ExportResult(status="disabled", reason="export=none"))
             return
         net, source = self._best_net(trainer, pl_module)
         val_ids, val_labels = trainer.datamodule.val_tensors() if trainer.datamodule else (None, None)

@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 from rich.console import Console
 from rich.markup import escape
 
-from layoutnet.cli import exit_on_user_error
+from layoutnet.commandline import run_command
 from layoutnet.config import CONF_DIR, check_output_dir
 from layoutnet.errors import ConfigError
 from layoutnet.export.parity import validation_tensors
@@ -18,8 +18,8 @@ from layoutnet.export.pipeline import ModelInfo, export_and_record
 from layoutnet.export.result import ExportResult
 from layoutnet.export.settings import ExportSettings
 from layoutnet.modelfile import open_model
-from layoutnet.report import update_report
-from layoutnet.runtime import apply_threads
+from layoutnet.reporting.console import print_written
+from layoutnet.reporting.runreport import REPORT_FILE, update_report
 
 
 def run_export(cfg: DictConfig) -> ExportResult:
@@ -48,11 +48,10 @@ def run_export(cfg: DictConfig) -> ExportResult:
     result = export_and_record(
         run_dir, loaded.net, settings, default_dir, info, val_ids, val_labels, top_level=True, console=console
     )
-    console.print(f"report: {run_dir / 'report.json'}", soft_wrap=True)
+    print_written(console, {"report": run_dir / REPORT_FILE})
     return result
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="export_model")
 def main(cfg: DictConfig) -> None:
-    exit_on_user_error(lambda: apply_threads(cfg.get("runtime")))
-    return exit_on_user_error(lambda: run_export(cfg))
+    return run_command(cfg, run_export)

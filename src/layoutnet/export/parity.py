@@ -18,7 +18,8 @@ from torch import nn
 
 from layoutnet.contract import PAD_ID, SEQ_LEN, VOCAB_SIZE, decode, encode
 from layoutnet.errors import ExportError
-from layoutnet.metrics import predict_logits, softmax
+from layoutnet.metrics import softmax
+from layoutnet.modelfile import predict_logits
 
 EDGE_TEXTS = (
     "",

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import platform
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -35,11 +34,13 @@ from layoutnet.export.publish import (
     checksums,
     sha256,
 )
-from layoutnet.export.result import ExportFailure, ExportResult, record
+from layoutnet.export.result import ExportFailure, ExportResult
 from layoutnet.export.settings import ExportSettings
 from layoutnet.export.trace import trace_inputs
 from layoutnet.metrics import softmax
 from layoutnet.models import count_parameters, model_family
+from layoutnet.reporting.record import record_export
+from layoutnet.reporting.runreport import versions
 
 MANIFEST_SCHEMA = 1
 
@@ -95,21 +96,10 @@ def export_and_record(
     try:
         result = export_model(model, settings, default_dir, info, val_ids, val_labels, console)
     except ExportFailure as failure:
-        record(run_dir, failure.result, top_level=top_level, console=console)
+        record_export(run_dir, failure.result, top_level=top_level, console=console)
         raise
-    record(run_dir, result, top_level=top_level, console=console)
+    record_export(run_dir, result, top_level=top_level, console=console)
     return result
-
-
-def export_versions() -> dict[str, str]:
-    return {
-        "layoutnet": layoutnet.__version__,
-        "torch": torch.__version__,
-        "coremltools": coremltools_version(),
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-    }
 
 
 def write_parity_vectors(
@@ -235,7 +225,7 @@ def export_model(
     started = time.perf_counter()
     failure: ExportError | None = None
     with NoticeCollector() as notices:
-        result.versions = export_versions()
+        result.versions = versions(lightning=False)
         try:
             _export(
                 model.eval().cpu(),

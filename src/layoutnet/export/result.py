@@ -1,24 +1,12 @@
-"""The outcome of an export (or a validation) as one typed object, and the one place that writes
-it into `report.json` and prints its summary.
-
-Report sections written by export code (one definition each):
-- `export`: an `ExportResult` (`python -m layoutnet`, `python -m layoutnet.export`);
-- `validation`: an `ExportResult` of `python -m layoutnet.export.validate` (nothing is published).
-"""
+"""The outcome of an export (or a validation) as one typed object. `reporting.record.record_export`
+writes it into `report.json` (the `export` section, or `validation` for `python -m
+layoutnet.export.validate`) and prints its summary."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any
-
-from rich.console import Console
 
 from layoutnet.errors import ExportError
-from layoutnet.report import update_report
-
-EXPORT_SECTION = "export"
-VALIDATION_SECTION = "validation"
 
 
 @dataclass
@@ -81,26 +69,3 @@ class ExportFailure(ExportError):
     def __init__(self, message: str, result: ExportResult):
         super().__init__(message)
         self.result = result
-
-
-def record(
-    run_dir: Path | str | None,
-    result: ExportResult,
-    *,
-    section: str = EXPORT_SECTION,
-    top_level: bool = False,
-    console: Console | None = None,
-    **extra: Any,
-) -> None:
-    """Write `result` into `run_dir/report.json` under `section` (with the command's top-level
-    `status`/`error` when `top_level`) and print its summary."""
-    from layoutnet.export.summary import print_export_summary
-
-    if run_dir is not None:
-        sections: dict[str, Any] = {section: result.section(), **extra}
-        if top_level:
-            sections["status"] = "ok" if result.ok else "failed"
-            if result.error:
-                sections["error"] = result.error
-        update_report(Path(run_dir), **sections)
-    print_export_summary(result, console)

@@ -11,18 +11,19 @@ import hydra
 from omegaconf import DictConfig
 from rich.console import Console
 
-from layoutnet.cli import exit_on_user_error
+from layoutnet.commandline import run_command
 from layoutnet.config import CONF_DIR
 from layoutnet.errors import ConfigError, ExportError
 from layoutnet.export.artifact import COREML_SUFFIXES, read_interface
 from layoutnet.export.notices import NoticeCollector
 from layoutnet.export.parity import build_parity_samples, check_parity, validation_tensors
-from layoutnet.export.pipeline import export_versions, read_manifest
+from layoutnet.export.pipeline import read_manifest
 from layoutnet.export.publish import ExportFolder, artifact_size, verify_manifest
-from layoutnet.export.result import VALIDATION_SECTION, ExportFailure, ExportResult, record
+from layoutnet.export.result import ExportFailure, ExportResult
 from layoutnet.export.settings import ExportSettings
 from layoutnet.modelfile import open_model
-from layoutnet.runtime import apply_threads
+from layoutnet.reporting.record import record_export
+from layoutnet.reporting.runreport import versions
 
 
 def check_manifest(artifact: Path) -> str:
@@ -61,7 +62,7 @@ def validate_artifact(cfg: DictConfig, console: Console | None = None) -> Export
         path=str(artifact), export_dir=str(artifact.parent), app_precision=settings.app_precision
     )
     with NoticeCollector() as notices:
-        result.versions = export_versions()
+        result.versions = versions(lightning=False)
         try:
             interface = read_interface(artifact)
             result.interface = interface.report()
@@ -100,10 +101,10 @@ def validate_artifact(cfg: DictConfig, console: Console | None = None) -> Export
         except ExportError as exc:
             result.error = str(exc)
     result.warnings = [n.report() for n in notices.items]
-    record(
+    record_export(
         Path(cfg.paths.output_dir),
         result,
-        section=VALIDATION_SECTION,
+        section="validation",
         top_level=True,
         console=console,
         command="validate",
@@ -115,8 +116,7 @@ def validate_artifact(cfg: DictConfig, console: Console | None = None) -> Export
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="validate")
 def main(cfg: DictConfig) -> None:
-    exit_on_user_error(lambda: apply_threads(cfg.get("runtime")))
-    exit_on_user_error(lambda: validate_artifact(cfg))
+    run_command(cfg, validate_artifact)
 
 
 if __name__ == "__main__":

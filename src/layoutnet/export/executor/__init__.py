@@ -107,7 +107,7 @@ def load_executor(
                      outputs in fp16, as a device without fp32 accumulation. NumPy's own float16
                      matmul/sum accumulate in fp32, so the executor accumulates term by term with a
                      rounding after each, whole batch tiles per term (see `kernels`); still the
-                     slowest mode (about 20x the declared one on the production ensemble).
+                     slowest mode (20-40x the declared one on the production ensemble).
     blob_reader: "auto" or "python" (the executor's own reader of weight.bin, which checks every
     record and refuses a corrupted or truncated file with an ExportError naming the blob), or
     "native" (coremltools' storage reader, after the same checks; for cross-checks).

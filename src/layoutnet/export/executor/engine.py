@@ -226,10 +226,6 @@ def only_batched(*params: str) -> BatchRule:
     return rule
 
 
-def never(reason: str) -> BatchRule:
-    return lambda info: reason
-
-
 # ----------------------------------------------------------------------------- graph
 
 

@@ -156,10 +156,30 @@ _FP16_OVERFLOW = np.uint32(0x477FF000)  # 65520: rounds to 65536, beyond fp16's 
 _INF = np.uint32(0x7F800000)
 
 
+_EXPONENT = np.uint32(0x7F800000)
+_SHIFTER_BITS = np.uint32(0x06C00000)  # added to the bits of 2**e: 1.5 * 2**(e + 13), ulp 2**(e - 10)
+_NORMAL_FLOOR = np.full(_BLOCK, _FP16_MIN_NORMAL, dtype=np.uint32)
+
+
 def _round_fp16_block(x: np.ndarray, out: np.ndarray) -> None:
     u = x.view(np.uint32)
     o = out.view(np.uint32)
     mag = np.bitwise_and(u, _MAGNITUDE)
+    if mag.max() < _FP16_OVERFLOW:
+        # Every value finite and rounding to a finite fp16 (the usual case): with 2**e the power of
+        # two at or below |x| (at least 2**-14, fp16's smallest normal), s = 1.5 * 2**(e + 13) has
+        # float32 spacing 2**(e - 10), fp16's spacing at |x| (2**-24 below 2**-14), so x + s rounded
+        # by float32 (nearest, ties to even) is s plus x rounded to fp16, and subtracting s is exact;
+        # then x's sign bit again (a result rounded to zero keeps it, as fp16 does).
+        np.bitwise_and(u, _EXPONENT, out=mag)
+        np.maximum(mag, _NORMAL_FLOOR[: mag.size], out=mag)
+        mag += _SHIFTER_BITS
+        shifter = mag.view(np.float32)
+        np.add(x, shifter, out=out)
+        out -= shifter
+        np.bitwise_and(u, _SIGN, out=mag)
+        o |= mag
+        return
     # normal range: round the 23-bit mantissa to 10 bits, to nearest, ties to even
     np.right_shift(mag, 13, out=o)
     np.bitwise_and(o, 1, out=o)
@@ -173,10 +193,9 @@ def _round_fp16_block(x: np.ndarray, out: np.ndarray) -> None:
             fine = mag.view(np.float32) + np.float32(0.75)
             fine -= np.float32(0.75)
         np.copyto(o, fine.view(np.uint32), where=subnormal)
-    if mag.max() >= _FP16_OVERFLOW:
-        o[mag >= _FP16_OVERFLOW] = _INF
-        nan = mag > _INF
-        o[nan] = mag[nan] | np.uint32(0x00400000)
+    o[mag >= _FP16_OVERFLOW] = _INF
+    nan = mag > _INF
+    o[nan] = mag[nan] | np.uint32(0x00400000)
     np.bitwise_and(u, _SIGN, out=mag)
     np.bitwise_or(o, mag, out=o)
 
@@ -410,8 +429,6 @@ def pool(
 
 r16 = round_to_fp16
 
-_EXPONENT = np.uint32(0x7F800000)
-_SHIFTER_BITS = np.uint32(0x06C00000)  # added to the bits of 2**e: 1.5 * 2**(e + 13), ulp 2**(e - 10)
 _FP16_MAX = 65504.0
 _TILE = 1 << 16  # elements of one accumulation tile (the fastest of 2**14 .. 2**16 measured)
 
@@ -443,12 +460,8 @@ def _accumulate16(out: np.ndarray, left: np.ndarray, right: np.ndarray | None, f
                 out += term
             out[...] = r16(out)
         return
-    # Rounding t to fp16 in place, for finite |t| < 65520: with 2**e the power of two at or below |t|
-    # (at least 2**-14, fp16's smallest normal), the float32 number s = 1.5 * 2**(e + 13) has spacing
-    # 2**(e - 10), fp16's spacing at |t| (2**-24 below 2**-14). So t + s, rounded by float32 to
-    # nearest-even, is s plus t rounded to fp16's spacing, ties to even, and subtracting s is exact.
-    # s comes from t's exponent bits (and, max, add); `floor` is an array because NumPy's maximum
-    # against a scalar takes a much slower loop. A zero sum is +0 (the bit-level rounding keeps -0).
+    # the in-range rounding of `_round_fp16_block`, inlined on whole tiles (`floor` is an array:
+    # NumPy's maximum against a scalar takes a much slower loop); a zero sum is +0 here.
     scratch = np.empty_like(out)
     floor = np.full(out.shape, _FP16_MIN_NORMAL, dtype=np.uint32)
     bits, out_bits = scratch.view(np.uint32), out.view(np.uint32)

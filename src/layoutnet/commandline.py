@@ -1,4 +1,5 @@
-"""Shared behaviour of the command-line entry points."""
+"""Shared behaviour of the command-line entry points (`python -m layoutnet[.<command>]`): one `error:` line
+for refused input, and the run-directory check Hydra runs before any work starts."""
 
 from __future__ import annotations
 
@@ -35,6 +36,16 @@ def exit_on_user_error(fn: Callable[[], T]) -> T:
     except LayoutnetError as exc:
         print_user_error(exc)
         sys.exit(1)
+
+
+def run_command(cfg: Any, work: Callable[[Any], T]) -> T:
+    """The body of a Hydra command: the config's `runtime` threads applied, then `work(cfg)`; a refused
+    input in either is one `error:` line and exit code 1 (a failed export or validation is recorded in its
+    report before it is raised)."""
+    from layoutnet.runtime import apply_threads
+
+    exit_on_user_error(lambda: apply_threads(cfg.get("runtime")))
+    return exit_on_user_error(lambda: work(cfg))
 
 
 try:

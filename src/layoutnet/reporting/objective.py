@@ -1,22 +1,17 @@
-"""Sweeps: the objective a run returns (`optimized_metric`) and the Hydra callback that writes the sweep
-summary at the end of every multirun.
-
-The callback is registered in `conf/hydra/default.yaml` under `hydra.callbacks.sweep_summary`; it runs in
-the process that launched the sweep, after every job (local, joblib, submitit or Optuna trial) has finished.
-"""
+"""A run's objective: the value of `optimized_metric` (a logged metric or a key path into `report.json`)
+that `python -m layoutnet` returns to a Hydra sweeper, checked before training and read after it."""
 
 from __future__ import annotations
 
 import logging
 import math
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from layoutnet.errors import ConfigError
+from layoutnet.reporting.runreport import RESULT_SECTIONS
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +20,6 @@ log = logging.getLogger(__name__)
 DEFAULT_OBJECTIVE = "val/acc_best"
 OBJECTIVE_ALIASES = {"val/acc_best": ("training", "best_val_accuracy")}
 METRIC_STAGES = ("train", "val", "test")
-REPORT_SECTIONS = ("training", "validation", "test", "export")
 KEY_FALLBACKS = {("export", "artifact_size_bytes"): ("export", "size_bytes")}
 _ALLOWED = "val/acc_best, a logged metric such as val/acc or test/acc, or a report.json key path such as "
 _ALLOWED += "training.best_val_accuracy, export.parity.artifact_accuracy, export.artifact_size_bytes"
@@ -44,11 +38,11 @@ def objective_name(cfg: DictConfig) -> str:
         stage = name.split("/", 1)[0]
         if stage not in METRIC_STAGES:
             raise ConfigError("optimized_metric", name, f"no logged metric starts with {stage}/", _ALLOWED)
-    elif name.split(".", 1)[0] not in REPORT_SECTIONS:
+    elif name.split(".", 1)[0] not in RESULT_SECTIONS:
         raise ConfigError(
             "optimized_metric",
             name,
-            f"a report key path starts with one of {', '.join(REPORT_SECTIONS)}",
+            f"a report key path starts with one of {', '.join(RESULT_SECTIONS)}",
             _ALLOWED,
         )
     section = name.split("/", 1)[0] if "/" in name and "." not in name else name.split(".", 1)[0]
@@ -103,39 +97,10 @@ def objective_value(
     if value is None and path in KEY_FALLBACKS:  # reports written before the key got its name
         value = _number(_at(report, KEY_FALLBACKS[path]))
     if value is None and name != DEFAULT_OBJECTIVE:
-        known = [path for section in REPORT_SECTIONS for path in _numeric_keys(report.get(section), section)]
+        known = [path for section in RESULT_SECTIONS for path in _numeric_keys(report.get(section), section)]
         log.warning(
             "optimized_metric=%s: this run has no numeric value there; numeric report keys: %s",
             name,
             ", ".join(known[:40]) or "none",
         )
     return value
-
-
-class SweepSummaryCallback(Callback):
-    """Writes summary.md, summary.csv and summary.png into the sweep directory (`hydra.sweep.dir`)."""
-
-    def __init__(self, enabled: bool = True):
-        self.enabled = enabled
-
-    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        if not self.enabled:
-            return
-        sweep_dir = Path(str(config.hydra.sweep.dir)).absolute()
-        # A summary that cannot be written must not turn a finished sweep into a failed command.
-        try:
-            from layoutnet.summarize import collect, print_summary, write_summary
-
-            paths = write_summary(sweep_dir)
-            print_summary(collect(sweep_dir))
-        except Exception as exc:
-            log.error(
-                "could not write the sweep summary into %s: %s: %s; rebuild it with "
-                "`python -m layoutnet.summarize %s`",
-                sweep_dir,
-                type(exc).__name__,
-                exc,
-                sweep_dir,
-            )
-            return
-        log.info("sweep summary: %s", ", ".join(str(p) for p in paths.values()))

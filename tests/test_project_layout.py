@@ -1,0 +1,79 @@
+"""The layout the README's "Project layout" section describes: commands are thin entry points that the
+library never imports, and no command imports another."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import layoutnet
+
+SRC = Path(layoutnet.__file__).parent
+
+COMMANDS = {
+    "layoutnet.train": "python -m layoutnet",
+    "layoutnet.evaluate": "python -m layoutnet.evaluate",
+    "layoutnet.predict": "python -m layoutnet.predict",
+    "layoutnet.generate": "python -m layoutnet.generate",
+    "layoutnet.summarize": "python -m layoutnet.summarize",
+    "layoutnet.export.cli": "python -m layoutnet.export",
+    "layoutnet.export.validate": "python -m layoutnet.export.validate",
+}
+ENTRY_POINTS = {"layoutnet.__main__": "layoutnet.train", "layoutnet.export.__main__": "layoutnet.export.cli"}
+
+
+def module_name(path: Path) -> str:
+    parts = ["layoutnet", *path.relative_to(SRC).with_suffix("").parts]
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every layoutnet module a file imports, at the top or inside a function (`from a import b` counts
+    as importing `a` and, when it is a module, `a.b`)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found |= {node.module, *(f"{node.module}.{alias.name}" for alias in node.names)}
+    return {name for name in found if name == "layoutnet" or name.startswith("layoutnet.")}
+
+
+def import_graph() -> dict[str, set[str]]:
+    return {module_name(path): imported_modules(path) for path in SRC.rglob("*.py")}
+
+
+def test_every_command_module_exists():
+    graph = import_graph()
+    assert set(COMMANDS) <= set(graph)
+    assert set(ENTRY_POINTS) <= set(graph)
+
+
+def test_no_library_module_imports_a_command():
+    graph = import_graph()
+    offenders = {
+        f"{module} imports {command}"
+        for module, imports in graph.items()
+        if module not in COMMANDS and module not in ENTRY_POINTS
+        for command in imports & set(COMMANDS)
+    }
+    assert not offenders
+
+
+def test_no_command_imports_another_command():
+    graph = import_graph()
+    offenders = {
+        f"{module} imports {other}"
+        for module in COMMANDS
+        for other in graph[module] & set(COMMANDS)
+        if other != module
+    }
+    assert not offenders
+    for entry, command in ENTRY_POINTS.items():
+        assert graph[entry] & set(COMMANDS) == {command}
+
+
+def test_the_import_graph_sees_imports_inside_functions(tmp_path):
+    source = tmp_path / "m.py"
+    source.write_text("def f():\n    from layoutnet.summarize import main\n    import layoutnet.train\n")
+    assert {"layoutnet.summarize", "layoutnet.summarize.main", "layoutnet.train"} <= imported_modules(source)
