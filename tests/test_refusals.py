@@ -347,6 +347,7 @@ def test_bad_input_is_refused_with_one_error_line(case: Case, tmp_path: Path):
 
 
 def test_full_error_shows_the_traceback_above_the_error_line(tmp_path: Path):
-    done = run_module(TRAIN, ["+experiment=smoke", "model.lr=fast", f"hydra.run.dir={tmp_path}"])
+    # A fresh interpreter: the one refusal checked exactly as a user's shell runs it.
+    done = run_module(TRAIN, ["+experiment=smoke", "model.lr=fast", f"hydra.run.dir={tmp_path}"], fresh=True)
     assert done.returncode == 1
     assert "Traceback" in done.stderr and "model.lr='fast'" in done.stderr.splitlines()[-1]

@@ -157,7 +157,9 @@ def test_submitit_job_requeued_by_its_preemption_signal_resumes_from_its_checkpo
     ]
     signal_at = ["+callbacks.signal_at.step=5", "+callbacks.signal_at.signal=SIGUSR2"]
     done = run_module(
-        "layoutnet", ["-m", "hydra/launcher=submitit_local", *args, *signal_at, f"hydra.sweep.dir={sweep}"]
+        "layoutnet",
+        ["-m", "hydra/launcher=submitit_local", *args, *signal_at, f"hydra.sweep.dir={sweep}"],
+        fresh=True,  # submitit re-runs jobs in processes of its own
     )
     assert done.returncode == 0, done.stderr[-3000:]
     log = "".join(p.read_text() for p in (sweep / ".submitit").glob("*/*_log.*"))

@@ -31,6 +31,7 @@ def smoke_run(tmp_path_factory):
         ["+experiment=smoke", f"hydra.run.dir={run_dir}"],
         env={"COLUMNS": "80", "PYTHONWARNINGS": ""},
         timeout=900,
+        fresh=True,  # the console as a user's own interpreter shows it, warnings included
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return run_dir, result
