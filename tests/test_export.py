@@ -62,7 +62,12 @@ def test_family_exports_and_passes_parity_at_every_precision(tmp_path, family, f
     model = randomise_batchnorm(FAMILIES[family]())
     ids, labels = val_rows()
     result = export_model(
-        model, settings(fmt, precision), tmp_path, ModelInfo(run_id="t", val_accuracy=0.5), ids, labels
+        model,
+        settings(fmt, precision, app_precision="fp16"),  # the strictest: float16 accumulation
+        tmp_path,
+        ModelInfo(run_id="t", val_accuracy=0.5),
+        ids,
+        labels,
     )
     assert result.status == "ok"
     parity = result.parity
@@ -199,7 +204,8 @@ def test_untraceable_model_writes_nothing(tmp_path):
 
 def test_app_precision_decides_which_parity_must_pass(tmp_path):
     """fp32 arithmetic agrees to ~1e-7, fp16 arithmetic to ~1e-4: a 1e-6 tolerance passes at
-    app_precision=fp32 and fails at the default fp16, and every export reports all three."""
+    app_precision=fp32 and fails at fp16 (as at the default fp16 storage), and every export reports all
+    three."""
     torch.manual_seed(0)
     model = randomise_batchnorm(FAMILIES["cnn_same"]())
     ids, labels = val_rows(100)
@@ -214,7 +220,12 @@ def test_app_precision_decides_which_parity_must_pass(tmp_path):
     assert ok.parity["required"] == ["fp32"] and not ok.parity_by_precision["fp16"]["passed"]
     with pytest.raises(ExportFailure, match=r"parity failed at fp16 \(the precision the app runs at") as info:
         export_model(
-            model, settings("neuralnetwork", tolerance=1e-6), tmp_path / "b", ModelInfo(), ids, labels
+            model,
+            settings("neuralnetwork", tolerance=1e-6, app_precision="fp16"),
+            tmp_path / "b",
+            ModelInfo(),
+            ids,
+            labels,
         )
     assert info.value.result.parity_by_precision["fp32"]["passed"]
     assert not (tmp_path / "b" / "LayoutClassifier.mlmodel").exists()

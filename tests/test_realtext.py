@@ -159,8 +159,9 @@ def test_training_code_does_not_refer_to_the_real_text_set():
 
 
 def test_overlap_with_the_training_vocabulary_is_partial():
-    """The set is not drawn from wordfreq: many of its words are absent from the training vocabularies
-    (common words overlap, as any two lists of real words do). The figure is printed for the record."""
+    """The set is not drawn from wordfreq: many of its words are absent from wordfreq's 30,000 most
+    frequent words (common words overlap, as any two lists of real words do; the default training
+    vocabulary, 200,000 words, holds more of them). The figure is printed for the record."""
     from layoutnet.data.words import load_words
 
     splits = load_realtext(["short", "words"])

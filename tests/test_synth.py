@@ -326,3 +326,69 @@ def test_a_language_from_a_dump_labelled_as_russian(tmp_path: Path) -> None:
     typed = [decode(row) for row in ids[labels == CLASS_TO_ID["ru_from_en"]]]
     assert all(text.isascii() for text in typed)
     assert synth.describe()["languages"]["uk"]["label_as"] == "ru"
+
+
+# Texts that are real words in both readings -------------------------------------------------------------
+
+
+def test_wrong_layout_texts_that_spell_an_active_language_word_are_labelled_as_typed(plain_sample) -> None:
+    relabelled = make(augment=NO_AUGMENT, ambiguous={"typed_share": 1.0, "lexicon_size": 5000})
+    ids, labels = relabelled.generate(20_000, seed=11)
+    base_ids, base_labels = plain_sample
+    assert torch.equal(ids, base_ids)  # same texts: only labels change
+    changed = (labels != base_labels).nonzero().squeeze(1)
+    assert 20 < changed.numel() < 2000
+    lexicons = {
+        lang: set(load_words(lang, 5000, extra_letters="'" if lang == "en" else "").words)
+        for lang in ["en", "ru", "he"]
+    }
+    for row in changed.tolist():
+        meant, active = split_class(CLASSES[int(base_labels[row])])
+        assert meant != active and CLASSES[int(labels[row])] == active  # now "typed correctly"
+        text = decode(ids[row])
+        assert all(word in lexicons[active] for word in text.split(" ")), text
+    # Wrong-layout rows left alone do not spell a lexicon word (single-word rows checked).
+    kept = (labels == base_labels) & torch.tensor(
+        [split_class(CLASSES[int(x)])[0] != split_class(CLASSES[int(x)])[1] for x in base_labels]
+    )
+    for row in kept.nonzero().squeeze(1)[:500].tolist():
+        text = decode(ids[row])
+        active = split_class(CLASSES[int(labels[row])])[1]
+        if " " not in text and len(text) < SEQ_LEN:
+            assert text not in lexicons[active], text
+
+
+def test_ambiguous_typed_share_splits_the_labels_and_zero_changes_nothing(plain_sample) -> None:
+    half = make(augment=NO_AUGMENT, ambiguous={"typed_share": 0.5, "lexicon_size": 5000})
+    full = make(augment=NO_AUGMENT, ambiguous={"typed_share": 1.0, "lexicon_size": 5000})
+    off = make(augment=NO_AUGMENT, ambiguous={"typed_share": 0.0, "lexicon_size": 5000})
+    base = plain_sample[1]
+    n_half = int((half.generate(20_000, seed=11)[1] != base).sum())
+    n_full = int((full.generate(20_000, seed=11)[1] != base).sum())
+    assert torch.equal(off.generate(20_000, seed=11)[1], base)
+    assert 0.35 * n_full < n_half < 0.65 * n_full
+    assert off.describe()["ambiguous"] == {"typed_share": 0.0, "lexicon_size": 5000}
+
+
+def test_ambiguous_settings_are_checked_naming_the_key() -> None:
+    with pytest.raises(ConfigError, match=r"ambiguous\.typed_share"):
+        SynthConfig.from_options(ambiguous={"typed_share": 1.5})
+    with pytest.raises(ConfigError, match=r"ambiguous\.lexicon_size"):
+        SynthConfig.from_options(ambiguous={"lexicon_size": 0})
+    with pytest.raises(ConfigError, match=r"ambiguous.*share"):
+        SynthConfig.from_options(ambiguous={"share": 0.5})
+
+
+def test_length_balance_gives_every_language_the_same_share_of_short_words() -> None:
+    def short_share_per_language(synth: Synthesizer) -> list[float]:
+        ids, labels = synth.generate(CHUNK_SIZE, seed=5)
+        short = ((ids != 0).sum(1) >= 2) & ((ids != 0).sum(1) <= 4)
+        meant = torch.tensor([["en", "ru", "he"].index(split_class(CLASSES[int(x)])[0]) for x in labels])
+        return [float(short[meant == lang].double().mean()) for lang in range(3)]
+
+    options = {"languages": languages(3000), "augment": NO_AUGMENT, "word_count_weights": [1.0]}
+    natural = short_share_per_language(make(**options))
+    balanced = short_share_per_language(make(length_balance=True, **options))
+    assert max(natural) - min(natural) > 0.1  # Hebrew words are short, Russian ones long
+    assert max(balanced) - min(balanced) < 0.03
+    assert make(length_balance=True, **options).describe()["length_balance"] is True

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from layoutnet.contract import CLASSES
+from layoutnet.errors import ConfigError
 from layoutnet.models import CompactCNN, TransformerClassifier
 from layoutnet.module import LayoutClassifierModule, warmup_cosine
 
@@ -172,6 +173,28 @@ def test_warmup_cosine_schedule_shape():
     assert factor(60) == pytest.approx(0.55) and factor(110) == pytest.approx(0.1)
 
 
+def test_harm_weight_makes_rewriting_typed_text_cost_more_than_a_missed_fix():
+    spec = {"family": "compact_cnn", "embed_dim": 8, "channels": [8, 8]}
+    plain = LayoutClassifierModule(spec, label_smoothing=0.0)
+    weighted = LayoutClassifierModule(spec, label_smoothing=0.0, harm_weight=2.0)
+    ru, en_from_ru, ru_from_en = (CLASSES.index(name) for name in ("ru", "en_from_ru", "ru_from_en"))
+    # A typed `ru` row the model rewrites (60% on en_from_ru) and a wrong-layout row it leaves alone
+    # (60% on ru): the same cross-entropy, but only the first is a harmful correction.
+    logits = torch.full((2, len(CLASSES)), -9.0)
+    logits[0, en_from_ru], logits[0, ru] = 0.4, 0.0
+    logits[1, ru], logits[1, ru_from_en] = 0.4, 0.0
+    labels = torch.tensor([ru, ru_from_en])
+    per_row = [plain._loss(logits[i : i + 1], labels[i : i + 1]) for i in range(2)]
+    torch.testing.assert_close(per_row[0], per_row[1])
+    harmful = weighted._loss(logits[:1], labels[:1]) - per_row[0]
+    missed = weighted._loss(logits[1:], labels[1:]) - per_row[1]
+    p_typed = torch.softmax(logits[0], 0)[[CLASSES.index(c) for c in ("ru", "en", "he")]].sum()
+    torch.testing.assert_close(harmful, -2.0 * torch.log(p_typed))
+    assert float(missed) == 0.0
+    with pytest.raises(ConfigError, match="harm_weight"):
+        LayoutClassifierModule(spec, harm_weight=-1.0)
+
+
 @pytest.mark.parametrize(
     ("spec", "cls"),
     [
@@ -236,7 +259,9 @@ def test_reexport_and_validate_commands(smoke_run, tmp_path):
     assert report["status"] == "ok" and report["export"]["path"] == str(artifact)
     by_precision = report["export"]["parity_by_precision"]
     assert by_precision["fp32"]["samples"] >= 1000 and by_precision["fp16_storage"]["samples"] >= 1000
-    assert report["export"]["parity"]["samples"] == by_precision["fp16"]["samples"] == 256
+    assert by_precision["fp16"]["samples"] == 256  # true fp16 runs on the spread rows only
+    parity = report["export"]["parity"]  # the app's precision, by default fp16 storage: every row
+    assert parity["precision"] == "fp16_storage" and parity["samples"] == by_precision["fp16_storage"]["samples"]
 
     validate = ["data=tiny", f"ckpt_path={best}", f"hydra.run.dir={tmp_path / 'validate_run'}"]
     done = run_module("layoutnet.export.validate", [f"artifact={artifact}", *validate])

@@ -15,7 +15,7 @@ from torch import nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from layoutnet.contract import CLASSES, NUM_CLASSES
+from layoutnet.contract import CLASS_TO_ID, CLASSES, LANGUAGES, NUM_CLASSES
 from layoutnet.errors import ConfigError
 from layoutnet.models import count_parameters, model_family
 from layoutnet.models.registry import build_net, to_spec
@@ -44,6 +44,23 @@ def check_optimizer_settings(lr: Any, weight_decay: Any, warmup_steps: Any) -> N
         raise ConfigError("weight_decay", weight_decay, "must be >= 0")
     if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 0:
         raise ConfigError("warmup_steps", warmup_steps, "must be a whole number >= 0")
+
+
+TYPED_IDS = torch.tensor([CLASS_TO_ID[language] for language in LANGUAGES])
+"""Class ids of correctly typed text (`ru`, `en`, `he`): the classes the app leaves alone."""
+
+
+def rewrite_penalty(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch of -log P(no rewrite) for correctly typed rows (0 for wrong-layout rows).
+
+    P(no rewrite) is the probability mass on the typed classes. Rewriting correctly typed text is the
+    failure users notice (a harmful correction); this term, weighted by `harm_weight` and added to the
+    cross-entropy, makes that error cost more than confusing two wrong-layout classes or missing a fix.
+    """
+    typed_ids = TYPED_IDS.to(logits.device)
+    typed_row = torch.isin(labels, typed_ids)
+    log_keep = torch.logsumexp(logits.index_select(1, typed_ids), 1) - torch.logsumexp(logits, 1)
+    return -(log_keep * typed_row).sum() / max(1, labels.shape[0])
 
 
 class EmbeddingMixup:
@@ -83,11 +100,14 @@ class LayoutClassifierModule(pl.LightningModule):
         label_smoothing: float = 0.05,
         mixup_alpha: float = 0.0,
         mixup_prob: float = 0.0,
+        harm_weight: float = 0.0,
     ):
         super().__init__()
         check_optimizer_settings(lr, weight_decay, warmup_steps)
         if not 0.0 <= label_smoothing < 1.0:
             raise ConfigError("label_smoothing", label_smoothing, "must be in [0, 1)")
+        if isinstance(harm_weight, bool) or not isinstance(harm_weight, int | float) or not harm_weight >= 0:
+            raise ConfigError("harm_weight", harm_weight, "must be a number >= 0 (0: plain cross-entropy)")
         if mixup_prob > 0 and mixup_alpha <= 0:
             raise ConfigError("mixup_alpha", mixup_alpha, "must be > 0 when mixup_prob > 0")
         try:
@@ -127,7 +147,9 @@ class LayoutClassifierModule(pl.LightningModule):
         return self.net(ids)
 
     def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(logits, labels, label_smoothing=self.hparams.label_smoothing)
+        loss = F.cross_entropy(logits, labels, label_smoothing=self.hparams.label_smoothing)
+        weight = self.hparams.harm_weight
+        return loss + weight * rewrite_penalty(logits, labels) if weight else loss
 
     def training_logits_and_loss(
         self, ids: torch.Tensor, labels: torch.Tensor

@@ -12,6 +12,7 @@ import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 
+import numpy as np
 import torch
 
 from layoutnet.contract import CLASS_TO_ID, CLASSES, LANGUAGES, PAD_ID, SEQ_LEN, class_name
@@ -71,12 +72,32 @@ class AugmentSpec:
 
 
 @dataclass(frozen=True)
+class AmbiguousSpec:
+    """Wrong-layout samples whose typed text is also a real word of the active language (`data.ambiguous`).
+
+    `en` meant, typed on Hebrew, can show a real Hebrew word: the keys spell words in both languages, and
+    rewriting such a text is a wrong correction for everyone who meant the Hebrew word. A share
+    `typed_share` of these samples is labelled as typed correctly (the active language's class): 1.0 teaches
+    the model never to rewrite them, 0.5 to split its probability (it abstains at any threshold above ~0.5).
+    """
+
+    typed_share: float = 0.0
+    lexicon_size: int = 30000
+    """A text is a real word of a language when every word of it is among that language's
+    `lexicon_size` most frequent clean words."""
+
+
+@dataclass(frozen=True)
 class SynthConfig:
     languages: tuple[LanguageSpec, ...]
     flattening: float = 0.5
     correct_layout_share: float = 0.5
     word_count_weights: tuple[float, ...] = (0.6, 0.2, 0.12, 0.08)
+    length_balance: bool = False
+    """Reweigh each language's words so that every language has the same distribution of word lengths
+    (the mean of their own): a text's length then says nothing about its meant language."""
     augment: AugmentSpec = field(default_factory=AugmentSpec)
+    ambiguous: AmbiguousSpec = field(default_factory=AmbiguousSpec)
 
     @property
     def max_words(self) -> int:
@@ -90,6 +111,8 @@ class SynthConfig:
         correct_layout_share: float = 0.5,
         word_count_weights: Sequence[float] = (0.6, 0.2, 0.12, 0.08),
         augment: Mapping[str, float] | None = None,
+        ambiguous: Mapping[str, float] | None = None,
+        length_balance: bool = False,
     ) -> SynthConfig:
         """Checked config from plain values; every problem raises a ConfigError naming its key."""
         languages = DEFAULT_LANGUAGES if languages is None else languages
@@ -125,13 +148,31 @@ class SynthConfig:
             raise ConfigError("augment", sorted(unknown), "unknown augmentations", sorted(known))
         for key, value in augment.items():
             _check_probability(f"augment.{key}", value)
+        if not isinstance(length_balance, bool):
+            raise ConfigError("length_balance", length_balance, "must be true or false")
         return cls(
             languages=tuple(specs),
             flattening=float(flattening),
             correct_layout_share=float(correct_layout_share),
             word_count_weights=weights,
+            length_balance=length_balance,
             augment=AugmentSpec(**{k: float(v) for k, v in augment.items()}),
+            ambiguous=_ambiguous_spec(ambiguous),
         )
+
+
+def _ambiguous_spec(options: Mapping[str, object] | None) -> AmbiguousSpec:
+    options = dict(options or {})
+    known = {f.name for f in fields(AmbiguousSpec)}
+    unknown = set(options) - known
+    if unknown:
+        raise ConfigError("ambiguous", sorted(unknown), "unknown settings", sorted(known))
+    share = options.get("typed_share", AmbiguousSpec.typed_share)
+    _check_probability("ambiguous.typed_share", share)
+    size = options.get("lexicon_size", AmbiguousSpec.lexicon_size)
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ConfigError("ambiguous.lexicon_size", size, "must be a positive integer")
+    return AmbiguousSpec(typed_share=float(share), lexicon_size=size)
 
 
 def _check_probability(key: str, value: object, upper: float | None = 1.0) -> None:
@@ -213,6 +254,7 @@ class Synthesizer:
         used_layouts = [self.layouts[lid] for lid in variant_ids]
         self.charset = Charset(extra_chars(self.wordlists.values(), used_layouts))
         self._build_tables(used_layouts)
+        self._build_ambiguity_table()
 
     # Setup ------------------------------------------------------------------------------------------
     def _check_layouts(self) -> None:
@@ -378,10 +420,16 @@ class Synthesizer:
         self._zero_block = self._words.numel() - zero_rows * (width + 1)
         """Start of the zero block after the words: positions past a sample's end read it."""
         self._word_len = torch.cat([lengths for _, lengths in encoded]).to(torch.int32)
+        weights = [
+            self.wordlists[code].weights[: ids.shape[0]]
+            for code, (ids, _) in zip(self.language_codes, encoded, strict=True)
+        ]
+        if self.config.length_balance:
+            weights = _length_balanced(weights, [lengths for _, lengths in encoded])
         sizes, offsets, probs, aliases = [], [], [], []
         offset = 0
-        for code, (ids, _) in zip(self.language_codes, encoded, strict=True):
-            prob, alias = _alias_table(self.wordlists[code].weights[: ids.shape[0]])
+        for (ids, _), weight in zip(encoded, weights, strict=True):
+            prob, alias = _alias_table(weight)
             probs.append(prob)
             aliases.append(alias + offset)
             sizes.append(ids.shape[0])
@@ -392,6 +440,47 @@ class Synthesizer:
         self._vocab_sizes = torch.tensor(sizes, dtype=torch.float64)
         self._vocab_offsets = torch.tensor(offsets, dtype=torch.long)
         self._count_cdf = _cdf_rows([self.config.word_count_weights])
+
+    def _build_ambiguity_table(self) -> None:
+        """Per (meant variant, active variant) pair and vocabulary word: whether the word typed on the
+        active variant spells a real word of the active language (`data.ambiguous`). Words are compared
+        by a 64-bit polynomial hash of their ids (padding adds nothing, so widths need not match)."""
+        spec = self.config.ambiguous
+        self._ambiguous: torch.Tensor | None = None
+        if spec.typed_share <= 0:
+            return
+        specs = self.config.languages
+        n_layouts, size = len(self.layout_ids), self._charset_size
+        total = int(self._word_len.numel())
+        table = torch.zeros((n_layouts * n_layouts, total), dtype=torch.bool)
+        lexicons = {
+            s.code: set(_row_hashes(self._lexicon(s, spec.lexicon_size).encode(self.charset)[0]).tolist())
+            for s in specs
+        }
+        layout_index = {lid: i for i, lid in enumerate(self.layout_ids)}
+        conv = self._conv.view(n_layouts, n_layouts, size).long()
+        for code, offset in zip(self.language_codes, self._vocab_offsets.tolist(), strict=True):
+            meant = specs[self.language_codes.index(code)]
+            ids, lengths = self.wordlists[code].encode(self.charset)
+            for active in specs:
+                if active.label_language == meant.label_language:
+                    continue
+                lexicon = np.fromiter(lexicons[active.code], dtype=np.uint64)
+                for mv in meant.layouts:
+                    for av in active.layouts:
+                        typed = conv[layout_index[mv], layout_index[av]][ids]
+                        whole = (typed != PAD_ID).sum(1) == lengths  # every character typable
+                        real = torch.from_numpy(np.isin(_row_hashes(typed), lexicon))
+                        row = layout_index[mv] * n_layouts + layout_index[av]
+                        table[row, offset : offset + ids.shape[0]] = whole & real
+        self._ambiguous = table.reshape(-1)
+
+    def _lexicon(self, spec: LanguageSpec, size: int) -> WordList:
+        """The `size` most frequent clean words of a language (its vocabulary when that is as large)."""
+        own = self.wordlists[spec.code]
+        if len(own) >= size:
+            return WordList(own.language, own.words[:size], own.weights[:size])
+        return load_words(spec.code, size, self.config.flattening, self.layouts, spec.extra_letters)
 
     # Facts ------------------------------------------------------------------------------------------
     def expected_class_shares(self) -> dict[str, float]:
@@ -426,7 +515,9 @@ class Synthesizer:
             "flattening": cfg.flattening,
             "correct_layout_share": cfg.correct_layout_share,
             "word_count_weights": list(cfg.word_count_weights),
+            "length_balance": cfg.length_balance,
             "augment": {f.name: getattr(cfg.augment, f.name) for f in fields(AugmentSpec)},
+            "ambiguous": {f.name: getattr(cfg.ambiguous, f.name) for f in fields(AmbiguousSpec)},
             "expected_class_shares": {k: round(v, 6) for k, v in self.expected_class_shares().items()},
         }
 
@@ -483,13 +574,36 @@ class Synthesizer:
         labels = self._label_table.index_select(0, meant * n_lang + active)
         n_words = _draw(self._count_cdf, u[5]) + 1  # [n] in 1..max_words
 
-        ids, lengths = self._compose(n, meant, n_words, gen)
+        ids, lengths, word = self._compose(n, meant, n_words, gen)
         ids, lengths = self._augment(ids, lengths, meant_variant, gen)
 
-        pair = (meant_variant * len(self.layout_ids) + active_variant) * self._charset_size
-        ids.add_(pair.to(torch.int32).unsqueeze(1))
+        pair = meant_variant * len(self.layout_ids) + active_variant
+        if self._ambiguous is not None:
+            labels = self._label_ambiguous(labels, wrong, active, pair, word, n_words, gen)
+        ids.add_((pair * self._charset_size).to(torch.int32).unsqueeze(1))
         ids = self._conv.index_select(0, ids.view(-1)).view(n, SEQ_LEN)
         return _replace_empty(ids, labels)
+
+    def _label_ambiguous(
+        self,
+        labels: torch.Tensor,
+        wrong: torch.Tensor,
+        active: torch.Tensor,
+        pair: torch.Tensor,
+        word: torch.Tensor,
+        n_words: torch.Tensor,
+        gen: torch.Generator,
+    ) -> torch.Tensor:
+        """Wrong-layout samples whose every word spells a real word of the active language: a share
+        `ambiguous.typed_share` of them labelled as typed in the active language."""
+        assert self._ambiguous is not None
+        total = self._word_len.numel()
+        flags = self._ambiguous.index_select(0, (pair.unsqueeze(1) * total + word.long()).view(-1))
+        flags = flags.view(word.shape) | (torch.arange(word.shape[1]) >= n_words.unsqueeze(1))
+        picked = torch.rand(labels.shape[0], generator=gen) < self.config.ambiguous.typed_share
+        relabel = wrong & flags.all(1) & picked
+        typed = self._label_table.index_select(0, active * len(self.config.languages) + active)
+        return torch.where(relabel, typed, labels)
 
     def _draw_words(self, meant: torch.Tensor, k: int, gen: torch.Generator) -> torch.Tensor:
         """[n, k] global word indices drawn by weight from each sample's meant-language vocabulary."""
@@ -504,8 +618,9 @@ class Synthesizer:
 
     def _compose(
         self, n: int, meant: torch.Tensor, n_words: torch.Tensor, gen: torch.Generator
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Words of the meant language joined by single spaces, cut to SEQ_LEN, right-padded with 0.
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Words of the meant language joined by single spaces, cut to SEQ_LEN, right-padded with 0; with
+        the lengths and the drawn word indices [n, max_words] (the first n_words of each row are used).
 
         Character p of word j (starting at s_j) lies at table index word_j * W + p - s_j = p + c_j. The
         index of every position is p + c_0 plus, from each word start (and from the end, where it jumps
@@ -529,7 +644,7 @@ class Synthesizer:
         flat = torch.cumsum(change[:, :SEQ_LEN], 1, dtype=torch.int32)
         flat += torch.arange(SEQ_LEN, dtype=torch.int32) + corner[:, :1]
         ids = self._words.index_select(0, flat.view(-1)).view(n, SEQ_LEN)
-        return ids, total.squeeze(1).clamp_(max=SEQ_LEN)
+        return ids, total.squeeze(1).clamp_(max=SEQ_LEN), word
 
     def _augment(
         self, ids: torch.Tensor, lengths: torch.Tensor, layout: torch.Tensor, gen: torch.Generator
@@ -618,6 +733,28 @@ def _replace_empty(ids: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tenso
     ids[rows] = ids[source]
     labels[rows] = labels[source]
     return ids, labels
+
+
+def _length_balanced(weights: list[torch.Tensor], lengths: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Word weights rescaled per language so that each language's share of words of every length is the
+    mean of the languages' own shares (a length a language lacks stays absent from it)."""
+    size = SEQ_LEN + 1
+    shares = []
+    for weight, length in zip(weights, lengths, strict=True):
+        mass = torch.zeros(size, dtype=torch.float64).index_add_(0, length.clamp(max=SEQ_LEN), weight)
+        shares.append(mass / mass.sum())
+    target = torch.stack(shares).mean(0)
+    out = []
+    for weight, length, share in zip(weights, lengths, shares, strict=True):
+        scale = torch.where(share > 0, target / share.clamp(min=1e-300), torch.zeros_like(share))
+        out.append(weight * scale.index_select(0, length.clamp(max=SEQ_LEN)))
+    return out
+
+
+def _row_hashes(ids: torch.Tensor) -> np.ndarray:
+    """uint64 [N]: a polynomial hash of each row of ids (trailing padding, id 0, adds nothing)."""
+    powers = np.cumprod(np.full(ids.shape[1], 0x100000001B3, dtype=np.uint64), dtype=np.uint64)
+    return (ids.numpy().astype(np.uint64) * powers).sum(1, dtype=np.uint64)
 
 
 def _alias_table(weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -46,6 +46,8 @@ class SyntheticSource(DataSource):
         correct_layout_share: float = 0.5,
         word_count_weights: Sequence[float] = (0.6, 0.2, 0.12, 0.08),
         augment: Mapping[str, float] | None = None,
+        ambiguous: Mapping[str, float] | None = None,
+        length_balance: bool = False,
         layouts_dump: str | None = None,
         train_size: int = 250_000,
         val_size: int = 20_000,
@@ -66,6 +68,8 @@ class SyntheticSource(DataSource):
             correct_layout_share=correct_layout_share,
             word_count_weights=list(_plain(word_count_weights)),
             augment=_plain(augment),
+            ambiguous=_plain(ambiguous),
+            length_balance=length_balance,
         )
         self._synth: Synthesizer | None = None
 

@@ -28,8 +28,8 @@ NEURAL_NETWORK_TARGETS = ("iOS13", "iOS14", "macOS10_15", "macOS11")
 FRONTENDS = ("trace", "torch_export")
 APP_PRECISIONS = ("fp32", "fp16_storage", "fp16")
 """How the app's device may compute: `fp32`; `fp16_storage` (every tensor stored in float16, arithmetic
-in float32); `fp16` (float16 arithmetic everywhere: what compute units `.all` may run on the GPU or the
-Neural Engine)."""
+in float32); `fp16` (float16 arithmetic everywhere, accumulation included: a GPU allowed low-precision accumulation,
+or a Neural Engine without wider accumulators)."""
 COMPRESSIONS = ("none", "int8", "palettize6", "palettize4")
 GRANULARITIES = {
     "int8": ("per_channel", "per_tensor", "per_block"),
@@ -65,7 +65,10 @@ class ExportSettings:
     # Block size (int8 per_block) or channel group size (palettization per_grouped_channel).
     compression_group_size: int = 32
     # The precision the app's device computes in; parity at this precision must be within tolerance.
-    app_precision: str = "fp16"
+    # fp16_storage: what compute units `.all` run on the GPU unless the app sets
+    # allowLowPrecisionAccumulationOnGPU (float16 tensors, float32 accumulation). fp16 (float16
+    # accumulation too) is reported on every export and required only when chosen here.
+    app_precision: str = "fp16_storage"
     # String values the app reads from the model's metadata (e.g. correction_threshold); also written into
     # parity_vectors.json and manifest.json.
     app_metadata: dict[str, str] = field(default_factory=dict)
