@@ -261,7 +261,8 @@ def test_reexport_and_validate_commands(smoke_run, tmp_path):
     assert by_precision["fp32"]["samples"] >= 1000 and by_precision["fp16_storage"]["samples"] >= 1000
     assert by_precision["fp16"]["samples"] == 256  # true fp16 runs on the spread rows only
     parity = report["export"]["parity"]  # the app's precision, by default fp16 storage: every row
-    assert parity["precision"] == "fp16_storage" and parity["samples"] == by_precision["fp16_storage"]["samples"]
+    assert parity["precision"] == "fp16_storage"
+    assert parity["samples"] == by_precision["fp16_storage"]["samples"]
 
     validate = ["data=tiny", f"ckpt_path={best}", f"hydra.run.dir={tmp_path / 'validate_run'}"]
     done = run_module("layoutnet.export.validate", [f"artifact={artifact}", *validate])

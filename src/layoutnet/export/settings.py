@@ -28,8 +28,8 @@ NEURAL_NETWORK_TARGETS = ("iOS13", "iOS14", "macOS10_15", "macOS11")
 FRONTENDS = ("trace", "torch_export")
 APP_PRECISIONS = ("fp32", "fp16_storage", "fp16")
 """How the app's device may compute: `fp32`; `fp16_storage` (every tensor stored in float16, arithmetic
-in float32); `fp16` (float16 arithmetic everywhere, accumulation included: a GPU allowed low-precision accumulation,
-or a Neural Engine without wider accumulators)."""
+in float32); `fp16` (float16 arithmetic everywhere, accumulation included: a GPU allowed low-precision
+accumulation, or a Neural Engine without wider accumulators)."""
 COMPRESSIONS = ("none", "int8", "palettize6", "palettize4")
 GRANULARITIES = {
     "int8": ("per_channel", "per_tensor", "per_block"),
