@@ -84,7 +84,7 @@ class NoticeCollector:
     items: list[Notice] = field(default_factory=list)
 
     def __enter__(self) -> NoticeCollector:
-        self._records: list[Notice] = list(IMPORT_NOTICES)
+        self._records: list[Notice] = []
         self._warnings = warnings.catch_warnings(record=True)
         self._caught = self._warnings.__enter__()
         warnings.simplefilter("always")
@@ -95,7 +95,8 @@ class NoticeCollector:
     def __exit__(self, *exc_info) -> None:
         self._logs.__exit__(*exc_info)
         self._warnings.__exit__(*exc_info)
-        found = self._records + [
+        # IMPORT_NOTICES is read at the end: coremltools may first be imported inside the block.
+        found = IMPORT_NOTICES + self._records + [
             Notice(_source(w.filename), w.category.__name__, str(w.message))
             for w in self._caught
             if not issubclass(w.category, _NOT_REPORTED)
