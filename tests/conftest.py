@@ -131,8 +131,10 @@ def _zygote() -> Zygote:
 
 def pytest_configure(config):
     if os.environ.get("PYTEST_XDIST_WORKER"):
-        # `-n auto` runs one worker per core: each computes with one thread, so the workers (and
-        # the commands they start, `runtime.threads=auto` → 1) never fight over the cores.
+        # `-n auto` runs one worker per core: each computes with one thread, and the commands it
+        # starts see a one-core share (`runtime.threads=auto` reads OMP_NUM_THREADS as a launcher's
+        # share), so the workers never fight over the cores.
+        os.environ["OMP_NUM_THREADS"] = "1"
         import torch
 
         torch.set_num_threads(1)

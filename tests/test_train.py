@@ -108,6 +108,8 @@ def test_console_starts_with_the_run_and_ends_with_a_whole_summary_at_80_columns
     lines = [line for line in out.replace("\r", "\n").splitlines() if line.strip()]
     assert lines[0].split() == ["run", str(run_dir)]  # the run directory comes first
     assert lines[1].startswith("task") and any(line.startswith("model ") for line in lines[:6])
+    model_line = next(line for line in lines[:6] if line.startswith("model "))
+    assert model_line.split()[1:3] == ["compact_cnn", "(compact_cnn),"]  # the config choice and its family
     summary = {line.split(maxsplit=1)[0]: line.split(maxsplit=1)[1] for line in lines[-9:] if " " in line}
     report = json.loads((run_dir / "report.json").read_text())
     assert summary["artifact"] == str(run_dir / "export" / "LayoutClassifier.mlmodel")
@@ -345,9 +347,23 @@ def test_unique_dir_resolver_never_hands_out_a_directory_twice(tmp_path):
 
 
 @pytest.mark.parametrize(
+    ("load", "expected"),
+    [(0.1, 2), (0.8, 1), (1.6, 1), (9.0, 1)],  # a 2-core machine: idle, half busy, busy, overloaded
+)
+def test_auto_threads_take_the_cores_left_idle_by_the_load(monkeypatch, load, expected):
+    from layoutnet import runtime
+
+    for name in ("OMP_NUM_THREADS", "SLURM_CPUS_PER_TASK"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(runtime, "available_cores", lambda: 2)
+    monkeypatch.setattr(runtime.os, "getloadavg", lambda: (load, load, load))
+    assert runtime.resolve_threads("auto") == expected
+
+
+@pytest.mark.parametrize(
     ("value", "environ", "expected"),
     [
-        ("auto", {}, 1),
+        ("auto", {}, 1),  # on a machine whose load leaves one core (set below)
         ("auto", {"OMP_NUM_THREADS": "3"}, 3),  # a launcher's (or the user's) share
         ("auto", {"SLURM_CPUS_PER_TASK": "8", "OMP_NUM_THREADS": "3"}, 8),
         (4, {"OMP_NUM_THREADS": "3"}, 4),
@@ -355,8 +371,10 @@ def test_unique_dir_resolver_never_hands_out_a_directory_twice(tmp_path):
     ],
 )
 def test_runtime_threads_setting(monkeypatch, value, environ, expected):
+    from layoutnet import runtime
     from layoutnet.runtime import resolve_threads
 
+    monkeypatch.setattr(runtime.os, "getloadavg", lambda: (runtime.available_cores() - 1.0,) * 3)
     for name in ("OMP_NUM_THREADS", "SLURM_CPUS_PER_TASK"):
         monkeypatch.delenv(name, raising=False)
     for name, setting in environ.items():

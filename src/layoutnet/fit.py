@@ -361,7 +361,7 @@ def _print_header(cfg: DictConfig, run_dir: Path, threads: dict, no_validation: 
     choices = dict(HydraConfig.get().runtime.choices) if HydraConfig.initialized() else {}
     data, trainer, export = cfg.get("data") or {}, cfg.get("trainer") or {}, cfg.get("export") or {}
     net = cfg.get("model", {}).get("net") or {}
-    family = str(net.get("_target_", "?")).rsplit(".", 1)[-1]
+    family = str(net.get("family") or net.get("_target_", "?")).rsplit(".", 1)[-1]
     sizes = ", ".join(
         f"{k.removesuffix('_size')} {data[k]:,}" for k in ("train_size", "val_size", "test_size") if k in data
     )

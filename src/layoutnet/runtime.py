@@ -40,11 +40,22 @@ def scheduler_share() -> int | None:
     return None
 
 
+def idle_cores() -> int:
+    """Cores nobody else is using now: this process's cores minus the 1-minute load average, at least 1."""
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # no load average on this platform
+        return 1
+    return max(1, min(available_cores(), int(available_cores() - load + 0.5)))
+
+
 def resolve_threads(value: Any, key: str = "runtime.threads") -> int:
-    """`auto` -> the scheduler's share when one was given, else 1 (see BENCHMARKS.md, "Threads");
-    `all` -> every core this process may run on; a positive integer -> that many."""
+    """`auto` -> the scheduler's share when one was given, else the cores idle at start (see
+    BENCHMARKS.md, "Threads": more threads than free cores made a step 2-20x slower, fewer than the
+    idle cores left 1.4-1.8x on the table); `all` -> every core this process may run on; a positive
+    integer -> that many."""
     if value is None or value == "auto":
-        return scheduler_share() or 1
+        return scheduler_share() or idle_cores()
     if value == "all":
         return available_cores()
     if (

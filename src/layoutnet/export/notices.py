@@ -96,11 +96,15 @@ class NoticeCollector:
         self._logs.__exit__(*exc_info)
         self._warnings.__exit__(*exc_info)
         # IMPORT_NOTICES is read at the end: coremltools may first be imported inside the block.
-        found = IMPORT_NOTICES + self._records + [
-            Notice(_source(w.filename), w.category.__name__, str(w.message))
-            for w in self._caught
-            if not issubclass(w.category, _NOT_REPORTED)
-        ]
+        found = (
+            IMPORT_NOTICES
+            + self._records
+            + [
+                Notice(_source(w.filename), w.category.__name__, str(w.message))
+                for w in self._caught
+                if not issubclass(w.category, _NOT_REPORTED)
+            ]
+        )
         seen = {(n.source, n.category, n.message) for n in self.items}
         for notice in found:
             key = (notice.source, notice.category, notice.message)
