@@ -46,7 +46,8 @@ def idle_cores() -> int:
         load = os.getloadavg()[0]
     except (AttributeError, OSError):  # no load average on this platform
         return 1
-    return max(1, min(available_cores(), int(available_cores() - load + 0.5)))
+    cores = available_cores()
+    return max(1, min(cores, int(cores - load + 0.5)))
 
 
 def resolve_threads(value: Any, key: str = "runtime.threads") -> int:

@@ -404,7 +404,9 @@ class Synthesizer:
     def _build_word_tables(self) -> None:
         """Words: one table [V_total, W + 1] with a space after each word (then a zero block), per-language
         alias tables for drawing words by weight, and the word-count distribution."""
-        encoded = [wl.encode(self.charset) for wl in self.wordlists.values()]
+        encoded = [self.wordlists[code].encode(self.charset) for code in self.language_codes]
+        self._encoded = dict(zip(self.language_codes, encoded, strict=True))
+        """(ids, lengths) of each language's vocabulary, reused by the ambiguity table."""
         width = max(ids.shape[1] for ids, _ in encoded)
         space = self.charset.id(" ")
         rows = []
@@ -453,15 +455,12 @@ class Synthesizer:
         n_layouts, size = len(self.layout_ids), self._charset_size
         total = int(self._word_len.numel())
         table = torch.zeros((n_layouts * n_layouts, total), dtype=torch.bool)
-        lexicons = {
-            s.code: set(_row_hashes(self._lexicon(s, spec.lexicon_size).encode(self.charset)[0]).tolist())
-            for s in specs
-        }
+        lexicons = {s.code: set(_row_hashes(self._lexicon_ids(s, spec.lexicon_size)).tolist()) for s in specs}
         layout_index = {lid: i for i, lid in enumerate(self.layout_ids)}
         conv = self._conv.view(n_layouts, n_layouts, size).long()
         for code, offset in zip(self.language_codes, self._vocab_offsets.tolist(), strict=True):
             meant = specs[self.language_codes.index(code)]
-            ids, lengths = self.wordlists[code].encode(self.charset)
+            ids, lengths = self._encoded[code]
             for active in specs:
                 if active.label_language == meant.label_language:
                     continue
@@ -475,12 +474,14 @@ class Synthesizer:
                         table[row, offset : offset + ids.shape[0]] = whole & real
         self._ambiguous = table.reshape(-1)
 
-    def _lexicon(self, spec: LanguageSpec, size: int) -> WordList:
-        """The `size` most frequent clean words of a language (its vocabulary when that is as large)."""
-        own = self.wordlists[spec.code]
-        if len(own) >= size:
-            return WordList(own.language, own.words[:size], own.weights[:size])
-        return load_words(spec.code, size, self.config.flattening, self.layouts, spec.extra_letters)
+    def _lexicon_ids(self, spec: LanguageSpec, size: int) -> torch.Tensor:
+        """Encoded ids of the `size` most frequent clean words of a language: the first rows of its
+        encoded vocabulary when that is as large (words are sorted by frequency), else loaded."""
+        ids, _ = self._encoded[spec.code]
+        if ids.shape[0] >= size:
+            return ids[:size]
+        words = load_words(spec.code, size, self.config.flattening, self.layouts, spec.extra_letters)
+        return words.encode(self.charset)[0]
 
     # Facts ------------------------------------------------------------------------------------------
     def expected_class_shares(self) -> dict[str, float]:
