@@ -15,7 +15,7 @@ from layoutnet.errors import ConfigError
 from layoutnet.models import CompactCNN, TransformerClassifier
 from layoutnet.module import LayoutClassifierModule, warmup_cosine
 
-from .conftest import run_module
+from .conftest import REPO_ROOT, run_module
 
 
 def run_layoutnet_args(*args):
@@ -405,9 +405,137 @@ def test_runtime_threads_limit_numpy_blas_as_well_as_torch():
             assert apply_threads({"threads": 1}) == {
                 "threads": 1,
                 "interop_threads": torch.get_num_interop_threads(),
+                "adaptive": False,
             }
             blas = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
             assert blas and set(blas) == {1}
             assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+class _FakeMachine:
+    """A clock, this process's CPU time and the other processes' cores, set by a test."""
+
+    def __init__(self):
+        self.now, self.own, self.others_cores, self.applied = 0.0, 0.0, 0.0, []
+
+    def others(self, wall, own):
+        return self.others_cores
+
+    def governor(self, threads=2, limit=2):
+        from layoutnet.runtime import ThreadGovernor
+
+        return ThreadGovernor(
+            threads,
+            limit,
+            interval=10.0,
+            clock=lambda: self.now,
+            own_cpu=lambda: self.own,
+            others=self.others,
+            apply=self.applied.append,
+        )
+
+
+def test_auto_threads_follow_the_load_during_a_run():
+    # Two threads at start; another process takes a core; it ends: 2 -> 1 -> 2, each change applied once.
+    machine = _FakeMachine()
+    governor = machine.governor()
+    machine.now, machine.others_cores = 5.0, 1.0
+    assert governor.poll(10) is None  # not looked at before the interval
+    machine.now = 11.0
+    assert governor.poll(20) == 1
+    machine.now = 22.0
+    assert governor.poll(30) is None  # still busy: no change, nothing applied again
+    machine.now, machine.others_cores = 33.0, 0.2
+    assert governor.poll(40) == 2
+    assert machine.applied == [1, 2]
+    assert [c["threads"] for c in governor.changes] == [1, 2]
+    assert [c["step"] for c in governor.changes] == [20, 40]
+
+
+def test_auto_threads_never_go_below_one_or_above_the_limit():
+    machine = _FakeMachine()
+    governor = machine.governor(threads=1, limit=4)
+    for now, others, expected in ((10, 9.0, None), (20, 0.0, 4), (30, 2.6, 1)):
+        machine.now, machine.others_cores = float(now), others
+        assert governor.poll() == expected
+    assert 1 <= governor.threads <= 4
+
+
+def test_other_processes_cores_are_the_busy_time_of_our_cpus_minus_our_own(monkeypatch, tmp_path):
+    # /proc/stat's busy time (all but idle and iowait, in clock ticks) counts only the CPUs this
+    # process may run on; this process's own CPU time is taken off.
+    from layoutnet import runtime
+
+    hz = os.sysconf("SC_CLK_TCK")
+    stat = tmp_path / "stat"
+
+    def write(cpu0_busy, cpu1_busy, cpu7_busy):
+        rows = [f"cpu {cpu0_busy + cpu1_busy + cpu7_busy} 0 0 999 0 0 0 0 0 0"]
+        rows += [
+            f"cpu{n} {b} 0 0 999 5 0 0 0 0 0" for n, b in ((0, cpu0_busy), (1, cpu1_busy), (7, cpu7_busy))
+        ]
+        stat.write_text("\n".join(rows) + "\nintr 1 2 3\n", encoding="ascii")
+
+    monkeypatch.setattr(runtime, "PROC_STAT", stat)
+    monkeypatch.setattr(runtime.os, "sched_getaffinity", lambda pid: {0, 1})
+    write(0, 0, 0)
+    read = runtime.others_cores_reader()
+    # 10 s: CPUs 0 and 1 busy 15 s together, of which 6 s were ours; CPU 7 (not ours) is ignored
+    write(10 * hz, 5 * hz, 1000 * hz)
+    assert read(10.0, 6.0) == pytest.approx(0.9)
+    write(10 * hz, 5 * hz, 1000 * hz)  # nothing since: nobody else used anything
+    assert read(10.0, 0.0) == 0.0
+
+
+def test_other_processes_cores_read_on_this_machine_stay_within_its_cores():
+    import time
+
+    from layoutnet.runtime import others_cores_reader
+
+    read = others_cores_reader()
+    time.sleep(0.2)
+    others = read(0.2, 0.0)
+    assert others is None or 0.0 <= others <= len(os.sched_getaffinity(0)) + 0.5
+
+
+@pytest.mark.parametrize("adaptive", [True, False])
+def test_a_run_with_auto_threads_re_decides_them_between_batches(tmp_path, monkeypatch, adaptive):
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from layoutnet import callbacks
+    from layoutnet.fit import Run, _runtime
+
+    polls: list[int | None] = []
+
+    class RecordingGovernor:
+        def __init__(self, threads):
+            self.threads, self.changes = threads, [{"step": 1, "threads": 1, "others_cores": 1.0}]
+
+        def poll(self, step=None):
+            polls.append(step)
+
+    monkeypatch.setattr(callbacks, "ThreadGovernor", RecordingGovernor)
+    overrides = ["+experiment=smoke", "data=tiny", "export=none", "trainer.max_epochs=1", "test=false"]
+    overrides += ["+trainer.limit_train_batches=3", "+trainer.limit_val_batches=1"]
+    with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=overrides)
+    OmegaConf.set_struct(cfg, False)
+    cfg.paths.output_dir = str(tmp_path)
+    cfg.callbacks.model_checkpoint.dirpath = str(tmp_path / "checkpoints")
+    cfg.callbacks.interrupt_checkpoint.dirpath = str(tmp_path / "checkpoints")
+    cfg.logger.csv.save_dir = str(tmp_path)
+    cfg.callbacks.progress_bar = None
+    cfg.trainer.enable_progress_bar = False
+    run = Run(cfg, tmp_path, {"threads": 2, "interop_threads": 1, "adaptive": adaptive})
+    run.prepare()
+    run.fit()
+    if adaptive:
+        assert polls[:3] == [1, 2, 3]  # after every training step (then the validation batch)
+        assert _runtime(run)["thread_changes"] == [{"step": 1, "threads": 1, "others_cores": 1.0}]
+        assert _runtime(run)["threads"] == 2  # the choice at start stays in the report
+    else:
+        assert polls == []
+        assert "thread_changes" not in _runtime(run)

@@ -10,7 +10,7 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import TQDMProgressBar
 from pytorch_lightning.trainer.states import TrainerFn
 
-from layoutnet.runtime import GUARD, RunInterrupted
+from layoutnet.runtime import GUARD, RunInterrupted, ThreadGovernor
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,31 @@ class InterruptCheckpoint(pl.Callback):
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         GUARD.graceful = False
+
+
+class AdaptiveThreads(pl.Callback):
+    """`runtime.threads=auto` in a training run: the thread count follows the load (ThreadGovernor),
+    looked at between batches of training and validation."""
+
+    def __init__(self, threads: int):
+        self.threads = threads
+        self.governor: ThreadGovernor | None = None
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.governor = ThreadGovernor(self.threads)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.governor is not None:
+            self.governor.poll(trainer.global_step)
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+        self.on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+
+    def report(self) -> dict:
+        """The report's `runtime` additions: the count at the end and every change (step, count)."""
+        if self.governor is None:
+            return {}
+        return {"threads_at_end": self.governor.threads, "thread_changes": self.governor.changes}
 
 
 class CompactProgressBar(TQDMProgressBar):

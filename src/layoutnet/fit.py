@@ -22,6 +22,7 @@ from pytorch_lightning.utilities import rank_zero_only
 from rich.console import Console
 from rich.markup import escape
 
+from layoutnet.callbacks import AdaptiveThreads
 from layoutnet.config import build, check_trainer_settings
 from layoutnet.errors import ConfigError
 from layoutnet.export.callback import CoreMLExportCallback
@@ -83,9 +84,12 @@ def _report(directory: Path, **sections) -> None:
 class Run:
     """One training run: validated objects, fit, evaluation of the best weights, report."""
 
-    def __init__(self, cfg: DictConfig, run_dir: Path):
+    def __init__(self, cfg: DictConfig, run_dir: Path, threads: dict | None = None):
         self.cfg = cfg
         self.run_dir = run_dir
+        self.threads = threads or {}
+        # runtime.threads=auto: the count follows the load during the fit
+        self.adaptive = AdaptiveThreads(self.threads["threads"]) if self.threads.get("adaptive") else None
         self.trainer: pl.Trainer | None = None
         self.module = None
         self.datamodule = None
@@ -121,6 +125,8 @@ class Run:
             for name, node in (cfg.get("callbacks") or {}).items()
             if node is not None
         ]
+        if self.adaptive is not None:
+            callbacks.append(self.adaptive)
         if export_settings is not None:
             callbacks.append(CoreMLExportCallback(export_settings, str(self.run_dir)))
         loggers = [
@@ -188,7 +194,7 @@ def run(cfg: DictConfig) -> float | None:
     started = time.perf_counter()
     threads = apply_threads(cfg.get("runtime"))
     quiet_third_party()
-    runner = Run(cfg, run_dir)
+    runner = Run(cfg, run_dir, threads)
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
     job_id = submitit_job_id()
     requeued = _requeued_checkpoint(run_dir, job_id) if not cfg.get("ckpt_path") else None
@@ -243,7 +249,14 @@ def run(cfg: DictConfig) -> float | None:
             save_training_curves(run_dir, run_dir / "plots" / "training_curves.png")
         if cfg.get("test"):
             sections["test"] = runner.test()
-        _report(run_dir, status="ok", **sections, paths=_paths(runner), timings=_timings(runner, started))
+        _report(
+            run_dir,
+            status="ok",
+            **sections,
+            runtime=_runtime(runner),
+            paths=_paths(runner),
+            timings=_timings(runner, started),
+        )
         if rank_zero_only.rank == 0:
             print_run_result(run_dir, read_report(run_dir))
         return objective_value(objective, read_report(run_dir), runner.trainer.callback_metrics)
@@ -257,6 +270,7 @@ def run(cfg: DictConfig) -> float | None:
             status="failed",
             error=_failure_text(exc, run_dir),
             training=training,
+            runtime=_runtime(runner),
             paths=_paths(runner),
             timings=_timings(runner, started),
         )
@@ -291,6 +305,7 @@ def _interrupted(runner: Run, signum: int, overrides: list[str], training: dict 
         signal=name,
         resume={"ckpt_path": str(checkpoint) if checkpoint else None, "command": command},
         training=training,
+        runtime=_runtime(runner),
         paths=_paths(runner),
         timings=_timings(runner, started),
     )
@@ -314,6 +329,12 @@ def _failure_text(exc: BaseException, run_dir: Path) -> str:
             f"interrupted ({type(exc).__name__}); resume with the same overrides and ckpt_path={interrupted}"
         )
     return f"{type(exc).__name__}: {exc}"
+
+
+def _runtime(runner: Run) -> dict:
+    """The report's `runtime` section: the threads chosen at start and, when they followed the load,
+    the count at the end and every change."""
+    return {**runner.threads, **(runner.adaptive.report() if runner.adaptive else {})}
 
 
 def _paths(runner: Run) -> dict:

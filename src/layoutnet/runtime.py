@@ -10,7 +10,8 @@ import os
 import shlex
 import signal
 import sys
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -46,8 +47,12 @@ def idle_cores() -> int:
         load = os.getloadavg()[0]
     except (AttributeError, OSError):  # no load average on this platform
         return 1
-    cores = available_cores()
-    return max(1, min(cores, int(cores - load + 0.5)))
+    return _cores_from(available_cores(), load)
+
+
+def _cores_from(cores: int, others: float) -> int:
+    """Threads for `cores` cores of which other processes use `others` (rounded, at least 1)."""
+    return max(1, min(cores, int(cores - others + 0.5)))
 
 
 def resolve_threads(value: Any, key: str = "runtime.threads") -> int:
@@ -69,23 +74,125 @@ def resolve_threads(value: Any, key: str = "runtime.threads") -> int:
     return int(value)
 
 
-def apply_threads(settings: Any) -> dict[str, int]:
-    """Set torch's intra-op and inter-op thread counts, and NumPy's BLAS threads (the reference
-    executor's matrix products), from a `runtime` config node (or None: the defaults). Must run before
-    torch does any parallel work (inter-op threads can be set once)."""
+def set_threads(threads: int) -> None:
+    """torch's intra-op threads and NumPy's BLAS threads (the reference executor's matrix products)."""
     import torch
     from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(threads)
+    threadpool_limits(limits=threads, user_api="blas")
+
+
+def adapts(settings: Any) -> bool:
+    """Whether `runtime.threads` follows the machine's load during a run: `auto` without a
+    scheduler's share (a share is the scheduler's word, kept as given)."""
+    return (settings or {}).get("threads", "auto") in (None, "auto") and scheduler_share() is None
+
+
+def apply_threads(settings: Any) -> dict[str, Any]:
+    """Set torch's intra-op and inter-op thread counts, and NumPy's BLAS threads, from a `runtime`
+    config node (or None: the defaults). Must run before torch does any parallel work (inter-op
+    threads can be set once). `adaptive`: a training run re-decides the count as the load changes
+    (`ThreadGovernor`)."""
+    import torch
 
     settings = settings or {}
     threads = resolve_threads(settings.get("threads", "auto"))
     interop = resolve_threads(settings.get("interop_threads", 1), "runtime.interop_threads")
-    torch.set_num_threads(threads)
-    threadpool_limits(limits=threads, user_api="blas")
+    set_threads(threads)
     try:
         torch.set_num_interop_threads(interop)
     except RuntimeError:  # already started (a second run in the same process): keep torch's value
         interop = torch.get_num_interop_threads()
-    return {"threads": threads, "interop_threads": interop}
+    return {"threads": threads, "interop_threads": interop, "adaptive": adapts(settings)}
+
+
+PROC_STAT = Path("/proc/stat")
+
+
+def _cpu_seconds_of(cpus: set[int]) -> float | None:
+    """CPU seconds every process on the machine has spent on the CPUs `cpus` since boot (Linux's
+    /proc/stat: all but idle and iowait time), or None where there is no such file."""
+    try:
+        lines = PROC_STAT.read_text(encoding="ascii").splitlines()
+    except OSError:
+        return None
+    ticks = 0
+    for line in lines:
+        name, *fields = line.split()
+        if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cpus:
+            values = [int(v) for v in fields[:8]]
+            ticks += sum(values) - values[3] - values[4]
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def others_cores_reader() -> Callable[[float, float], float | None]:
+    """A function (wall seconds, own CPU seconds since its previous call) -> the cores other processes
+    used meanwhile on this process's CPUs. Linux: from /proc/stat; elsewhere from the 1-minute load
+    average minus this process's own recent use (the load average lags by about a minute)."""
+    cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
+    last = [_cpu_seconds_of(cpus)] if cpus else [None]
+
+    def read(wall: float, own: float) -> float | None:
+        if last[0] is not None:
+            now = _cpu_seconds_of(cpus)
+            if now is None:
+                return None
+            used, last[0] = now - last[0], now
+            return max(0.0, (used - own) / wall)
+        try:
+            return max(0.0, os.getloadavg()[0] - own / wall)
+        except (AttributeError, OSError):
+            return None
+
+    return read
+
+
+class ThreadGovernor:
+    """`runtime.threads=auto` during a run: every `interval` seconds, the cores that other processes
+    used since the last look decide the thread count (the rule of `idle_cores`, at most `limit`).
+
+    Why (BENCHMARKS.md, "Threads"): the count chosen at start stops fitting when other work starts
+    later; two threads on a 2-core machine whose other core got busy ran a training step 8x slower
+    than one thread. `poll` is cheap between looks (one clock read): call it every batch."""
+
+    def __init__(
+        self,
+        threads: int,
+        limit: int | None = None,
+        interval: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+        own_cpu: Callable[[], float] = time.process_time,
+        others: Callable[[float, float], float | None] | None = None,
+        apply: Callable[[int], None] = set_threads,
+    ):
+        self.threads = threads
+        self.limit = limit or available_cores()
+        self.interval = interval
+        self.clock, self.own_cpu, self.apply = clock, own_cpu, apply
+        self.others = others or others_cores_reader()
+        self.changes: list[dict[str, Any]] = []
+        self._since, self._own = clock(), own_cpu()
+
+    def poll(self, step: int | None = None) -> int | None:
+        """The new thread count when it changed (and applied), else None."""
+        now = self.clock()
+        wall = now - self._since
+        if wall < self.interval:
+            return None
+        own = self.own_cpu()
+        others = self.others(wall, own - self._own)
+        self._since, self._own = now, own
+        if others is None:
+            return None
+        wanted = _cores_from(self.limit, others)
+        if wanted == self.threads:
+            return None
+        log.info("threads %d -> %d: others used %.1f of %d cores", self.threads, wanted, others, self.limit)
+        self.apply(wanted)
+        self.threads = wanted
+        self.changes.append({"step": step, "threads": wanted, "others_cores": round(others, 2)})
+        return wanted
 
 
 # ---------------------------------------------------------------------------------------------- noise
