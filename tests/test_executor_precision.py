@@ -208,12 +208,15 @@ def _round_inputs(inputs: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_numpy_float16_products_accumulate_wider_than_fp16():
-    """Why the executor accumulates by itself: NumPy's float16 matmul and sum do not stall at 2048."""
-    ones = np.ones((1, 4096), np.float16)
-    assert float((ones @ ones.T)[0, 0]) == 4096.0
-    assert float(ones.sum()) == 4096.0
-    assert float(kernels.gemm16(ones.astype(np.float32), ones.T.astype(np.float32))[0, 0]) == 2048.0
-    assert float(kernels.sum16(ones.astype(np.float32), None)) == 2048.0
+    """Why the executor accumulates by itself: NumPy's float16 matmul and sum round only the final
+    result (a float32 accumulator inside), where an fp16 device rounds every partial sum."""
+    # 1 + 0.0004 is 1 in fp16 (spacing 2**-10 there): every pair of the tree's first level drops it
+    terms = np.array([1.0, 0.0004] * 1500, np.float16)
+    assert float(terms.sum()) == 1501.0  # 1500.6, rounded once
+    assert float((terms[None, :] @ np.ones((3000, 1), np.float16))[0, 0]) == 1501.0
+    row = terms.astype(np.float32)[None, :]
+    assert float(kernels.sum16(row, None)) == float(_pairwise_fp16(row.T)[0]) == 1500.0
+    assert float(kernels.gemm16(row, np.ones((3000, 1), np.float32))[0, 0]) == 1500.0
 
 
 def test_fp16_cases_cover_every_op_with_an_fp16_path():
@@ -246,45 +249,53 @@ def test_mil_op_in_true_fp16_within_rounding_bound_of_float64(name: str):
         )
 
 
-def test_true_fp16_accumulation_stalls_where_fp32_accumulation_does_not():
-    x = np.ones((1, 3000), np.float32)
-    assert float(MIL_OPS["reduce_sum"].fn(FP16, x=x, axes=np.array([1], np.int32))[0]) == 2048.0
-    assert float(MIL_OPS["reduce_sum"].fn(FP32, x=x, axes=np.array([1], np.int32))[0]) == 3000.0
+def test_true_fp16_accumulation_loses_what_fp32_accumulation_keeps():
+    # 1 + 0.0004 is 1 in fp16: the tree's first level drops every 0.0004
+    x = kernels.round_to_fp16(np.array([[1.0, 0.0004] * 1500], np.float32))
+    axes = np.array([1], np.int32)
+    assert float(MIL_OPS["reduce_sum"].fn(FP32, x=x, axes=axes)[0]) == pytest.approx(1500.6, abs=1e-3)
+    assert float(MIL_OPS["reduce_sum"].fn(FP16, x=x, axes=axes)[0]) == 1500.0
     w = np.ones((1, 3000), np.float32)
-    assert float(MIL_OPS["linear"].fn(FP16, x=x, weight=w)[0, 0]) == 2048.0
-    assert float(MIL_OPS["linear"].fn(FP32, x=x, weight=w)[0, 0]) == 3000.0
+    assert float(MIL_OPS["linear"].fn(FP32, x=x, weight=w)[0, 0]) == pytest.approx(1500.6, abs=1e-3)
+    assert float(MIL_OPS["linear"].fn(FP16, x=x, weight=w)[0, 0]) == 1500.0
 
 
-def _sequential_fp16(terms: np.ndarray) -> np.ndarray:
-    """The definition the fast kernels must meet, written with NumPy's float16 conversion: an fp16
-    accumulator, each float32-exact term added in float32 and the sum rounded to fp16, in order."""
-    acc = np.zeros(terms.shape[1:], np.float16)
-    for term in terms:
-        with np.errstate(over="ignore", invalid="ignore"):
-            acc = (acc.astype(np.float32) + term).astype(np.float16)
-    return acc.astype(np.float32)
+def _pairwise_fp16(terms: np.ndarray) -> np.ndarray:
+    """The definition the tiled kernels must meet, in NumPy's own float16 arithmetic (each + rounds
+    to fp16): the terms rounded to fp16, then neighbours added level by level, an odd last carried."""
+    level = terms.astype(np.float16)
+    with np.errstate(over="ignore", invalid="ignore"):
+        while len(level) > 1:
+            half = len(level) // 2
+            paired = level[0 : 2 * half : 2] + level[1 : 2 * half : 2]
+            level = np.concatenate([paired, level[2 * half :]]) if len(level) % 2 else paired
+    return level[0].astype(np.float32)
 
 
 @pytest.mark.parametrize("scale", [1.0, 1e-3, 3e-5, 40.0])
-def test_tiled_fp16_products_and_sums_equal_term_by_term_fp16_accumulation(scale: float):
-    """gemm16 / sum16 run whole tiles per term with a two-addition rounding; scales from fp16
-    subnormals (3e-5 * 3e-5 products) to partial sums near fp16's limit must give the same numbers
-    as the plain definition, also for batched products and sums over several axes."""
+def test_tiled_fp16_products_and_sums_equal_the_pairwise_fp16_definition(scale: float, monkeypatch):
+    """gemm16 / sum16 reduce tiles of outputs at once; scales from fp16 subnormals (3e-5 * 3e-5
+    products) to sums near fp16's limit must give the same numbers as the plain definition, also for
+    batched products, sums over several axes, and tiles smaller than the output."""
     a, b = h(37, 70, scale=scale), h(70, 29, scale=scale)
-    products = a.T[:, :, None] * b[:, None, :]  # [K, M, N], exact in float32
-    assert np.array_equal(kernels.gemm16(a, b), _sequential_fp16(products), equal_nan=True)
+    products = a.T[:, :, None] * b[:, None, :]  # [K, M, N]
+    assert np.array_equal(kernels.gemm16(a, b), _pairwise_fp16(products), equal_nan=True)
     x, y = h(3, 5, 20, 16, scale=scale), h(3, 5, 16, 20, scale=scale)
     batched = np.moveaxis(x, -1, 0)[..., :, None] * np.moveaxis(y, -2, 0)[..., None, :]
-    assert np.array_equal(kernels.gemm16(x, y), _sequential_fp16(batched), equal_nan=True)
+    assert np.array_equal(kernels.gemm16(x, y), _pairwise_fp16(batched), equal_nan=True)
     z = h(6, 130, 4, scale=scale)
-    assert np.array_equal(kernels.sum16(z, [1]), _sequential_fp16(np.moveaxis(z, 1, 0)))
+    assert np.array_equal(kernels.sum16(z, [1]), _pairwise_fp16(np.moveaxis(z, 1, 0)))
     terms_02 = z.transpose(0, 2, 1).reshape(24, 130)  # axes 0 and 2, in index order
-    assert np.array_equal(kernels.sum16(z, [0, 2]), _sequential_fp16(terms_02))
+    assert np.array_equal(kernels.sum16(z, [0, 2]), _pairwise_fp16(terms_02))
+    monkeypatch.setattr(kernels, "_TERMS", 700)  # a few outputs per tile
+    assert np.array_equal(kernels.gemm16(a, b), _pairwise_fp16(products), equal_nan=True)
+    assert np.array_equal(kernels.gemm16(x, y), _pairwise_fp16(batched), equal_nan=True)
+    assert np.array_equal(kernels.sum16(z, [1]), _pairwise_fp16(np.moveaxis(z, 1, 0)))
 
 
 def test_fp16_partial_sums_overflow_to_inf_as_on_a_device():
     """A partial sum beyond 65504 is inf in fp16 and stays inf, even when later terms would bring
-    an fp32 sum back into range (the kernels leave the fast path where a bound says this can happen)."""
+    an fp32 sum back into range."""
     x = np.array([[60000.0, 60000.0, -60000.0]], np.float32)
     ones = np.ones((3, 1), np.float32)
     assert np.isposinf(kernels.gemm16(x, ones)[0, 0])

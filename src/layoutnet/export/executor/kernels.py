@@ -403,84 +403,49 @@ def pool(
 # The "fp16" precision of the executor models a device that computes in float16 throughout, with
 # no wider accumulator: every value, every intermediate of an op and every partial sum is a float16
 # number. NumPy cannot be trusted to do that by itself: its float16 `matmul`, `dot`, `einsum`,
-# `sum` and `mean` convert to float32 internally and round only the final result (summing 4096 ones
-# in float16 gives 4096 there, where float16 accumulation stalls at 2048). So these kernels keep
-# values as float32 arrays holding float16 numbers and round after every arithmetic step:
+# `sum` and `mean` convert to float32 internally and round only the final result. So these kernels
+# keep values as float32 arrays holding float16 numbers and round after every arithmetic step:
 #
 # - +, -, *, /, sqrt of two fp16 numbers computed in float32 and rounded once to fp16 give the
-#   correctly rounded fp16 result (float32 has more than 2 * 11 + 2 significant bits);
+#   correctly rounded fp16 result (float32 has at least 2 * 11 + 2 significant bits);
 # - transcendental functions (exp, tanh, erf, log) are fp16 primitives: the float32 value rounded;
-# - sums are sequential, one fp16 rounding per added term (`sum16`), in index order;
-# - matrix products and convolutions accumulate sequentially over the inner dimension, in index
-#   order, one fused multiply-add per term: the product of two fp16 numbers is exact in float32, the
-#   running sum is rounded to fp16 after each term (through float32, so a double rounding is
-#   possible when the float32 sum lands exactly on an fp16 tie, which is rare and within one fp16
-#   ulp). No blocking or pairwise order: the partial sum after term k is one fp16 number.
+# - sums, matrix products and convolutions reduce in a pairwise tree, as vector and matrix units
+#   do (adder trees, SIMD lanes folded in halves): every product is rounded to fp16, then neighbours
+#   are added level by level, (t0 + t1), (t2 + t3), ..., each sum rounded to fp16, an odd last term
+#   carried up unchanged, until one fp16 number is left (`tree_sum16`).
 #
-# Speed. A sequential fp16 accumulation costs one pass over the output per inner-product term, so
-# the passes are made as cheap as possible: the output is cut into tiles that stay in cache, and
-# the whole batch is one tile set (one NumPy call per term per tile, over [rows x outputs]). Inside
-# a tile the running sum is rounded with two float32 additions (see `_accumulate16`) instead of the
-# general bit-level rounding, which is valid while no partial sum can leave fp16's finite range;
-# a cheap bound (the float32 product of the absolute values, grown by the worst rounding growth
-# over the inner length) proves that per tile, and a tile that may overflow (or holds inf / NaN)
-# takes the general rounding instead (`round_to_fp16`: overflow to inf, NaN kept). Both give the
-# same numbers, bit for bit, where the bound holds.
+# Why a tree and not one running sum: no fp16 unit that reduces a dot product adds its terms one by
+# one through a single register, and the running sum is the pessimistic end by far. Measured on the
+# default network fully trained (BENCHMARKS.md, "Parity at the device's precisions"): max |dprob| on
+# the same 572 rows was 0.0174 with a running fp16 sum (argmax agreement 99.8%), 0.0033 with the tree,
+# and 0.0035 at fp16 storage with fp32 arithmetic.
+#
+# Memory and speed: a reduction of K terms holds its K products for a tile of outputs at a time
+# (`_TERMS` floats in all), so each level is one NumPy pass over the tile.
 
 r16 = round_to_fp16
 
-_FP16_MAX = 65504.0
-_TILE = 1 << 16  # elements of one accumulation tile (the fastest of 2**14 .. 2**16 measured)
+_TERMS = 1 << 21  # floats of products held at once by one tile of a reduction
 
 
-def _growth(terms: int) -> float:
-    """Worst factor by which a sequential fp16 sum of `terms` terms can exceed the sum of their
-    absolute values: each step rounds twice (float32 then fp16), relative error 2**-24 + 2**-11."""
-    return (1.0 + 2.0**-11 + 2.0**-23) ** terms * (1.0 + terms * 2.0**-22)
+def tree_sum16(terms: np.ndarray) -> np.ndarray:
+    """The fp16 pairwise sum over axis 0 of `terms` (float32 holding fp16 numbers): neighbours added
+    level by level, each sum rounded to fp16, an odd last term carried up; zeros when there is none."""
+    level = terms
+    while len(level) > 1:
+        half = len(level) // 2
+        paired = r16(level[0 : 2 * half : 2] + level[1 : 2 * half : 2])
+        level = np.concatenate([paired, level[2 * half :]]) if len(level) % 2 else paired
+    return level[0] if len(level) else np.zeros(terms.shape[1:], dtype=np.float32)
 
 
-def _fits(bound: np.ndarray, terms: int) -> bool:
-    """Whether every partial sum of sums whose absolute terms add to at most `bound` stays below
-    fp16's largest finite value (False for inf / NaN bounds); 1 covers the subnormal rounding."""
-    return bool(np.all((bound + 1.0) * _growth(terms) < _FP16_MAX))
-
-
-def _accumulate16(out: np.ndarray, left: np.ndarray, right: np.ndarray | None, fast: bool) -> None:
-    """out = the fp16 sequential sum over k of left[k] * right[k] (left[k] when right is None), in
-    order k = 0, 1, ...; each term (a product of two fp16 numbers: exact in float32) broadcasts to
-    out's shape. `fast`: every partial sum is known to stay finite and below 65520 (see `_fits`)."""
-    term = np.empty_like(out)
-    out[...] = 0.0
-    if not fast:
-        for k in range(len(left)):
-            if right is None:
-                np.add(out, left[k], out=out)
-            else:
-                np.multiply(left[k], right[k], out=term)
-                out += term
-            out[...] = r16(out)
-        return
-    # the in-range rounding of `_round_fp16_block`, inlined on whole tiles (`floor` is an array:
-    # NumPy's maximum against a scalar takes a much slower loop); a zero sum is +0 here.
-    scratch = np.empty_like(out)
-    floor = np.full(out.shape, _FP16_MIN_NORMAL, dtype=np.uint32)
-    bits, out_bits = scratch.view(np.uint32), out.view(np.uint32)
-    add, sub, mul, band, vmax = np.add, np.subtract, np.multiply, np.bitwise_and, np.maximum
-    for k in range(len(left)):
-        if right is None:
-            add(out, left[k], out=out)
-        else:
-            mul(left[k], right[k], out=term)
-            add(out, term, out=out)
-        band(out_bits, _EXPONENT, out=bits)
-        vmax(bits, floor, out=bits)
-        add(bits, _SHIFTER_BITS, out=bits)
-        add(out, scratch, out=out)
-        sub(out, scratch, out=out)
+def _tile(terms: int) -> int:
+    """Outputs per tile of a reduction over `terms` terms."""
+    return max(1, _TERMS // max(terms, 1))
 
 
 def sum16(x: np.ndarray, axes: Sequence[int] | None, keepdims: bool = False) -> np.ndarray:
-    """Sum over `axes` (all when None) with a float16 accumulator, term by term in index order."""
+    """Sum over `axes` (all when None) in fp16, a pairwise tree over the terms in index order."""
     x = np.asarray(x, dtype=np.float32)
     axes = tuple(range(x.ndim)) if axes is None else tuple(a % x.ndim for a in axes)
     rest = [a for a in range(x.ndim) if a not in axes]
@@ -490,10 +455,10 @@ def sum16(x: np.ndarray, axes: Sequence[int] | None, keepdims: bool = False) -> 
     )
     count, width = terms.shape
     acc = np.empty(width, dtype=np.float32)
-    bound = np.sum(np.abs(terms), axis=0)
-    for lo in range(0, width, _TILE):
-        hi = min(lo + _TILE, width)
-        _accumulate16(acc[lo:hi], terms[:, lo:hi], None, _fits(bound[lo:hi], count))
+    step = _tile(count)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for lo in range(0, width, step):
+            acc[lo : lo + step] = tree_sum16(r16(terms[:, lo : lo + step]))
     acc = acc.reshape(moved.shape[: len(rest)])
     if keepdims:
         acc = acc.reshape([1 if a in axes else x.shape[a] for a in range(x.ndim)])
@@ -522,12 +487,9 @@ def prod16(x: np.ndarray, axes: Sequence[int] | None, keepdims: bool = False) ->
 
 
 def gemm16(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """a [..., M, K] @ b [..., K, N] with a float16 accumulator (one fused multiply-add per term,
-    k = 0 .. K-1 in order). Each output element depends only on its own row of `a` and column of `b`.
-
-    The output is cut into cache-sized tiles, K vectorised passes per tile. A plain matrix product
-    (the batch folded into M: linear layers, convolutions) is accumulated transposed, [N, M], so every
-    pass runs along the long batch axis."""
+    """a [..., M, K] @ b [..., K, N] in fp16: each product rounded to fp16, the K products of an
+    output summed in a pairwise tree (`tree_sum16`). Each output depends only on its own row of `a`
+    and column of `b`, so the outputs are cut into tiles that hold their K products at once."""
     a = np.asarray(a, dtype=np.float32)
     b = np.asarray(b, dtype=np.float32)
     lead = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
@@ -535,29 +497,22 @@ def gemm16(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     count = int(np.prod(lead)) if lead else 1
     a3 = np.broadcast_to(a, (*lead, m, k_dim)).reshape(count, m, k_dim)
     b3 = np.broadcast_to(b, (*lead, k_dim, n)).reshape(count, k_dim, n)
-    if k_dim == 0 or count * m * n == 0:
-        return np.zeros((*lead, m, n), dtype=np.float32)
-    with np.errstate(invalid="ignore", over="ignore"):
-        bound = np.matmul(np.abs(a3), np.abs(b3))  # [L, M, N]
-    if count == 1:
-        a_k = np.ascontiguousarray(a3[0].T)  # [K, M]
-        b_k = b3[0]  # [K, N]
-        out_t = np.empty((n, m), dtype=np.float32)
-        cols = min(m, _TILE)
-        rows = max(1, _TILE // cols)
-        for lo in range(0, n, rows):
-            for start in range(0, m, cols):
-                ns, ms = slice(lo, lo + rows), slice(start, start + cols)
-                fits = _fits(bound[0, ms, ns], k_dim)
-                _accumulate16(out_t[ns, ms], b_k[:, ns, None], a_k[:, None, ms], fits)
-        return out_t.T.reshape(*lead, m, n)
-    a_k = np.ascontiguousarray(a3.transpose(2, 0, 1))  # [K, L, M]
-    b_k = np.ascontiguousarray(b3.transpose(1, 0, 2))  # [K, L, N]
     out = np.empty((count, m, n), dtype=np.float32)
-    per = max(1, _TILE // (m * n))
-    for lo in range(0, count, per):
-        ls = slice(lo, lo + per)
-        _accumulate16(out[ls], a_k[:, ls, :, None], b_k[:, ls, None, :], _fits(bound[ls], k_dim))
+    if k_dim == 0 or out.size == 0:
+        return np.zeros((*lead, m, n), dtype=np.float32)
+    a_k = a3.transpose(2, 0, 1)  # [K, L, M]
+    b_k = b3.transpose(1, 0, 2)  # [K, L, N]
+    # tiles over (L, M) rows, every column of a row at once: [K, rows, N] products per tile
+    rows = max(1, _tile(k_dim) // n)
+    flat_a = a_k.reshape(k_dim, count * m)
+    pairs = np.repeat(np.arange(count), m)  # which b of the batch each row multiplies
+    flat_out = out.reshape(count * m, n)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for lo in range(0, count * m, rows):
+            sel = slice(lo, lo + rows)
+            right = b_k[:, :1, :] if count == 1 else b_k[:, pairs[sel], :]
+            products = r16(flat_a[:, sel, None] * right)
+            flat_out[sel] = tree_sum16(products)
     return out.reshape(*lead, m, n)
 
 
