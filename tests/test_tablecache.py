@@ -111,7 +111,9 @@ def test_every_setting_that_shapes_the_tables_has_its_own_entry(cache):
     assert len(list(cache.glob("synth-*.npz"))) == 3
 
 
-@pytest.mark.parametrize("damage", ["garbage", "truncated", "foreign key", "pickled object", "missing array"])
+@pytest.mark.parametrize(
+    "damage", ["garbage", "truncated", "foreign key", "pickled object", "missing array", "index out of range"]
+)
 def test_a_damaged_or_foreign_entry_is_rebuilt_not_trusted(cache, damage):
     good = Synthesizer(small())
     (entry,) = cache.glob("synth-*.npz")
@@ -130,8 +132,12 @@ def test_a_damaged_or_foreign_entry_is_rebuilt_not_trusted(cache, damage):
     elif damage == "pickled object":
         arrays["word_prob"] = np.array([Explodes()], dtype=object)
         np.savez(entry, **arrays)
-    else:
+    elif damage == "missing array":
         del arrays["word_alias"]
+        np.savez(entry, **arrays)
+    else:  # the right key, arrays that would index past the tables
+        arrays["word_alias"] = arrays["word_alias"].copy()
+        arrays["word_alias"][0] = 10**9
         np.savez(entry, **arrays)
     words._load_words.cache_clear()
     rebuilt = Synthesizer(small())
@@ -144,6 +150,18 @@ def test_a_damaged_or_foreign_entry_is_rebuilt_not_trusted(cache, damage):
 class Explodes:
     def __reduce__(self):
         return (pytest.fail, ("a cache file was unpickled",))
+
+
+def test_an_inconsistent_word_list_entry_is_rebuilt(cache):
+    good = words.load_words("ru", 50)
+    (entry,) = cache.glob("words-*.npz")
+    with np.load(entry, allow_pickle=False) as stored:
+        arrays = {name: stored[name] for name in stored.files}
+    arrays["lengths"] = arrays["lengths"] + 1  # more characters than the entry holds
+    np.savez(entry, **arrays)
+    words._load_words.cache_clear()
+    again = words.load_words("ru", 50)
+    assert again.words == good.words and torch.equal(again.weights, good.weights)
 
 
 def test_cache_off_writes_nothing_and_an_unwritable_folder_only_costs_time(tmp_path, monkeypatch):

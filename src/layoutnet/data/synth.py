@@ -420,7 +420,9 @@ class Synthesizer:
         The word-derived tables are read from the on-disk cache (`tablecache`) when an entry for the
         same words, weights, charset, conversions and settings exists; otherwise built by
         `_fresh_word_tables` and stored. Both ways the attributes are set from the same arrays."""
-        arrays = tablecache.cached("synth", self._word_tables_key(), _WORD_TABLES, self._fresh_word_tables)
+        arrays = tablecache.cached(
+            "synth", self._word_tables_key(), _WORD_TABLES, self._fresh_word_tables, self._consistent_tables
+        )
         width = int(arrays["width"])
         self._word_width = width
         self._words = torch.from_numpy(arrays["words"].astype(np.int32))
@@ -437,6 +439,31 @@ class Synthesizer:
             count = len(self.layout_ids) ** 2 * self._word_len.numel()
             flags = np.unpackbits(arrays["ambiguous"], count=count).astype(np.bool_)
             self._ambiguous = torch.from_numpy(flags)
+
+    def _consistent_tables(self, arrays: dict[str, np.ndarray]) -> bool:
+        """Whether cached word tables fit this synthesizer (sizes, dtypes, every index in range)."""
+        sizes = [len(self.wordlists[code]) for code in self.language_codes]
+        total, width = sum(sizes), int(arrays["width"])
+        words, alias = arrays["words"], arrays["word_alias"]
+        ambiguous = arrays["ambiguous"]
+        pairs = len(self.layout_ids) ** 2 if self.config.ambiguous.typed_share > 0 else 0
+        return (
+            arrays["width"].shape == ()
+            and 1 < width <= SEQ_LEN + 1
+            and words.dtype.kind == "u"
+            and words.shape == ((total + -(-SEQ_LEN // width)) * width,)
+            and int(words.max()) < len(self.charset)
+            and arrays["word_len"].dtype == np.int32
+            and arrays["word_prob"].dtype == np.float64
+            and alias.dtype == np.int64
+            and arrays["word_len"].shape == arrays["word_prob"].shape == alias.shape == (total,)
+            and int(alias.min()) >= 0
+            and int(alias.max()) < total
+            and arrays["vocab_sizes"].tolist() == sizes
+            and arrays["vocab_offsets"].tolist() == np.cumsum([0, *sizes[:-1]]).tolist()
+            and ambiguous.dtype == np.uint8
+            and ambiguous.shape == (-(-pairs * total // 8),)
+        )
 
     def _word_tables_key(self) -> dict[str, object]:
         """Everything the word-derived tables depend on (the cache key): the word lists' contents, the

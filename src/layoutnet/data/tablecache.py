@@ -3,9 +3,10 @@
 An entry is an `.npz` file of plain arrays, named by the SHA-256 of its key: a JSON object of
 everything that shapes the arrays (wordfreq's version, the settings, digests of the inputs), which is
 also stored inside the file. Entries are read with `allow_pickle=False` (nothing in a cache file can
-choose code to run); one that cannot be read, holds another key, or lacks an array is ignored and
-rebuilt. Entries are written to a temporary file in the cache folder and renamed into place, so a
-reader never sees half an entry; a folder that cannot be written only costs the rebuild next time.
+choose code to run); one that cannot be read, holds another key, lacks an array, or whose arrays do
+not fit together (the caller's consistency check) is ignored and rebuilt. Entries are written to a
+temporary file in the cache folder and renamed into place, so a reader never sees half an entry; a
+folder that cannot be written only costs the rebuild next time.
 
 Folder: `$LAYOUTNET_CACHE_DIR`, else `$XDG_CACHE_HOME/layoutnet`, else `~/.cache/layoutnet`;
 `LAYOUTNET_CACHE_DIR=off` turns the cache off (every table is built afresh).
@@ -74,16 +75,23 @@ def _store(path: Path, key_text: str, arrays: Mapping[str, np.ndarray]) -> None:
         Path(temporary).unlink(missing_ok=True)
 
 
-def cached(kind: str, key: Mapping[str, object], names: Sequence[str], build: Callable[[], Arrays]) -> Arrays:
+def cached(
+    kind: str,
+    key: Mapping[str, object],
+    names: Sequence[str],
+    build: Callable[[], Arrays],
+    consistent: Callable[[Arrays], bool] = lambda arrays: True,
+) -> Arrays:
     """The arrays `names` of entry (`kind`, `key`): read from the cache, or built by `build()` and stored.
 
-    `key` must be JSON-serialisable and hold everything the arrays depend on."""
+    `key` must be JSON-serialisable and hold everything the arrays depend on; an entry read back is
+    used only when `consistent(arrays)` (dtypes, shapes, index ranges) holds."""
     folder = cache_dir()
     key_text = _key_text(kind, key)
     path = entry_path(folder, kind, key) if folder is not None else None
     if path is not None and path.is_file():
         found = _load(path, key_text, names)
-        if found is not None:
+        if found is not None and _holds(consistent, found):
             return found
     arrays = build()
     missing = set(names) - set(arrays)
@@ -92,6 +100,13 @@ def cached(kind: str, key: Mapping[str, object], names: Sequence[str], build: Ca
     if path is not None:
         _store(path, key_text, arrays)
     return {name: arrays[name] for name in names}
+
+
+def _holds(consistent: Callable[[Arrays], bool], arrays: Arrays) -> bool:
+    try:
+        return bool(consistent(arrays))
+    except (ValueError, TypeError, IndexError, KeyError):
+        return False
 
 
 def digest(*arrays: np.ndarray) -> str:

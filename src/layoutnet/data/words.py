@@ -150,12 +150,27 @@ def _load_words(
         key,
         ("points", "lengths", "weights"),
         lambda: _read_words(language, size, flattening, letters, builtin, extra_letters),
+        _consistent_words,
     )
     text = arrays["points"].astype("<u4", copy=False).tobytes().decode("utf-32-le")
     lengths = arrays["lengths"].tolist()
     ends = np.cumsum(arrays["lengths"]).tolist()
     words = tuple(text[end - length : end] for end, length in zip(ends, lengths, strict=True))
     return WordList(language=language, words=words, weights=torch.from_numpy(arrays["weights"].copy()))
+
+
+def _consistent_words(arrays: dict[str, np.ndarray]) -> bool:
+    points, lengths, weights = arrays["points"], arrays["lengths"], arrays["weights"]
+    return (
+        points.dtype == np.dtype("<u4")
+        and lengths.dtype == np.int64
+        and weights.dtype == np.float64
+        and points.ndim == lengths.ndim == weights.ndim == 1
+        and 0 < lengths.size == weights.size
+        and bool((lengths > 0).all())
+        and int(lengths.sum()) == points.size
+        and bool((points < 0x110000).all())
+    )
 
 
 def wordfreq_version() -> str:
