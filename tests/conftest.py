@@ -12,6 +12,10 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+# Synthesis tables are cached on disk (layoutnet.data.tablecache): the tests (and the commands they start)
+# use a folder of their own, never the user's cache.
+_TABLE_CACHE = tempfile.TemporaryDirectory(prefix="layoutnet-table-cache-")
+os.environ["LAYOUTNET_CACHE_DIR"] = _TABLE_CACHE.name
 warnings.filterwarnings("ignore", message=".*coremltools.*")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -201,3 +201,27 @@ def test_command_line_with_non_ascii_text_and_stdin(tmp_path):
         "цщкдв -> world | en_from_ru 0.868",
     ]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["en.ckpt"]  # no outputs/, no log file
+
+
+@pytest.mark.parametrize("fmt", ["mlprogram", "neuralnetwork"])
+def test_predict_of_a_core_ml_file_does_not_import_coremltools(tmp_path, fmt):
+    # Issue 12.8: coremltools' package __init__ imports every converter (seconds); the executor reads the
+    # spec with the generated protobuf classes alone (layoutnet.export.executor.protos).
+    from layoutnet.export.pipeline import ModelInfo, export_model
+    from layoutnet.export.settings import ExportSettings
+
+    settings = ExportSettings(format=fmt, parity_samples=4, random_samples=4, parity_vectors=4)
+    artifact = export_model(CompactCNN(embed_dim=8, channels=(8, 8)).eval(), settings, tmp_path, ModelInfo())
+    code = (
+        "import atexit, runpy, sys\n"
+        "loaded = lambda: sorted(m for m in sys.modules if m.split('.')[0] == 'coremltools')\n"
+        "atexit.register(lambda: print('coremltools modules:', loaded()))\n"
+        f"sys.argv = ['predict', 'model_path={artifact.path}', 'text=ghbdtn']\n"
+        "runpy.run_module('layoutnet.predict', run_name='__main__')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "src"), "PYTHONWARNINGS": "ignore"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.startswith("ghbdtn -> ") and "coremltools modules: []" in done.stdout

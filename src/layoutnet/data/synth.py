@@ -16,9 +16,22 @@ import numpy as np
 import torch
 
 from layoutnet.contract import CLASS_TO_ID, CLASSES, LANGUAGES, PAD_ID, SEQ_LEN, class_name
-from layoutnet.data.words import WordList, extra_chars, load_words
+from layoutnet.data import tablecache
+from layoutnet.data.words import WordList, extra_chars, letter_set, load_words, wordfreq_version
 from layoutnet.errors import ConfigError
 from layoutnet.layouts import KEYS, Charset, LayoutSet, neighbour_keys
+
+_WORD_TABLES = (
+    "width",
+    "words",
+    "word_len",
+    "word_prob",
+    "word_alias",
+    "vocab_sizes",
+    "vocab_offsets",
+    "ambiguous",
+)
+"""Arrays of a synthesizer's word-derived tables (one cache entry)."""
 
 CHUNK_SIZE = 16384
 """Samples generated per step; chunk i of seed s always uses the same random stream."""
@@ -254,7 +267,6 @@ class Synthesizer:
         used_layouts = [self.layouts[lid] for lid in variant_ids]
         self.charset = Charset(extra_chars(self.wordlists.values(), used_layouts))
         self._build_tables(used_layouts)
-        self._build_ambiguity_table()
 
     # Setup ------------------------------------------------------------------------------------------
     def _check_layouts(self) -> None:
@@ -403,10 +415,85 @@ class Synthesizer:
 
     def _build_word_tables(self) -> None:
         """Words: one table [V_total, W + 1] with a space after each word (then a zero block), per-language
-        alias tables for drawing words by weight, and the word-count distribution."""
+        alias tables for drawing words by weight, the word-count distribution, and the ambiguity table.
+
+        The word-derived tables are read from the on-disk cache (`tablecache`) when an entry for the
+        same words, weights, charset, conversions and settings exists; otherwise built by
+        `_fresh_word_tables` and stored. Both ways the attributes are set from the same arrays."""
+        arrays = tablecache.cached(
+            "synth", self._word_tables_key(), _WORD_TABLES, self._fresh_word_tables, self._consistent_tables
+        )
+        width = int(arrays["width"])
+        self._word_width = width
+        self._words = torch.from_numpy(arrays["words"].astype(np.int32))
+        self._zero_block = self._words.numel() - -(-SEQ_LEN // width) * width
+        """Start of the zero block after the words: positions past a sample's end read it."""
+        self._word_len = torch.from_numpy(arrays["word_len"].astype(np.int32))
+        self._word_prob = torch.from_numpy(arrays["word_prob"].astype(np.float64))
+        self._word_alias = torch.from_numpy(arrays["word_alias"].astype(np.int64))
+        self._vocab_sizes = torch.from_numpy(arrays["vocab_sizes"].astype(np.float64))
+        self._vocab_offsets = torch.from_numpy(arrays["vocab_offsets"].astype(np.int64))
+        self._count_cdf = _cdf_rows([self.config.word_count_weights])
+        self._ambiguous: torch.Tensor | None = None
+        if self.config.ambiguous.typed_share > 0:
+            count = len(self.layout_ids) ** 2 * self._word_len.numel()
+            flags = np.unpackbits(arrays["ambiguous"], count=count).astype(np.bool_)
+            self._ambiguous = torch.from_numpy(flags)
+
+    def _consistent_tables(self, arrays: dict[str, np.ndarray]) -> bool:
+        """Whether cached word tables fit this synthesizer (sizes, dtypes, every index in range)."""
+        sizes = [len(self.wordlists[code]) for code in self.language_codes]
+        total, width = sum(sizes), int(arrays["width"])
+        words, alias = arrays["words"], arrays["word_alias"]
+        ambiguous = arrays["ambiguous"]
+        pairs = len(self.layout_ids) ** 2 if self.config.ambiguous.typed_share > 0 else 0
+        return (
+            arrays["width"].shape == ()
+            and 1 < width <= SEQ_LEN + 1
+            and words.dtype.kind == "u"
+            and words.shape == ((total + -(-SEQ_LEN // width)) * width,)
+            and int(words.max()) < len(self.charset)
+            and arrays["word_len"].dtype == np.int32
+            and arrays["word_prob"].dtype == np.float64
+            and alias.dtype == np.int64
+            and arrays["word_len"].shape == arrays["word_prob"].shape == alias.shape == (total,)
+            and int(alias.min()) >= 0
+            and int(alias.max()) < total
+            and arrays["vocab_sizes"].tolist() == sizes
+            and arrays["vocab_offsets"].tolist() == np.cumsum([0, *sizes[:-1]]).tolist()
+            and ambiguous.dtype == np.uint8
+            and ambiguous.shape == (-(-pairs * total // 8),)
+        )
+
+    def _word_tables_key(self) -> dict[str, object]:
+        """Everything the word-derived tables depend on (the cache key): the word lists' contents, the
+        charset, the conversion tables, the lexicon settings and wordfreq's version (lexicons larger
+        than a vocabulary are read from it)."""
+        cfg = self.config
+        return {
+            "format": 1,
+            "wordfreq": wordfreq_version(),
+            "words": [[code, self.wordlists[code].digest] for code in self.language_codes],
+            "languages": [
+                [spec.code, spec.label_language, list(spec.layouts), spec.extra_letters]
+                for spec in cfg.languages
+            ],
+            "letters": ["".join(sorted(self._letters(spec))) for spec in cfg.languages],
+            "flattening": cfg.flattening,
+            "charset": "".join(self.charset.chars),
+            "layout_ids": list(self.layout_ids),
+            "conversions": tablecache.digest(self._conv.numpy()),
+            "length_balance": cfg.length_balance,
+            "ambiguous": cfg.ambiguous.typed_share > 0,
+            "lexicon_size": cfg.ambiguous.lexicon_size,
+        }
+
+    def _letters(self, spec: LanguageSpec) -> frozenset[str]:
+        return letter_set(spec.code, self.layouts, spec.extra_letters)
+
+    def _fresh_word_tables(self) -> dict[str, np.ndarray]:
+        """The word-derived tables built from the word lists (what the cache holds)."""
         encoded = [self.wordlists[code].encode(self.charset) for code in self.language_codes]
-        self._encoded = dict(zip(self.language_codes, encoded, strict=True))
-        """(ids, lengths) of each language's vocabulary, reused by the ambiguity table."""
         width = max(ids.shape[1] for ids, _ in encoded)
         space = self.charset.id(" ")
         rows = []
@@ -415,13 +502,10 @@ class Synthesizer:
             padded[:, : ids.shape[1]] = ids
             padded[torch.arange(ids.shape[0]), lengths] = space
             rows.append(padded)
-        self._word_width = width + 1
         zero_rows = -(-SEQ_LEN // (width + 1))
         rows.append(torch.zeros((zero_rows, width + 1), dtype=torch.long))
-        self._words = torch.cat(rows).reshape(-1).to(torch.int32)
-        self._zero_block = self._words.numel() - zero_rows * (width + 1)
-        """Start of the zero block after the words: positions past a sample's end read it."""
-        self._word_len = torch.cat([lengths for _, lengths in encoded]).to(torch.int32)
+        words = torch.cat(rows).reshape(-1)
+        word_len = torch.cat([lengths for _, lengths in encoded]).to(torch.int32)
         weights = [
             self.wordlists[code].weights[: ids.shape[0]]
             for code, (ids, _) in zip(self.language_codes, encoded, strict=True)
@@ -437,30 +521,40 @@ class Synthesizer:
             sizes.append(ids.shape[0])
             offsets.append(offset)
             offset += ids.shape[0]
-        self._word_prob = torch.cat(probs)
-        self._word_alias = torch.cat(aliases)
-        self._vocab_sizes = torch.tensor(sizes, dtype=torch.float64)
-        self._vocab_offsets = torch.tensor(offsets, dtype=torch.long)
-        self._count_cdf = _cdf_rows([self.config.word_count_weights])
+        arrays = {
+            "width": np.array(width + 1, dtype=np.int64),
+            "words": words.numpy().astype(np.min_scalar_type(len(self.charset) - 1)),
+            "word_len": word_len.numpy(),
+            "word_prob": torch.cat(probs).numpy(),
+            "word_alias": torch.cat(aliases).numpy(),
+            "vocab_sizes": np.array(sizes, dtype=np.float64),
+            "vocab_offsets": np.array(offsets, dtype=np.int64),
+            "ambiguous": np.zeros(0, dtype=np.uint8),
+        }
+        if self.config.ambiguous.typed_share > 0:
+            table = self._ambiguity_table(dict(zip(self.language_codes, encoded, strict=True)), offsets)
+            arrays["ambiguous"] = np.packbits(table.numpy())
+        return arrays
 
-    def _build_ambiguity_table(self) -> None:
+    def _ambiguity_table(
+        self, encoded: dict[str, tuple[torch.Tensor, torch.Tensor]], offsets: list[int]
+    ) -> torch.Tensor:
         """Per (meant variant, active variant) pair and vocabulary word: whether the word typed on the
         active variant spells a real word of the active language (`data.ambiguous`). Words are compared
         by a 64-bit polynomial hash of their ids (padding adds nothing, so widths need not match)."""
         spec = self.config.ambiguous
-        self._ambiguous: torch.Tensor | None = None
-        if spec.typed_share <= 0:
-            return
         specs = self.config.languages
         n_layouts, size = len(self.layout_ids), self._charset_size
-        total = int(self._word_len.numel())
+        total = sum(int(ids.shape[0]) for ids, _ in encoded.values())
         table = torch.zeros((n_layouts * n_layouts, total), dtype=torch.bool)
-        lexicons = {s.code: set(_row_hashes(self._lexicon_ids(s, spec.lexicon_size)).tolist()) for s in specs}
+        lexicons = {
+            s.code: set(_row_hashes(self._lexicon_ids(s, spec.lexicon_size, encoded)).tolist()) for s in specs
+        }
         layout_index = {lid: i for i, lid in enumerate(self.layout_ids)}
         conv = self._conv.view(n_layouts, n_layouts, size).long()
-        for code, offset in zip(self.language_codes, self._vocab_offsets.tolist(), strict=True):
+        for code, offset in zip(self.language_codes, offsets, strict=True):
             meant = specs[self.language_codes.index(code)]
-            ids, lengths = self._encoded[code]
+            ids, lengths = encoded[code]
             for active in specs:
                 if active.label_language == meant.label_language:
                     continue
@@ -472,12 +566,14 @@ class Synthesizer:
                         real = torch.from_numpy(np.isin(_row_hashes(typed), lexicon))
                         row = layout_index[mv] * n_layouts + layout_index[av]
                         table[row, offset : offset + ids.shape[0]] = whole & real
-        self._ambiguous = table.reshape(-1)
+        return table.reshape(-1)
 
-    def _lexicon_ids(self, spec: LanguageSpec, size: int) -> torch.Tensor:
+    def _lexicon_ids(
+        self, spec: LanguageSpec, size: int, encoded: dict[str, tuple[torch.Tensor, torch.Tensor]]
+    ) -> torch.Tensor:
         """Encoded ids of the `size` most frequent clean words of a language: the first rows of its
         encoded vocabulary when that is as large (words are sorted by frequency), else loaded."""
-        ids, _ = self._encoded[spec.code]
+        ids, _ = encoded[spec.code]
         if ids.shape[0] >= size:
             return ids[:size]
         words = load_words(spec.code, size, self.config.flattening, self.layouts, spec.extra_letters)

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from layoutnet.contract import CHAR_TO_ID, PAD_ID, SEQ_LEN
+from layoutnet.data import tablecache
 from layoutnet.errors import ConfigError, DataError
 from layoutnet.layouts import Charset, LayoutSet
 
@@ -84,6 +85,13 @@ class WordList:
     def __len__(self) -> int:
         return len(self.words)
 
+    @functools.cached_property
+    def digest(self) -> str:
+        """SHA-256 of the words and weights (what tables built from this list depend on)."""
+        text = np.frombuffer("\n".join(self.words).encode("utf-32-le"), dtype="<u4")
+        lengths = np.fromiter(map(len, self.words), dtype=np.int64, count=len(self.words))
+        return tablecache.digest(text, lengths, self.weights.numpy())
+
     def encode(
         self, charset: Charset | None = None, max_len: int = SEQ_LEN
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -127,6 +135,55 @@ def load_words(
 def _load_words(
     language: str, size: int, flattening: float, letters: frozenset[str], builtin: bool, extra_letters: str
 ) -> WordList:
+    key = {
+        "format": 1,
+        "wordfreq": wordfreq_version(),
+        "language": language,
+        "size": size,
+        "flattening": flattening,
+        "letters": "".join(sorted(letters)),
+        "builtin": builtin,
+        "extra_letters": extra_letters,
+    }
+    arrays = tablecache.cached(
+        "words",
+        key,
+        ("points", "lengths", "weights"),
+        lambda: _read_words(language, size, flattening, letters, builtin, extra_letters),
+        _consistent_words,
+    )
+    text = arrays["points"].astype("<u4", copy=False).tobytes().decode("utf-32-le")
+    lengths = arrays["lengths"].tolist()
+    ends = np.cumsum(arrays["lengths"]).tolist()
+    words = tuple(text[end - length : end] for end, length in zip(ends, lengths, strict=True))
+    return WordList(language=language, words=words, weights=torch.from_numpy(arrays["weights"].copy()))
+
+
+def _consistent_words(arrays: dict[str, np.ndarray]) -> bool:
+    points, lengths, weights = arrays["points"], arrays["lengths"], arrays["weights"]
+    return (
+        points.dtype == np.dtype("<u4")
+        and lengths.dtype == np.int64
+        and weights.dtype == np.float64
+        and points.ndim == lengths.ndim == weights.ndim == 1
+        and 0 < lengths.size == weights.size
+        and bool((lengths > 0).all())
+        and int(lengths.sum()) == points.size
+        and bool((points < 0x110000).all())
+    )
+
+
+def wordfreq_version() -> str:
+    """The installed wordfreq's version (its word lists ship with it), read without importing it."""
+    from importlib.metadata import version
+
+    return version("wordfreq")
+
+
+def _read_words(
+    language: str, size: int, flattening: float, letters: frozenset[str], builtin: bool, extra_letters: str
+) -> dict[str, np.ndarray]:
+    """The word list read from wordfreq: code points (uint32, all words end to end), lengths and weights."""
     words: list[str] = []
     freqs: list[float] = []
     seen: set[str] = set()
@@ -149,7 +206,11 @@ def _load_words(
             f"{''.join(sorted(letters))!r}; check the language's layouts and extra_letters"
         )
     weights = torch.tensor(freqs, dtype=torch.float64) ** flattening
-    return WordList(language=language, words=tuple(words), weights=weights)
+    return {
+        "points": np.frombuffer("".join(words).encode("utf-32-le"), dtype="<u4"),
+        "lengths": np.fromiter(map(len, words), dtype=np.int64, count=len(words)),
+        "weights": weights.numpy(),
+    }
 
 
 def extra_chars(wordlists: Iterable[WordList], layouts: Iterable[object] = ()) -> list[str]:

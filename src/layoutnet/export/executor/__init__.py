@@ -23,8 +23,6 @@ and one at a time otherwise; `Executor.batched` / `Executor.batch_fallback` say 
 from __future__ import annotations
 
 import json
-import logging
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +32,7 @@ from layoutnet.export.executor.mil_ops import MIL_OPS
 from layoutnet.export.executor.mil_program import load_program
 from layoutnet.export.executor.nn_layers import NN_LAYERS
 from layoutnet.export.executor.nn_program import load_network
+from layoutnet.export.executor.protos import model_pb2
 
 __all__ = [
     "MIL_OPS",
@@ -44,15 +43,6 @@ __all__ = [
     "load_executor",
     "read_spec",
 ]
-
-
-def _model_pb2() -> Any:
-    # coremltools logs one line per missing native proxy on Linux; those are expected there.
-    logging.getLogger("coremltools").setLevel(logging.ERROR)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from coremltools.proto import Model_pb2
-    return Model_pb2
 
 
 def _package_model_file(package: Path) -> Path:
@@ -79,7 +69,7 @@ def read_spec(path: str | Path) -> tuple[Any, Path]:
         model_file = path
     else:
         raise ExportError(f"{path} does not exist")
-    spec = _model_pb2().Model()
+    spec = model_pb2().Model()
     try:
         spec.ParseFromString(model_file.read_bytes())
     except Exception as exc:  # protobuf raises its own DecodeError

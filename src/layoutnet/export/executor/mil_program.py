@@ -186,6 +186,9 @@ class _BlobFiles:
 
     def _read_native(self, path: Path, offset: int, mil_dtype: int) -> np.ndarray:
         """coremltools' own blob reader (for cross-checks only; `blob_reader="native"`)."""
+        from layoutnet.export.convert import coremltools
+
+        coremltools()  # imported the export's way: what it logs on import is kept, not printed
         from coremltools.libmilstoragepython import _BlobStorageReader
 
         if path not in self._native:

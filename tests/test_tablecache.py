@@ -1,0 +1,191 @@
+"""The on-disk cache of synthesis tables (issue 12.8: building them for 3 x 200,000 words was most of
+`generate`'s start-up): cached tables are bit for bit the fresh ones, samples for a seed are the ones the
+code made before the cache existed, and a corrupt, foreign or unreadable entry is rebuilt, never trusted."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from layoutnet.data import tablecache, words
+from layoutnet.data.synth import SynthConfig, Synthesizer
+from layoutnet.data.synthetic import SyntheticSource
+
+from .conftest import REPO_ROOT
+
+TABLES = (
+    "_words",
+    "_word_len",
+    "_word_prob",
+    "_word_alias",
+    "_vocab_sizes",
+    "_vocab_offsets",
+    "_ambiguous",
+    "_count_cdf",
+)
+
+# generate(n, seed) of the default data config (conf/data/synthetic.yaml), SHA-256 of the ids' and labels'
+# bytes, computed with the code before the cache existed (commit 0891a96), with wordfreq 3.1.1.
+DEFAULT_SAMPLES = {
+    (0, 5000): "c573c9b2c9ab1347d7caae5bba337e81004be6593fe2ba835f9c21672469bf41",
+    (12345, 20000): "d955cd07f7fa85073feedb0b907bae98f4236afac252a69a29d1f0fffb62f0f1",
+}
+DEFAULT_SAMPLES_WORDFREQ = "3.1.1"
+
+
+def small(typed_share: float = 1.0, **options) -> SynthConfig:
+    languages = {
+        "en": {"vocab_size": 300, "layouts": {"us": 1.0}, "extra_letters": "'"},
+        "ru": {"vocab_size": 300, "layouts": {"russianwin": 0.5, "russian": 0.5}},
+        "he": {"vocab_size": 300, "layouts": {"hebrew": 0.5, "hebrew_pc": 0.5}},
+    }
+    return SynthConfig.from_options(
+        languages=languages, ambiguous={"typed_share": typed_share, "lexicon_size": 1000}, **options
+    )
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch) -> Path:
+    folder = tmp_path / "cache"
+    monkeypatch.setenv(tablecache.CACHE_ENV, str(folder))
+    words._load_words.cache_clear()  # word lists are also kept in memory: read them through the cache
+    yield folder
+    words._load_words.cache_clear()
+
+
+def assert_same_tables(a: Synthesizer, b: Synthesizer) -> None:
+    for name in TABLES:
+        x, y = getattr(a, name), getattr(b, name)
+        assert x.dtype == y.dtype and x.shape == y.shape and torch.equal(x, y), name
+    assert (a._word_width, a._zero_block, a.charset.chars) == (b._word_width, b._zero_block, b.charset.chars)
+    for code in a.language_codes:
+        assert a.wordlists[code].words == b.wordlists[code].words
+        assert torch.equal(a.wordlists[code].weights, b.wordlists[code].weights)
+
+
+def entries(folder: Path) -> list[str]:
+    return sorted(p.name.split("-")[0] for p in folder.iterdir())
+
+
+def test_default_data_samples_are_unchanged_and_cached_tables_equal_fresh_ones(cache, monkeypatch):
+    if words.wordfreq_version() != DEFAULT_SAMPLES_WORDFREQ:
+        pytest.skip(f"the recorded samples were made with wordfreq {DEFAULT_SAMPLES_WORDFREQ}")
+    options = OmegaConf.to_container(OmegaConf.load(REPO_ROOT / "conf" / "data" / "synthetic.yaml"))
+    options.pop("_target_")
+    fresh = SyntheticSource(**options).synthesizer()  # what training and generate build
+    assert entries(cache) == ["synth", "words", "words", "words"]
+    words._load_words.cache_clear()
+    cached = SyntheticSource(**options).synthesizer()
+    assert_same_tables(fresh, cached)
+    monkeypatch.setenv(tablecache.CACHE_ENV, "off")
+    words._load_words.cache_clear()
+    uncached = SyntheticSource(**options).synthesizer()
+    assert_same_tables(fresh, uncached)
+    for synth in (fresh, cached):
+        for (seed, n), expected in DEFAULT_SAMPLES.items():
+            ids, labels = synth.generate(n, seed)
+            assert hashlib.sha256(ids.numpy().tobytes() + labels.numpy().tobytes()).hexdigest() == expected
+
+
+def test_entries_are_written_whole_and_read_back(cache):
+    first = Synthesizer(small())
+    # The synthesizer's tables, 3 vocabularies and 3 larger lexicons; no temporary file left.
+    assert entries(cache) == ["synth"] + ["words"] * 6 and all(p.suffix == ".npz" for p in cache.iterdir())
+    words._load_words.cache_clear()
+    second = Synthesizer(small())
+    assert_same_tables(first, second)
+    assert torch.equal(first.generate(3000, 5)[0], second.generate(3000, 5)[0])
+
+
+def test_every_setting_that_shapes_the_tables_has_its_own_entry(cache):
+    base = Synthesizer(small())
+    balanced = Synthesizer(small(length_balance=True))
+    no_ambiguity = Synthesizer(small(typed_share=0.0))
+    assert not torch.equal(base._word_prob, balanced._word_prob)
+    assert no_ambiguity._ambiguous is None
+    assert len(list(cache.glob("synth-*.npz"))) == 3
+
+
+@pytest.mark.parametrize(
+    "damage", ["garbage", "truncated", "foreign key", "pickled object", "missing array", "index out of range"]
+)
+def test_a_damaged_or_foreign_entry_is_rebuilt_not_trusted(cache, damage):
+    good = Synthesizer(small())
+    (entry,) = cache.glob("synth-*.npz")
+    content = entry.read_bytes()
+    with np.load(entry, allow_pickle=False) as stored:
+        arrays = {name: stored[name] for name in stored.files}
+    expected = dict(arrays)
+    if damage == "garbage":
+        entry.write_bytes(b"not a zip file at all")
+    elif damage == "truncated":
+        entry.write_bytes(content[: len(content) // 2])
+    elif damage == "foreign key":
+        arrays["__key__"] = np.frombuffer(b'{"kind":"synth","format":0}', dtype=np.uint8)
+        arrays["word_prob"] = np.zeros_like(arrays["word_prob"])
+        np.savez(entry, **arrays)
+    elif damage == "pickled object":
+        arrays["word_prob"] = np.array([Explodes()], dtype=object)
+        np.savez(entry, **arrays)
+    elif damage == "missing array":
+        del arrays["word_alias"]
+        np.savez(entry, **arrays)
+    else:  # the right key, arrays that would index past the tables
+        arrays["word_alias"] = arrays["word_alias"].copy()
+        arrays["word_alias"][0] = 10**9
+        np.savez(entry, **arrays)
+    words._load_words.cache_clear()
+    rebuilt = Synthesizer(small())
+    assert_same_tables(good, rebuilt)
+    with np.load(entry, allow_pickle=False) as stored:  # rewritten whole
+        assert sorted(stored.files) == sorted(expected)
+        assert all(np.array_equal(stored[name], expected[name]) for name in expected)
+
+
+class Explodes:
+    def __reduce__(self):
+        return (pytest.fail, ("a cache file was unpickled",))
+
+
+def test_an_inconsistent_word_list_entry_is_rebuilt(cache):
+    good = words.load_words("ru", 50)
+    (entry,) = cache.glob("words-*.npz")
+    with np.load(entry, allow_pickle=False) as stored:
+        arrays = {name: stored[name] for name in stored.files}
+    arrays["lengths"] = arrays["lengths"] + 1  # more characters than the entry holds
+    np.savez(entry, **arrays)
+    words._load_words.cache_clear()
+    again = words.load_words("ru", 50)
+    assert again.words == good.words and torch.equal(again.weights, good.weights)
+
+
+def test_cache_off_writes_nothing_and_an_unwritable_folder_only_costs_time(tmp_path, monkeypatch):
+    monkeypatch.setenv(tablecache.CACHE_ENV, "off")
+    words._load_words.cache_clear()
+    assert tablecache.cache_dir() is None
+    off = Synthesizer(small())
+    blocker = tmp_path / "a file"
+    blocker.write_text("")
+    monkeypatch.setenv(tablecache.CACHE_ENV, str(blocker / "cache"))
+    words._load_words.cache_clear()
+    unwritable = Synthesizer(small())
+    assert_same_tables(off, unwritable)
+    words._load_words.cache_clear()
+
+
+def test_default_cache_folder(monkeypatch, tmp_path):
+    monkeypatch.delenv(tablecache.CACHE_ENV)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert tablecache.cache_dir() == tmp_path / "layoutnet"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert tablecache.cache_dir() == Path.home() / ".cache" / "layoutnet"
+
+
+def test_a_builder_missing_an_array_is_an_error(cache):
+    with pytest.raises(ValueError, match="no \\['b'\\]"):
+        tablecache.cached("test", {"k": 1}, ("a", "b"), lambda: {"a": np.zeros(1)})
