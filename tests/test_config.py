@@ -103,3 +103,18 @@ def test_bad_optimizer_and_trainer_values_name_the_key():
             check_trainer_settings({"max_epochs": value})
         assert info.value.key == "trainer.max_epochs"
     check_trainer_settings({"max_epochs": -1, "max_steps": -1, "min_epochs": None})
+
+
+@pytest.mark.parametrize("experiment", [None, "cnn", "transformer", "omfk", "distill"])
+def test_every_model_weighs_harmful_rewrites_by_default(experiment):
+    # A wrong correction is worse than no correction (issue 10): the default objective says so.
+    overrides = [f"+experiment={experiment}"] if experiment else []
+    if experiment == "distill":
+        overrides.append("teacher_ckpt=unused.ckpt")
+    assert compose_train(overrides).model.harm_weight == 1.0
+
+
+def test_exports_are_held_to_fp16_arithmetic_by_default():
+    # compute units `.all`: the Neural Engine computes in float16 (issue 9.2)
+    assert ExportSettings().app_precision == "fp16"
+    assert ExportSettings.from_config(compose_train([]).export).app_precision == "fp16"

@@ -204,7 +204,7 @@ def test_untraceable_model_writes_nothing(tmp_path):
 
 def test_app_precision_decides_which_parity_must_pass(tmp_path):
     """fp32 arithmetic agrees to ~1e-7, fp16 arithmetic to ~1e-4: a 1e-6 tolerance passes at
-    app_precision=fp32 and fails at fp16 (as at the default fp16 storage), and every export reports all
+    app_precision=fp32 and fails at fp16 (the default) or fp16 storage, and every export reports all
     three."""
     torch.manual_seed(0)
     model = randomise_batchnorm(FAMILIES["cnn_same"]())

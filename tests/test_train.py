@@ -262,9 +262,9 @@ def test_reexport_and_validate_commands(smoke_run, tmp_path):
     by_precision = report["export"]["parity_by_precision"]
     assert by_precision["fp32"]["samples"] >= 1000 and by_precision["fp16_storage"]["samples"] >= 1000
     assert by_precision["fp16"]["samples"] == 256  # true fp16 runs on the spread rows only
-    parity = report["export"]["parity"]  # the app's precision, by default fp16 storage: every row
-    assert parity["precision"] == "fp16_storage"
-    assert parity["samples"] == by_precision["fp16_storage"]["samples"]
+    parity = report["export"]["parity"]  # the app's precision, by default fp16 arithmetic
+    assert parity["precision"] == "fp16" and parity["required"] == ["fp16"]
+    assert parity["samples"] == by_precision["fp16"]["samples"]
 
     validate = ["data=tiny", f"ckpt_path={best}", f"hydra.run.dir={tmp_path / 'validate_run'}"]
     done = run_module("layoutnet.export.validate", [f"artifact={artifact}", *validate])

@@ -65,10 +65,10 @@ class ExportSettings:
     # Block size (int8 per_block) or channel group size (palettization per_grouped_channel).
     compression_group_size: int = 32
     # The precision the app's device computes in; parity at this precision must be within tolerance.
-    # fp16_storage: what compute units `.all` run on the GPU unless the app sets
-    # allowLowPrecisionAccumulationOnGPU (float16 tensors, float32 accumulation). fp16 (float16
-    # accumulation too) is reported on every export and required only when chosen here.
-    app_precision: str = "fp16_storage"
+    # fp16 (the default, for compute units `.all`): float16 arithmetic everywhere, sums reduced in
+    # float16 (a Neural Engine, or a GPU allowed low-precision accumulation). fp16_storage: float16
+    # tensors with float32 arithmetic (Core ML's GPU default); fp32: an app that pins `.cpuOnly`.
+    app_precision: str = "fp16"
     # String values the app reads from the model's metadata (e.g. correction_threshold); also written into
     # parity_vectors.json and manifest.json.
     app_metadata: dict[str, str] = field(default_factory=dict)
@@ -81,9 +81,9 @@ class ExportSettings:
     parity_samples: int = 2000
     random_samples: int = 200
     parity_vectors: int = 300
-    # Rows checked at fp16 arithmetic, the executor's slowest mode (it accumulates term by term in
-    # float16): evenly spaced over the parity rows, plus every edge case. fp32 and fp16 storage check
-    # every row. 0: every row at fp16 arithmetic too.
+    # Rows checked at fp16 arithmetic, the executor's slowest mode (every product and partial sum
+    # rounded to float16 in NumPy): evenly spaced over the parity rows, plus every edge case. fp32
+    # and fp16 storage check every row. 0: every row at fp16 arithmetic too.
     fp16_arithmetic_samples: int = 256
     author: str = "layoutnet"
     version: str = "1.0"

@@ -95,9 +95,9 @@ def load_executor(
       "fp16"         true fp16 arithmetic: inputs, weights, every intermediate step inside an op
                      (matmul/conv accumulation, softmax, normalisation, reductions, GELU) and
                      outputs in fp16, as a device without fp32 accumulation. NumPy's own float16
-                     matmul/sum accumulate in fp32, so the executor accumulates term by term with a
-                     rounding after each, whole batch tiles per term (see `kernels`); still the
-                     slowest mode (20-40x the declared one on the production ensemble).
+                     matmul/sum accumulate in fp32, so the executor rounds every product and every
+                     partial sum of a pairwise tree itself (see `kernels`, "true fp16 arithmetic");
+                     the slowest mode.
     blob_reader: "auto" or "python" (the executor's own reader of weight.bin, which checks every
     record and refuses a corrupted or truncated file with an ExportError naming the blob), or
     "native" (coremltools' storage reader, after the same checks; for cross-checks).

@@ -37,8 +37,9 @@ Precision (`Graph(precision=...)`, `load_executor(..., precision=...)`), one of 
   computes in float32, as a GPU storing fp16 tensors with fp32 arithmetic would; applies to
   NeuralNetworks and fp32 programs alike.
 - "fp16": fp16_storage plus true fp16 arithmetic inside every op (`OpContext.fp16`): each
-  intermediate step, every partial sum of a reduction, matrix product or convolution, softmax,
-  normalisation and activation is rounded to fp16 (see `kernels`, "true fp16 arithmetic").
+  intermediate step, every product and every partial sum of a reduction, matrix product or
+  convolution (summed in a pairwise tree), softmax, normalisation and activation is rounded to fp16
+  (see `kernels`, "true fp16 arithmetic").
 
 Ops that only move or select values (transpose, concat, max, relu, ...) skip the rounding when
 their inputs are fp16 already.
