@@ -60,15 +60,16 @@ def test_real_v1_file_exports(tmp_path, shared_dir):
             f"ckpt_path={shared_dir / 'fixtures' / 'omfk_v1_model.pth'}",
             "legacy=auto",
             f"output_dir={out}",
-            "export.app_precision=fp16",
+            "export.tolerance=0.002",
             *TINY_DATA,
             f"hydra.run.dir={tmp_path / 'run'}",
         ],
     )
-    # The app's real v1 model is not within 0.01 at fp16 arithmetic (0.017 on the alphabet row): an app
-    # that allows float16 accumulation is refused it, naming the figure; at the default app precision
-    # (fp16 storage: fp32 accumulation) it exports.
-    assert done.returncode == 1 and "> tolerance 0.01" in done.stderr, done.stderr[-3000:]
+    # At fp16 arithmetic (the default app precision) the app's real v1 model differs from PyTorch by
+    # ~0.005: held to a tolerance below that it is refused, naming the figure, and nothing is written;
+    # at the default tolerance (0.01) it exports.
+    assert done.returncode == 1 and "> tolerance 0.002" in done.stderr, done.stderr[-3000:]
+    assert "parity failed at fp16" in done.stderr
     assert not (out / "LayoutClassifier.mlmodel").exists()
     done = run_module(
         "layoutnet.export",
