@@ -189,3 +189,41 @@ def test_default_cache_folder(monkeypatch, tmp_path):
 def test_a_builder_missing_an_array_is_an_error(cache):
     with pytest.raises(ValueError, match="no \\['b'\\]"):
         tablecache.cached("test", {"k": 1}, ("a", "b"), lambda: {"a": np.zeros(1)})
+
+
+def test_the_cache_keeps_its_most_recently_used_entries_within_its_size(cache, monkeypatch):
+    import os
+
+    def entry(name: str, size: int, age: float) -> Path:
+        path = cache / f"words-{hashlib.sha256(name.encode()).hexdigest()[:32]}.npz"
+        path.write_bytes(b"x" * size)
+        os.utime(path, (1_000_000 - age, 1_000_000 - age))
+        return path
+
+    cache.mkdir(parents=True, exist_ok=True)
+    monkeypatch.setattr(tablecache, "MAX_BYTES", 3500)
+    old, used, newer = entry("old", 1000, 30), entry("used", 1000, 20), entry("newer", 1000, 10)
+    mine = cache / "notes.npz"  # not named like an entry: never touched
+    mine.write_bytes(b"y" * 5000)
+    leftover = cache / f".words-{'0' * 32}-abc.tmp"  # a killed writer's, hours old
+    leftover.write_bytes(b"z")
+    os.utime(leftover, (1_000_000, 1_000_000))
+    os.utime(used)  # read a moment ago: most recently used
+    tablecache.cached("words", {"n": 1}, ["a"], lambda: {"a": np.arange(3)})
+    # the new entry (under 1,500 bytes) and the two most recently used fit; the least recently used goes
+    (new,) = [p for p in cache.glob("words-*.npz") if p not in (old, used, newer)]
+    assert new.stat().st_size < 1500
+    assert used.exists() and newer.exists() and not old.exists()
+    assert mine.exists() and not leftover.exists()
+    assert len([p for p in cache.glob("words-*.npz")]) == 3
+
+
+def test_reading_an_entry_marks_it_recently_used(cache):
+    import os
+
+    build = lambda: {"a": np.arange(5)}  # noqa: E731
+    tablecache.cached("words", {"n": 2}, ["a"], build)
+    (path,) = cache.glob("words-*.npz")
+    os.utime(path, (1_000_000, 1_000_000))
+    assert np.array_equal(tablecache.cached("words", {"n": 2}, ["a"], build)["a"], np.arange(5))
+    assert path.stat().st_mtime > 1_000_000 + 3600

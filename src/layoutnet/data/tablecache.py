@@ -6,7 +6,10 @@ also stored inside the file. Entries are read with `allow_pickle=False` (nothing
 choose code to run); one that cannot be read, holds another key, lacks an array, or whose arrays do
 not fit together (the caller's consistency check) is ignored and rebuilt. Entries are written to a
 temporary file in the cache folder and renamed into place, so a reader never sees half an entry; a
-folder that cannot be written only costs the rebuild next time.
+folder that cannot be written only costs the rebuild next time. The folder is kept within
+`MAX_BYTES`: after each write the least recently used entries (by modification time, which a read
+refreshes) beyond it are removed, and so are temporary files a killed writer left; nothing else in
+the folder is touched.
 
 Folder: `$LAYOUTNET_CACHE_DIR`, else `$XDG_CACHE_HOME/layoutnet`, else `~/.cache/layoutnet`;
 `LAYOUTNET_CACHE_DIR=off` turns the cache off (every table is built afresh).
@@ -14,10 +17,13 @@ Folder: `$LAYOUTNET_CACHE_DIR`, else `$XDG_CACHE_HOME/layoutnet`, else `~/.cache
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import re
 import tempfile
+import time
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -27,6 +33,11 @@ import numpy as np
 CACHE_ENV = "LAYOUTNET_CACHE_DIR"
 OFF = "off"
 _KEY = "__key__"
+MAX_BYTES = 1 << 30
+"""The cache keeps its most recently used entries within this size (a default-data entry set is ~55 MB)."""
+_ENTRY = re.compile(r"^[a-z]+-[0-9a-f]{32}\.npz$")
+_LEFTOVER = re.compile(r"^\.[a-z]+-[0-9a-f]{32}-.*\.tmp$")
+_LEFTOVER_AGE = 3600.0  # seconds after which a temporary file is a killed writer's
 
 Arrays = dict[str, np.ndarray]
 
@@ -73,6 +84,28 @@ def _store(path: Path, key_text: str, arrays: Mapping[str, np.ndarray]) -> None:
         os.replace(temporary, path)
     except OSError:
         Path(temporary).unlink(missing_ok=True)
+        return
+    prune(path.parent, keep=path)
+
+
+def prune(folder: Path, keep: Path | None = None) -> None:
+    """Remove the least recently used entries beyond `MAX_BYTES` (never `keep`) and temporary files
+    older than an hour; files not named like an entry are left alone."""
+    entries = []
+    try:
+        for path in folder.iterdir():
+            info = path.stat()
+            if _ENTRY.match(path.name):
+                entries.append((info.st_mtime, info.st_size, path))
+            elif _LEFTOVER.match(path.name) and time.time() - info.st_mtime > _LEFTOVER_AGE:
+                path.unlink(missing_ok=True)
+    except OSError:
+        return
+    total = 0
+    for _, size, path in sorted(entries, key=lambda entry: entry[0], reverse=True):
+        total += size
+        if total > MAX_BYTES and path != keep:
+            path.unlink(missing_ok=True)
 
 
 def cached(
@@ -92,6 +125,7 @@ def cached(
     if path is not None and path.is_file():
         found = _load(path, key_text, names)
         if found is not None and _holds(consistent, found):
+            _refresh(path)
             return found
     arrays = build()
     missing = set(names) - set(arrays)
@@ -100,6 +134,12 @@ def cached(
     if path is not None:
         _store(path, key_text, arrays)
     return {name: arrays[name] for name in names}
+
+
+def _refresh(path: Path) -> None:
+    """Mark an entry as just used (its modification time orders pruning)."""
+    with contextlib.suppress(OSError):
+        os.utime(path)
 
 
 def _holds(consistent: Callable[[Arrays], bool], arrays: Arrays) -> bool:
