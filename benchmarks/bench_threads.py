@@ -32,14 +32,11 @@ def child(name: str, interop: int | None, steps: int, warmup: int, batch: int, r
     if interop is not None:
         torch.set_num_interop_threads(interop)
     sys.path.insert(0, str(HERE))
-    from bench_train_step import MODELS, bare_loop, make_module
+    from bench_train_step import MODELS, bare_loop, fixed_batch, make_module
 
     module, cfg = make_module(MODELS[name])
     batch = batch or int(cfg.data.batch_size)
-    torch.manual_seed(0)
-    ids = torch.randint(0, 189, (batch, 20))
-    ids[:, 12:] = 0
-    labels = torch.randint(0, 9, (batch,))
+    ids, labels = fixed_batch(batch)
     cores = len(os.sched_getaffinity(0))
     rates: dict[int, list[float]] = {1: [], cores: []}
     for repeat in range(repeats):
@@ -58,15 +55,11 @@ def child_arrival(name: str, adaptive: bool, seconds: float) -> None:
 
     torch.set_num_interop_threads(1)
     sys.path.insert(0, str(HERE))
-    from bench_train_step import MODELS, bare_loop, make_module
+    from bench_train_step import MODELS, bare_loop, fixed_batch, make_module
     from layoutnet.runtime import ThreadGovernor, set_threads
 
     module, cfg = make_module(MODELS[name])
-    batch = int(cfg.data.batch_size)
-    torch.manual_seed(0)
-    ids = torch.randint(0, 189, (batch, 20))
-    ids[:, 12:] = 0
-    labels = torch.randint(0, 9, (batch,))
+    ids, labels = fixed_batch(int(cfg.data.batch_size))
     cores = len(os.sched_getaffinity(0))
     set_threads(cores)
     bare_loop(module, ids, labels, 2, 1)

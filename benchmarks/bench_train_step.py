@@ -56,6 +56,14 @@ def make_module(overrides: list[str]):
     return build(cfg.model, "model"), cfg
 
 
+def fixed_batch(batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """One seeded batch of ids (12 characters, then padding) and labels, the same for every benchmark."""
+    torch.manual_seed(0)
+    ids = torch.randint(0, 189, (batch, 20))
+    ids[:, 12:] = 0
+    return ids, torch.randint(0, 9, (batch,))
+
+
 def bare_loop(module, ids, labels, warmup: int, steps: int) -> float:
     net = module.net.train()
     hp = module.hparams
@@ -110,10 +118,7 @@ def main() -> None:
     for name in args.models:
         _, cfg = make_module(MODELS[name])
         batch = int(cfg.data.batch_size)
-        torch.manual_seed(0)
-        ids = torch.randint(0, 189, (batch, 20))
-        ids[:, 12:] = 0
-        labels = torch.randint(0, 9, (batch,))
+        ids, labels = fixed_batch(batch)
         bare, light = [], []
         for repeat in range(args.repeats):
             order = [("bare", bare_loop), ("lightning", lightning_loop)]

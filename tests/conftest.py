@@ -125,6 +125,24 @@ class Zygote:
 _WARM: list[Zygote] = []
 
 
+def in_process_run_config(run_dir: Path, overrides: list[str]):
+    """The composed `train` config of `overrides` with every output under `run_dir` and no progress bar,
+    for tests that drive `layoutnet.fit.Run` in the test process itself."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=overrides)
+    OmegaConf.set_struct(cfg, False)
+    cfg.paths.output_dir = str(run_dir)
+    cfg.callbacks.model_checkpoint.dirpath = str(run_dir / "checkpoints")
+    cfg.callbacks.interrupt_checkpoint.dirpath = str(run_dir / "checkpoints")
+    cfg.logger.csv.save_dir = str(run_dir)
+    cfg.callbacks.progress_bar = None
+    cfg.trainer.enable_progress_bar = False
+    return cfg
+
+
 def _zygote() -> Zygote:
     """One warm process per test process, started on first use and closed at exit."""
     if not _WARM or _WARM[0].process.poll() is not None:

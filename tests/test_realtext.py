@@ -8,12 +8,11 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from omegaconf import OmegaConf
 
 from layoutnet.contract import ALPHABET, CLASSES, LANGUAGES, split_class
 from layoutnet.quality import AMBIGUOUS, REALTEXT_SPLITS, load_realtext, realtext_dir
 
-from .conftest import REPO_ROOT
+from .conftest import REPO_ROOT, in_process_run_config
 
 SCRIPT_LETTERS = {
     "en": set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"),
@@ -96,9 +95,6 @@ def _audit(event: str, args: tuple) -> None:
 def test_training_never_opens_the_real_text_files(tmp_path):
     """Train a few steps of the smoke experiment and of the default data config with an audit hook on
     `open`: no file of the real-text folder is opened, while the training's own files are (the hook works)."""
-    from hydra import compose, initialize_config_dir
-
-    from layoutnet.config import CONF_DIR
     from layoutnet.fit import Run
 
     sys.addaudithook(_audit)  # hooks cannot be removed; it records only while _RECORDING is on
@@ -116,15 +112,7 @@ def test_training_never_opens_the_real_text_files(tmp_path):
             "data.val_size=512",
             "data.test_size=512",
         ]
-        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-            cfg = compose("train", overrides=overrides)
-        OmegaConf.set_struct(cfg, False)
-        cfg.paths.output_dir = str(run_dir)
-        cfg.callbacks.model_checkpoint.dirpath = str(run_dir / "checkpoints")
-        cfg.callbacks.interrupt_checkpoint.dirpath = str(run_dir / "checkpoints")
-        cfg.logger.csv.save_dir = str(run_dir)
-        cfg.callbacks.progress_bar = None
-        cfg.trainer.enable_progress_bar = False
+        cfg = in_process_run_config(run_dir, overrides)
         _OPENED.clear()
         _RECORDING[0] = True
         try:

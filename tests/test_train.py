@@ -15,7 +15,7 @@ from layoutnet.errors import ConfigError
 from layoutnet.models import CompactCNN, TransformerClassifier
 from layoutnet.module import LayoutClassifierModule, warmup_cosine
 
-from .conftest import REPO_ROOT, run_module
+from .conftest import in_process_run_config, run_module
 
 
 def run_layoutnet_args(*args):
@@ -502,9 +502,6 @@ def test_other_processes_cores_read_on_this_machine_stay_within_its_cores():
 
 @pytest.mark.parametrize("adaptive", [True, False])
 def test_a_run_with_auto_threads_re_decides_them_between_batches(tmp_path, monkeypatch, adaptive):
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
-
     from layoutnet import callbacks
     from layoutnet.fit import Run, _runtime
 
@@ -520,16 +517,11 @@ def test_a_run_with_auto_threads_re_decides_them_between_batches(tmp_path, monke
     monkeypatch.setattr(callbacks, "ThreadGovernor", RecordingGovernor)
     overrides = ["+experiment=smoke", "data=tiny", "export=none", "trainer.max_epochs=1", "test=false"]
     overrides += ["+trainer.limit_train_batches=3", "+trainer.limit_val_batches=1"]
-    with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=overrides)
-    OmegaConf.set_struct(cfg, False)
-    cfg.paths.output_dir = str(tmp_path)
-    cfg.callbacks.model_checkpoint.dirpath = str(tmp_path / "checkpoints")
-    cfg.callbacks.interrupt_checkpoint.dirpath = str(tmp_path / "checkpoints")
-    cfg.logger.csv.save_dir = str(tmp_path)
-    cfg.callbacks.progress_bar = None
-    cfg.trainer.enable_progress_bar = False
-    run = Run(cfg, tmp_path, {"threads": 2, "interop_threads": 1, "adaptive": adaptive})
+    run = Run(
+        in_process_run_config(tmp_path, overrides),
+        tmp_path,
+        {"threads": 2, "interop_threads": 1, "adaptive": adaptive},
+    )
     run.prepare()
     run.fit()
     if adaptive:
