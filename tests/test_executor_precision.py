@@ -289,6 +289,8 @@ def test_tiled_fp16_products_and_sums_equal_the_pairwise_fp16_definition(scale: 
     assert np.array_equal(kernels.sum16(z, [0, 2]), _pairwise_fp16(terms_02))
     monkeypatch.setattr(kernels, "_TERMS", 700)  # a few outputs per tile
     assert np.array_equal(kernels.gemm16(a, b), _pairwise_fp16(products), equal_nan=True)
+    monkeypatch.setattr(kernels, "_TERMS", 140)  # one row's products split over several column tiles
+    assert np.array_equal(kernels.gemm16(a, b), _pairwise_fp16(products), equal_nan=True)
     assert np.array_equal(kernels.gemm16(x, y), _pairwise_fp16(batched), equal_nan=True)
     assert np.array_equal(kernels.sum16(z, [1]), _pairwise_fp16(np.moveaxis(z, 1, 0)))
 

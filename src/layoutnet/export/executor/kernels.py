@@ -502,8 +502,10 @@ def gemm16(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.zeros((*lead, m, n), dtype=np.float32)
     a_k = a3.transpose(2, 0, 1)  # [K, L, M]
     b_k = b3.transpose(1, 0, 2)  # [K, L, N]
-    # tiles over (L, M) rows, every column of a row at once: [K, rows, N] products per tile
+    # tiles of [K, rows, cols] products: over (L, M) rows, and over the N columns when one row's
+    # products alone exceed the tile
     rows = max(1, _tile(k_dim) // n)
+    cols = n if rows > 1 else min(n, _tile(k_dim))
     flat_a = a_k.reshape(k_dim, count * m)
     pairs = np.repeat(np.arange(count), m)  # which b of the batch each row multiplies
     flat_out = out.reshape(count * m, n)
@@ -511,8 +513,10 @@ def gemm16(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         for lo in range(0, count * m, rows):
             sel = slice(lo, lo + rows)
             right = b_k[:, :1, :] if count == 1 else b_k[:, pairs[sel], :]
-            products = r16(flat_a[:, sel, None] * right)
-            flat_out[sel] = tree_sum16(products)
+            for start in range(0, n, cols):
+                part = slice(start, start + cols)
+                products = r16(flat_a[:, sel, None] * right[:, :, part])
+                flat_out[sel, part] = tree_sum16(products)
     return out.reshape(*lead, m, n)
 
 
