@@ -227,3 +227,20 @@ def test_reading_an_entry_marks_it_recently_used(cache):
     os.utime(path, (1_000_000, 1_000_000))
     assert np.array_equal(tablecache.cached("words", {"n": 2}, ["a"], build)["a"], np.arange(5))
     assert path.stat().st_mtime > 1_000_000 + 3600
+
+
+def test_pruning_skips_what_is_not_a_regular_entry_file(cache, monkeypatch):
+    # A folder or a dangling link among the entries neither stops the pruning nor is removed.
+    import os
+
+    cache.mkdir(parents=True, exist_ok=True)
+    monkeypatch.setattr(tablecache, "MAX_BYTES", 0)
+    folder = cache / f"words-{'0' * 32}.npz"
+    folder.mkdir()
+    os.symlink(cache / "nowhere", cache / f"words-{'1' * 32}.npz")
+    os.symlink(cache / "nowhere", cache / "zz-dangling")
+    tablecache.cached("words", {"n": 3}, ["a"], lambda: {"a": np.arange(2)})
+    tablecache.cached("words", {"n": 4}, ["a"], lambda: {"a": np.arange(2)})  # prunes the first
+    regular = [p for p in cache.glob("words-*.npz") if p.is_file() and not p.is_symlink()]
+    assert len(regular) == 1  # only the entry just written
+    assert folder.is_dir() and (cache / f"words-{'1' * 32}.npz").is_symlink()

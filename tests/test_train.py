@@ -438,29 +438,71 @@ class _FakeMachine:
 
 
 def test_auto_threads_follow_the_load_during_a_run():
-    # Two threads at start; another process takes a core; it ends: 2 -> 1 -> 2, each change applied once.
+    # Two threads at start; another process takes a core; it ends: 2 -> 1 -> 2. A change needs two
+    # looks in a row wanting it, and is applied once.
     machine = _FakeMachine()
     governor = machine.governor()
     machine.now, machine.others_cores = 5.0, 1.0
     assert governor.poll(10) is None  # not looked at before the interval
     machine.now = 11.0
-    assert governor.poll(20) == 1
+    assert governor.poll(20) is None  # one look wants 1 thread
     machine.now = 22.0
-    assert governor.poll(30) is None  # still busy: no change, nothing applied again
-    machine.now, machine.others_cores = 33.0, 0.2
-    assert governor.poll(40) == 2
+    assert governor.poll(30) == 1  # the second agrees
+    machine.now = 33.0
+    assert governor.poll(40) is None  # still busy: no change, nothing applied again
+    machine.now, machine.others_cores = 44.0, 0.2
+    assert governor.poll(50) is None
+    machine.now = 55.0
+    assert governor.poll(60) == 2
     assert machine.applied == [1, 2]
     assert [c["threads"] for c in governor.changes] == [1, 2]
-    assert [c["step"] for c in governor.changes] == [20, 40]
+    assert [c["step"] for c in governor.changes] == [30, 60]
+
+
+def test_a_load_at_a_rounding_edge_does_not_flip_the_threads_at_every_look():
+    machine = _FakeMachine()
+    governor = machine.governor()
+    for look, others in enumerate([0.6, 0.4, 0.6, 0.4, 0.6, 0.4]):  # wants 1, 2, 1, 2, ...
+        machine.now, machine.others_cores = 10.0 * (look + 1), others
+        assert governor.poll() is None
+    assert machine.applied == []
+
+
+def test_the_end_of_a_fit_settles_the_threads_on_one_look():
+    # After the fit, test and export run at what the machine allows now: one look decides.
+    machine = _FakeMachine()
+    governor = machine.governor(threads=1)
+    machine.now, machine.others_cores = 0.2, 0.0
+    assert governor.poll(settle=True) is None  # too short to measure anything
+    machine.now = 3.0
+    assert governor.poll(99, settle=True) == 2
+    assert governor.changes[-1]["step"] == 99
 
 
 def test_auto_threads_never_go_below_one_or_above_the_limit():
     machine = _FakeMachine()
     governor = machine.governor(threads=1, limit=4)
-    for now, others, expected in ((10, 9.0, None), (20, 0.0, 4), (30, 2.6, 1)):
+    for now, others, expected in (
+        (10, 9.0, None),
+        (20, 0.0, None),
+        (30, 0.0, 4),
+        (40, 2.6, None),
+        (50, 2.6, 1),
+    ):
         machine.now, machine.others_cores = float(now), others
         assert governor.poll() == expected
     assert 1 <= governor.threads <= 4
+
+
+def test_a_multi_process_run_keeps_its_thread_counts():
+    from types import SimpleNamespace
+
+    from layoutnet.callbacks import AdaptiveThreads
+
+    one, ddp = AdaptiveThreads(2), AdaptiveThreads(2)
+    one.on_fit_start(SimpleNamespace(world_size=1), None)
+    ddp.on_fit_start(SimpleNamespace(world_size=2), None)
+    assert one.governor is not None and ddp.governor is None and ddp.report() == {}
 
 
 def test_other_processes_cores_are_the_busy_time_of_our_cpus_minus_our_own(monkeypatch, tmp_path):
@@ -487,6 +529,11 @@ def test_other_processes_cores_are_the_busy_time_of_our_cpus_minus_our_own(monke
     assert read(10.0, 6.0) == pytest.approx(0.9)
     write(10 * hz, 5 * hz, 1000 * hz)  # nothing since: nobody else used anything
     assert read(10.0, 0.0) == 0.0
+    # no line for our CPUs (a container's /proc/stat numbered from 0): no reading, not an idle machine
+    monkeypatch.setattr(runtime.os, "sched_getaffinity", lambda pid: {4, 5})
+    assert runtime._cpu_seconds_of({4, 5}) is None
+    stat.write_text("cpu0 x y\n", encoding="ascii")  # unparsable
+    assert runtime._cpu_seconds_of({0}) is None
 
 
 def test_other_processes_cores_read_on_this_machine_stay_within_its_cores():
@@ -511,7 +558,7 @@ def test_a_run_with_auto_threads_re_decides_them_between_batches(tmp_path, monke
         def __init__(self, threads):
             self.threads, self.changes = threads, [{"step": 1, "threads": 1, "others_cores": 1.0}]
 
-        def poll(self, step=None):
+        def poll(self, step=None, settle=False):
             polls.append(step)
 
     monkeypatch.setattr(callbacks, "ThreadGovernor", RecordingGovernor)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytorch_lightning as pl
+import torch
 from pytorch_lightning.callbacks import TQDMProgressBar
 from pytorch_lightning.trainer.states import TrainerFn
 
@@ -63,7 +64,15 @@ class AdaptiveThreads(pl.Callback):
         self.governor: ThreadGovernor | None = None
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.governor = ThreadGovernor(self.threads)
+        # A multi-process run (DDP) keeps its counts: its ranks would count each other as load, and
+        # Lightning gives each rank its share of the cores.
+        if trainer.world_size == 1:
+            self.governor = ThreadGovernor(torch.get_num_threads())
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # the test and the export after the fit run at the count the machine allows now
+        if self.governor is not None:
+            self.governor.poll(trainer.global_step, settle=True)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if self.governor is not None:

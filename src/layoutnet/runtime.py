@@ -112,18 +112,21 @@ PROC_STAT = Path("/proc/stat")
 
 def _cpu_seconds_of(cpus: set[int]) -> float | None:
     """CPU seconds every process on the machine has spent on the CPUs `cpus` since boot (Linux's
-    /proc/stat: all but idle and iowait time), or None where there is no such file."""
+    /proc/stat: all but idle and iowait time), or None where there is no such file, it cannot be
+    parsed, or none of its CPU lines is one of `cpus` (a virtualised /proc/stat numbering a container's
+    CPUs from 0: the load average is used then)."""
     try:
         lines = PROC_STAT.read_text(encoding="ascii").splitlines()
-    except OSError:
+        ticks, matched = 0, False
+        for line in lines:
+            name, *fields = line.split() or [""]
+            if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cpus:
+                values = [int(v) for v in fields[:8]]
+                ticks += sum(values) - values[3] - values[4]
+                matched = True
+    except (OSError, ValueError, IndexError):
         return None
-    ticks = 0
-    for line in lines:
-        name, *fields = line.split()
-        if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cpus:
-            values = [int(v) for v in fields[:8]]
-            ticks += sum(values) - values[3] - values[4]
-    return ticks / os.sysconf("SC_CLK_TCK")
+    return ticks / os.sysconf("SC_CLK_TCK") if matched else None
 
 
 def others_cores_reader() -> Callable[[float, float], float | None]:
@@ -154,7 +157,10 @@ class ThreadGovernor:
 
     Why (BENCHMARKS.md, "Threads"): the count chosen at start stops fitting when other work starts
     later; two threads on a 2-core machine whose other core got busy ran a training step 8x slower
-    than one thread. `poll` is cheap between looks (one clock read): call it every batch."""
+    than one thread. `poll` is cheap between looks (one clock read): call it every batch.
+
+    Other processes are all processes but this one: a DataLoader worker or another DDP rank counts as
+    load (AdaptiveThreads does not adapt a multi-process run)."""
 
     def __init__(
         self,
@@ -173,12 +179,16 @@ class ThreadGovernor:
         self.others = others or others_cores_reader()
         self.changes: list[dict[str, Any]] = []
         self._since, self._own = clock(), own_cpu()
+        self._wanted = threads  # what the previous look wanted
 
-    def poll(self, step: int | None = None) -> int | None:
-        """The new thread count when it changed (and applied), else None."""
+    def poll(self, step: int | None = None, settle: bool = False) -> int | None:
+        """The new thread count when it changed (and applied), else None. A change needs two looks in
+        a row that want the same count, so a neighbour hovering at a rounding edge does not flip the
+        count at every look. `settle` (the end of a fit, before test and export): look now, however
+        short the interval, and follow that one look."""
         now = self.clock()
         wall = now - self._since
-        if wall < self.interval:
+        if wall < (0.5 if settle else self.interval):
             return None
         own = self.own_cpu()
         others = self.others(wall, own - self._own)
@@ -186,7 +196,8 @@ class ThreadGovernor:
         if others is None:
             return None
         wanted = _cores_from(self.limit, others)
-        if wanted == self.threads:
+        previous, self._wanted = self._wanted, wanted
+        if wanted == self.threads or (wanted != previous and not settle):
             return None
         log.info("threads %d -> %d: others used %.1f of %d cores", self.threads, wanted, others, self.limit)
         self.apply(wanted)

@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 import tempfile
 import time
 import zipfile
@@ -90,22 +91,34 @@ def _store(path: Path, key_text: str, arrays: Mapping[str, np.ndarray]) -> None:
 
 def prune(folder: Path, keep: Path | None = None) -> None:
     """Remove the least recently used entries beyond `MAX_BYTES` (never `keep`) and temporary files
-    older than an hour; files not named like an entry are left alone."""
+    older than an hour. Only regular files named like an entry or a temporary file are considered
+    (not a link, not a folder); a file that vanishes or cannot be removed meanwhile is skipped."""
     entries = []
     try:
-        for path in folder.iterdir():
-            info = path.stat()
-            if _ENTRY.match(path.name):
-                entries.append((info.st_mtime, info.st_size, path))
-            elif _LEFTOVER.match(path.name) and time.time() - info.st_mtime > _LEFTOVER_AGE:
-                path.unlink(missing_ok=True)
+        names = list(folder.iterdir())
     except OSError:
         return
+    for path in names:
+        try:
+            info = path.lstat()
+        except OSError:
+            continue
+        if not stat.S_ISREG(info.st_mode):
+            continue
+        if _ENTRY.match(path.name):
+            entries.append((info.st_mtime, info.st_size, path))
+        elif _LEFTOVER.match(path.name) and time.time() - info.st_mtime > _LEFTOVER_AGE:
+            _remove(path)
     total = 0
     for _, size, path in sorted(entries, key=lambda entry: entry[0], reverse=True):
         total += size
         if total > MAX_BYTES and path != keep:
-            path.unlink(missing_ok=True)
+            _remove(path)
+
+
+def _remove(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        path.unlink()
 
 
 def cached(
