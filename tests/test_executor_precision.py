@@ -295,6 +295,11 @@ def test_tiled_fp16_products_and_sums_equal_the_pairwise_fp16_definition(scale: 
     assert np.array_equal(kernels.sum16(z, [1]), _pairwise_fp16(np.moveaxis(z, 1, 0)))
 
 
+def test_fp16_sums_over_an_empty_axis_are_zero():
+    assert np.array_equal(kernels.sum16(np.zeros((0, 3), np.float32), [0]), np.zeros(3, np.float32))
+    assert kernels.sum16(np.zeros((4, 0), np.float32), [0]).shape == (0,)
+
+
 def test_fp16_partial_sums_overflow_to_inf_as_on_a_device():
     """A partial sum beyond 65504 is inf in fp16 and stays inf, even when later terms would bring
     an fp32 sum back into range."""

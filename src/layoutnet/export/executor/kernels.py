@@ -450,10 +450,9 @@ def sum16(x: np.ndarray, axes: Sequence[int] | None, keepdims: bool = False) -> 
     axes = tuple(range(x.ndim)) if axes is None else tuple(a % x.ndim for a in axes)
     rest = [a for a in range(x.ndim) if a not in axes]
     moved = x.transpose(*rest, *axes)
-    terms = np.ascontiguousarray(
-        np.moveaxis(moved.reshape(-1, int(np.prod(moved.shape[len(rest) :]))), -1, 0)
-    )
-    count, width = terms.shape
+    count = int(np.prod(moved.shape[len(rest) :]))
+    width = int(np.prod(moved.shape[: len(rest)]))
+    terms = np.ascontiguousarray(moved.reshape(width, count).T)  # [terms, outputs]
     acc = np.empty(width, dtype=np.float32)
     step = _tile(count)
     with np.errstate(over="ignore", invalid="ignore"):
