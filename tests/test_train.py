@@ -499,7 +499,7 @@ def test_a_multi_process_run_keeps_its_thread_counts():
 
     from layoutnet.callbacks import AdaptiveThreads
 
-    one, ddp = AdaptiveThreads(2), AdaptiveThreads(2)
+    one, ddp = AdaptiveThreads(), AdaptiveThreads()
     one.on_fit_start(SimpleNamespace(world_size=1), None)
     ddp.on_fit_start(SimpleNamespace(world_size=2), None)
     assert one.governor is not None and ddp.governor is None and ddp.report() == {}

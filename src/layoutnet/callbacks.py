@@ -59,9 +59,8 @@ class AdaptiveThreads(pl.Callback):
     """`runtime.threads=auto` in a training run: the thread count follows the load (ThreadGovernor),
     looked at between batches of training and validation."""
 
-    def __init__(self, threads: int):
-        self.threads = threads
-        self.governor: ThreadGovernor | None = None
+    def __init__(self) -> None:
+        self.governor: ThreadGovernor | None = None  # from the fit's start, at torch's count then
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # A multi-process run (DDP) keeps its counts: its ranks would count each other as load, and

@@ -89,7 +89,7 @@ class Run:
         self.run_dir = run_dir
         self.threads = threads or {}
         # runtime.threads=auto: the count follows the load during the fit
-        self.adaptive = AdaptiveThreads(self.threads["threads"]) if self.threads.get("adaptive") else None
+        self.adaptive = AdaptiveThreads() if self.threads.get("adaptive") else None
         self.trainer: pl.Trainer | None = None
         self.module = None
         self.datamodule = None
