@@ -3,7 +3,9 @@
 Real words and running text in English, Russian and Hebrew from packages this project does not train
 on (not wordfreq), typed through the layouts of the shared macOS layout dump:
 
-- Hunspell dictionaries from Debian (`hunspell-en-us`, `hunspell-ru`, `hunspell-he`): word lists.
+- Hunspell dictionaries from Debian (`hunspell-en-us`, `hunspell-ru`, `hunspell-he`): word lists, and,
+  with their affix rules (read by `spylls`, a pure-Python Hunspell), the test of whether a text is a real
+  word, inflected and prefixed forms included.
 - gettext catalogues from PyPI wheels (Django's and Sphinx's `ru` and `he` translations; their English
   `msgid`s): running text and the words people actually write.
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import hashlib
 import io
 import random
@@ -30,8 +33,10 @@ import re
 import subprocess
 import sys
 import tarfile
+import tempfile
 import zipfile
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +47,8 @@ from layoutnet.contract import ALPHABET, CLASSES, class_name  # noqa: E402
 from layoutnet.layouts import LayoutSet  # noqa: E402
 
 SEED = 20260101
+SPYLLS_VERSION = "0.1.7"
+"""The Hunspell reader the ambiguity check was built with (pyproject's `realtext` extra pins it)."""
 OUT_DIR = ROOT / "src" / "layoutnet" / "resources" / "realtext"
 DUMP = ROOT.parent / "shared" / "reference" / "macos_keyboard_layouts.json"
 
@@ -264,17 +271,44 @@ class Language:
     dictionary: list[str]  # lower-case dictionary words
     running: Counter  # word tokens of running text (lower case) and their counts
     sentences: list[str]  # cleaned running-text entries
+    spelled: Callable[[str], bool] | None = None  # Hunspell's verdict with the affix rules
 
     def lexicon(self) -> set[str]:
         return set(self.dictionary) | set(self.running)
 
 
+def hunspell_speller(dic: bytes, aff: bytes) -> Callable[[str], bool]:
+    """Whether Hunspell accepts a word, with the dictionary's affix rules: the `.dic` lists stems
+    (`книга`, `חבר`), the rules add the forms people type (`книгами`, `לחבר`)."""
+    try:
+        from spylls.hunspell import Dictionary
+    except ImportError:
+        raise BuildError(
+            "the ambiguity check reads Hunspell's affix rules with spylls, which is not installed: "
+            f"pip install 'spylls=={SPYLLS_VERSION}' (or pip install -e '.[realtext]')"
+        ) from None
+    with tempfile.TemporaryDirectory() as folder:
+        stem = Path(folder) / "dictionary"
+        stem.with_suffix(".dic").write_bytes(dic)
+        stem.with_suffix(".aff").write_bytes(aff)
+        dictionary = Dictionary.from_files(str(stem))
+    return functools.lru_cache(maxsize=None)(dictionary.lookup)
+
+
 def load_corpus(cache: Path, download: bool) -> dict[str, Language]:
     paths = {name: fetch(source, cache, download) for name, source in SOURCES.items()}
+    files = {
+        "en": ("hunspell-en-us", "en_US"),
+        "ru": ("hunspell-ru", "ru_RU"),
+        "he": ("hunspell-he", "he_IL"),
+    }
     dictionaries = {
-        "en": deb_member(paths["hunspell-en-us"], "usr/share/hunspell/en_US.dic"),
-        "ru": deb_member(paths["hunspell-ru"], "usr/share/hunspell/ru_RU.dic"),
-        "he": deb_member(paths["hunspell-he"], "usr/share/hunspell/he_IL.dic"),
+        language: deb_member(paths[package], f"usr/share/hunspell/{name}.dic")
+        for language, (package, name) in files.items()
+    }
+    affixes = {
+        language: deb_member(paths[package], f"usr/share/hunspell/{name}.aff")
+        for language, (package, name) in files.items()
     }
     catalogues: dict[str, list[bytes]] = {"ru": [], "he": []}
     for name in ("django", "sphinx"):
@@ -301,7 +335,8 @@ def load_corpus(cache: Path, download: bool) -> dict[str, Language]:
                     running[token.lower()] += 1
             if entry:
                 sentences.append(entry)
-        corpus[language] = Language(words, running, sorted(set(sentences)))
+        speller = hunspell_speller(dictionaries[language], affixes[language])
+        corpus[language] = Language(words, running, sorted(set(sentences)), speller)
     return corpus
 
 
@@ -352,6 +387,7 @@ class Builder:
         self.typist = Typist(layouts)
         self.rng = random.Random(seed)
         self.lexicons = {lang: c.lexicon() for lang, c in corpus.items()}
+        self.spellers = {lang: c.spelled for lang, c in corpus.items()}
         self.pools: dict[tuple[str, str], tuple[list[str], list[float]]] = {}
         for language, c in corpus.items():
             for name, (low, high) in {"words": (2, 12), "short": (2, 4)}.items():
@@ -387,15 +423,26 @@ class Builder:
                     found.append((other, self.typist.type(shown, active_layout, other_layout)))
         return found
 
-    def is_word_text(self, text: str, language: str) -> bool:
-        tokens = text.split(" ")
-        return all(token.lower() in self.lexicons[language] for token in tokens if token) and bool(tokens)
+    def real_word(self, token: str, language: str) -> bool:
+        """In the lexicon (dictionary and running-text words), or a form Hunspell's affix rules allow."""
+        if token.lower() in self.lexicons[language]:
+            return True
+        spelled = self.spellers[language]
+        return spelled is not None and is_word(token.lower(), language) and spelled(token.lower())
 
-    def ambiguous(self, shown: str, active: str) -> bool:
+    def is_word_text(self, text: str, language: str) -> bool:
+        tokens = [token for token in text.split(" ") if token]
+        return bool(tokens) and all(self.real_word(token, language) for token in tokens)
+
+    def ambiguous(self, shown: str, active: str, meant: str) -> bool:
         """Shown text that is a real word (or words) as typed and also in another language's reading:
-        no model can tell whether it needs a correction."""
+        no model can tell whether it needs a correction. A wrong-layout row's meant text is real by
+        construction, and a layout may type one letter from several keys (`hebrew_qwerty` types `ו` from
+        `u` and `w`), so re-typing the shown text need not give it back: its reading is not looked for."""
         if not self.is_word_text(shown, active):
             return False
+        if meant != active:
+            return True
         readings = self.readings(shown, active)[1:]
         return any(self.is_word_text(text, language) for language, text in readings)
 
@@ -412,7 +459,7 @@ class Builder:
             shown = self.typist.type(text, meant_layout, weighted_choice(self.rng, LAYOUT_WEIGHTS[active]))
         if not shown.strip() or any(ch not in ALPHABET for ch in shown):
             return None
-        ambiguous = split != "sentences" and self.ambiguous(shown, active)
+        ambiguous = split != "sentences" and self.ambiguous(shown, active, meant)
         return shown, ambiguous
 
     def build(self) -> tuple[dict[str, list[tuple[str, str]]], list[tuple[str, str]]]:

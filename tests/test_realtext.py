@@ -210,3 +210,53 @@ def test_build_script_reads_gettext_catalogues_and_cleans_running_text():
     ]
     assert script.clean_running("«Сохранить» — <b>{0}</b> файл") == '"Сохранить" - файл'
     assert script.script_clean("Введите правильный", "ru") and not script.script_clean("Введите URL", "ru")
+
+
+def _tiny_builder(shared_dir, spelled=None):
+    """The build script's Builder over a three-word corpus per language and the dump's layouts."""
+    from collections import Counter as Count
+
+    from layoutnet.layouts import LayoutSet
+
+    script = _build_script()
+    ids = [layout for weights in script.LAYOUT_WEIGHTS.values() for layout in weights]
+    layouts = LayoutSet.from_dump(
+        shared_dir / "reference" / "macos_keyboard_layouts.json", ids, base=LayoutSet([])
+    )
+    words = {"en": ["it", "hello", "autumn"], "ru": ["до", "книга", "мир"], "he": ["אם", "חבר", "שלום"]}
+    corpus = {
+        language: script.Language(list(w), Count(), [], (spelled or {}).get(language))
+        for language, w in words.items()
+    }
+    return script.Builder(corpus, layouts)
+
+
+def test_build_script_counts_affixed_forms_as_real_words(shared_dir):
+    # Hunspell's .dic lists stems; `לחבר` (to connect) is `חבר` with a prefix its affix rules allow.
+    # Without the rules it reads as a non-word, so a Hebrew word typed correctly looked like a wrong
+    # layout's text and was scored as one.
+    plain = _tiny_builder(shared_dir)
+    assert plain.real_word("חבר", "he") and not plain.real_word("לחבר", "he")
+    spelled = _tiny_builder(shared_dir, {"he": lambda word: word in {"חבר", "לחבר"}})
+    assert spelled.real_word("לחבר", "he") and spelled.is_word_text("לחבר חבר", "he")
+    assert not spelled.real_word("חבר1", "he")  # the speller only sees the language's letters
+
+
+def test_build_script_lists_a_real_word_typed_in_the_wrong_layout_as_ambiguous(shared_dir):
+    builder = _tiny_builder(shared_dir, {"he": lambda word: word == "אותו"})
+    # An English word typed on hebrew_qwerty that reads as the Hebrew word `אותו`: re-typing it back
+    # need not give the meant word (that layout types `ו` from several keys), yet both readings are real.
+    assert builder.ambiguous("אותו", "he", meant="en")
+    assert not builder.ambiguous("שלוםם", "he", meant="en")  # not a Hebrew word as typed
+    # Correctly typed text is ambiguous only when another language's reading is a real word too:
+    # `до` on hebrew_qwerty reads `לח` (moist).
+    assert not builder.ambiguous("до", "ru", meant="ru")
+    assert _tiny_builder(shared_dir, {"he": lambda word: word == "לח"}).ambiguous("до", "ru", meant="ru")
+    assert not builder.ambiguous("hello", "en", meant="en")
+
+
+def test_build_script_names_the_missing_hunspell_reader(monkeypatch):
+    script = _build_script()
+    monkeypatch.setitem(sys.modules, "spylls.hunspell", None)  # import fails as if not installed
+    with pytest.raises(script.BuildError, match=r"spylls.*pip install"):
+        script.hunspell_speller(b"1\nword\n", b"SET UTF-8\n")
