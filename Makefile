@@ -29,6 +29,7 @@ bench: install
 	$(PYTHON) benchmarks/bench_data.py --json benchmarks/results/data.json
 	$(PYTHON) benchmarks/bench_train_step.py
 	$(PYTHON) benchmarks/bench_export.py
+	$(PYTHON) benchmarks/bench_lexicon.py
 
 clean:
 	rm -rf outputs multirun .pytest_cache

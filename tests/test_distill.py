@@ -98,4 +98,6 @@ def test_tiny_distillation_trains_exports_and_checks_parity(tmp_path: Path) -> N
     assert (run_dir / "export" / "LayoutClassifier.mlmodel").exists()
     saved = torch.load(run_dir / "checkpoints" / "best.ckpt", weights_only=True)
     assert not any(key.startswith("teacher") for key in saved["state_dict"])
-    assert saved["layoutnet"]["net"]["kwargs"]["channels"] == [48, 48]  # the student, not the teacher
+    student = compose_train("+experiment=distill", "teacher_ckpt=x.ckpt").model.net
+    kwargs = saved["layoutnet"]["net"]["kwargs"]  # the student's sizes, not the teacher's
+    assert (kwargs["embed_dim"], kwargs["deep_channels"]) == (student.embed_dim, student.deep_channels)
