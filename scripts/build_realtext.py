@@ -437,8 +437,9 @@ class Builder:
     def ambiguous(self, shown: str, active: str, meant: str) -> bool:
         """Shown text that is a real word (or words) as typed and also in another language's reading:
         no model can tell whether it needs a correction. A wrong-layout row's meant text is real by
-        construction, and a layout may type one letter from several keys (`hebrew_qwerty` types `ו` from
-        `u` and `w`), so re-typing the shown text need not give it back: its reading is not looked for."""
+        construction, and a layout may type one letter from several keys (`hebrew_qwerty` types `ו`
+        from `o`, `u` and `v`), so re-typing the shown text need not give the meant text back: its
+        reading is not looked for."""
         if not self.is_word_text(shown, active):
             return False
         if meant != active:
