@@ -4,7 +4,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from layoutnet.config import build
+from layoutnet.config import build, require_values
 from layoutnet.errors import ConfigError
 from layoutnet.export.settings import ExportSettings
 
@@ -118,3 +118,14 @@ def test_exports_are_held_to_fp16_arithmetic_by_default():
     # compute units `.all`: the Neural Engine computes in float16 (issue 9.2)
     assert ExportSettings().app_precision == "fp16"
     assert ExportSettings.from_config(compose_train([]).export).app_precision == "fp16"
+
+
+def test_a_value_left_to_the_user_is_refused_by_key_without_resolving_what_points_to_it():
+    cfg = OmegaConf.create(
+        {"teacher_ckpt": "???", "model": {"teacher": "${teacher_ckpt}"}, "data": {"files": ["a.csv", "???"]}}
+    )
+    with pytest.raises(ConfigError) as refused:
+        require_values(cfg, {"data.files[1]": "a second CSV"})
+    assert refused.value.key == "data.files[1]"
+    assert "a second CSV" in str(refused.value) and "also unset: teacher_ckpt" in str(refused.value)
+    require_values(OmegaConf.create({"model": {"lr": 0.1, "name": "${model.lr}"}}))  # nothing missing

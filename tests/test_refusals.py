@@ -327,6 +327,24 @@ CASES: list[Case] = [
         "_target_",
         _checkpoint_naming_code,
     ),
+    Case(
+        "distillation without a teacher",
+        TRAIN,
+        ("+experiment=distill", "hydra.run.dir={tmp}/run"),
+        "teacher_ckpt='???': required",
+    ),
+    Case(
+        "CSV data without a path",
+        TRAIN,
+        (*SMOKE, "data=csv"),
+        "data.path='???': required",
+    ),
+    Case(
+        "generate without out=",
+        "layoutnet.generate",
+        ("n=5",),
+        "out='???': required",
+    ),
 ]
 
 

@@ -56,6 +56,28 @@ def build(node: DictConfig, path: str, **kwargs: Any) -> Any:
         ) from exc
 
 
+def require_values(cfg: DictConfig, hints: dict[str, str] | None = None) -> None:
+    """Refuse a config that still holds a mandatory `???` (an experiment's `teacher_ckpt`, `data=csv`'s
+    `data.path`): the first such key, with what to give (`hints[key]` where the command knows it)."""
+    missing = sorted(_missing_keys(OmegaConf.to_container(cfg, resolve=False), ""))
+    if missing:
+        key = missing[0]
+        hint = (hints or {}).get(key, "a value for it")
+        others = f"; also unset: {', '.join(missing[1:])}" if len(missing) > 1 else ""
+        raise ConfigError(key, "???", f"required: {hint}; add {key}=<value> to the command{others}")
+
+
+def _missing_keys(node: Any, path: str) -> list[str]:
+    """Dotted keys whose value is the literal `???` (interpolations to them are left unresolved)."""
+    if isinstance(node, dict):
+        items = [(f"{path}.{key}" if path else str(key), value) for key, value in node.items()]
+    elif isinstance(node, list):
+        items = [(f"{path}[{index}]", value) for index, value in enumerate(node)]
+    else:
+        return [path] if node == "???" else []
+    return [key for child_path, value in items for key in _missing_keys(value, child_path)]
+
+
 def to_plain(node: Any) -> Any:
     return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
 

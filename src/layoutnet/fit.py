@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from layoutnet.callbacks import AdaptiveThreads
-from layoutnet.config import build, check_trainer_settings
+from layoutnet.config import build, check_trainer_settings, require_values
 from layoutnet.errors import ConfigError
 from layoutnet.export.callback import CoreMLExportCallback
 from layoutnet.export.settings import ExportSettings
@@ -188,7 +188,15 @@ def _requeued_checkpoint(run_dir: Path, job_id: str | None) -> Path | None:
     return None
 
 
+REQUIRED_HINTS = {
+    "teacher_ckpt": "the teacher: a layoutnet run's checkpoints/best.ckpt or a legacy OMFK .pth",
+    "data.path": "the training CSV (text,label)",
+}
+"""What to give for the `???` values of the training configs (conf/experiment/distill.yaml, data/csv)."""
+
+
 def run(cfg: DictConfig) -> float | None:
+    require_values(cfg, REQUIRED_HINTS)
     run_dir = Path(cfg.paths.output_dir)
     objective = objective_name(cfg)
     started = time.perf_counter()

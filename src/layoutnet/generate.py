@@ -83,12 +83,9 @@ def _output_path(out: object) -> Path:
 
 
 def _run(cfg) -> None:
-    from omegaconf import OmegaConf
+    from layoutnet.config import build, require_values
 
-    from layoutnet.config import build
-
-    if OmegaConf.is_missing(cfg, "out"):
-        raise ConfigError("out", None, "required: the CSV file to write, e.g. out=samples.csv")
+    require_values(cfg, {"out": "the CSV file to write, e.g. out=samples.csv"})
     n = cfg.n
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise ConfigError("n", n, "must be a positive number of samples")
