@@ -348,6 +348,12 @@ def weighted_choice(rng: random.Random, weights: dict[str, float]) -> str:
     return rng.choices(names, weights=[weights[n] for n in names])[0]
 
 
+def dump_layouts(dump: Path) -> LayoutSet:
+    """The layouts of LAYOUT_WEIGHTS, read from the dump alone (none of layoutnet's built-in tables)."""
+    ids = [layout for weights in LAYOUT_WEIGHTS.values() for layout in weights]
+    return LayoutSet.from_dump(dump, layout_ids=ids, base=LayoutSet([]))
+
+
 class Typist:
     """Types meant text through the dump's layouts."""
 
@@ -387,7 +393,6 @@ class Builder:
         self.typist = Typist(layouts)
         self.rng = random.Random(seed)
         self.lexicons = {lang: c.lexicon() for lang, c in corpus.items()}
-        self.spellers = {lang: c.spelled for lang, c in corpus.items()}
         self.pools: dict[tuple[str, str], tuple[list[str], list[float]]] = {}
         for language, c in corpus.items():
             for name, (low, high) in {"words": (2, 12), "short": (2, 4)}.items():
@@ -427,7 +432,7 @@ class Builder:
         """In the lexicon (dictionary and running-text words), or a form Hunspell's affix rules allow."""
         if token.lower() in self.lexicons[language]:
             return True
-        spelled = self.spellers[language]
+        spelled = self.corpus[language].spelled
         return spelled is not None and is_word(token.lower(), language) and spelled(token.lower())
 
     def is_word_text(self, text: str, language: str) -> bool:
@@ -508,8 +513,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not args.dump.is_file():
             raise BuildError(f"layout dump {args.dump} not found; pass --dump PATH")
-        ids = [layout for weights in LAYOUT_WEIGHTS.values() for layout in weights]
-        layouts = LayoutSet.from_dump(args.dump, layout_ids=ids, base=LayoutSet([]))
+        layouts = dump_layouts(args.dump)
         corpus = load_corpus(args.cache.expanduser(), not args.no_download)
         splits, ambiguous = Builder(corpus, layouts).build()
     except BuildError as exc:

@@ -214,18 +214,11 @@ def test_build_script_reads_gettext_catalogues_and_cleans_running_text():
 
 def _tiny_builder(shared_dir, spelled=None):
     """The build script's Builder over a three-word corpus per language and the dump's layouts."""
-    from collections import Counter as Count
-
-    from layoutnet.layouts import LayoutSet
-
     script = _build_script()
-    ids = [layout for weights in script.LAYOUT_WEIGHTS.values() for layout in weights]
-    layouts = LayoutSet.from_dump(
-        shared_dir / "reference" / "macos_keyboard_layouts.json", ids, base=LayoutSet([])
-    )
+    layouts = script.dump_layouts(shared_dir / "reference" / "macos_keyboard_layouts.json")
     words = {"en": ["it", "hello", "autumn"], "ru": ["до", "книга", "мир"], "he": ["אם", "חבר", "שלום"]}
     corpus = {
-        language: script.Language(list(w), Count(), [], (spelled or {}).get(language))
+        language: script.Language(list(w), Counter(), [], (spelled or {}).get(language))
         for language, w in words.items()
     }
     return script.Builder(corpus, layouts)
