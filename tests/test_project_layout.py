@@ -1,4 +1,4 @@
-"""The layout the README's "Project layout" section describes: commands are thin entry points that the
+"""The layout docs/architecture.md ("Project layout") describes: commands are thin entry points that the
 library never imports, and no command imports another."""
 
 from __future__ import annotations
