@@ -27,6 +27,9 @@ def languages(vocab: int = VOCAB) -> dict[str, dict]:
 
 
 def make(**options) -> Synthesizer:
+    """A synthesizer of the test vocabularies; labels are the generating classes unless `prior` says
+    otherwise (the posterior labels are tested in test_readings.py)."""
+    options.setdefault("prior", {"labels": "generating"})
     return Synthesizer(SynthConfig.from_options(languages=options.pop("languages", languages()), **options))
 
 

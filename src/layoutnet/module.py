@@ -50,15 +50,24 @@ TYPED_IDS = torch.tensor([CLASS_TO_ID[language] for language in LANGUAGES])
 """Class ids of correctly typed text (`ru`, `en`, `he`): the classes the app leaves alone."""
 
 
+def class_ids(targets: torch.Tensor) -> torch.Tensor:
+    """Class ids of a batch's targets: int64 [B] as they are, the top class of soft targets [B, classes]."""
+    return targets.argmax(1) if targets.is_floating_point() else targets
+
+
 def rewrite_penalty(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Mean over the batch of -log P(no rewrite) for correctly typed rows (0 for wrong-layout rows).
 
     P(no rewrite) is the probability mass on the typed classes. Rewriting correctly typed text is the
     failure users notice (a harmful correction); this term, weighted by `harm_weight` and added to the
     cross-entropy, makes that error cost more than confusing two wrong-layout classes or missing a fix.
+    With soft targets a row counts by its probability of being typed correctly.
     """
     typed_ids = TYPED_IDS.to(logits.device)
-    typed_row = torch.isin(labels, typed_ids)
+    if labels.is_floating_point():
+        typed_row = labels.index_select(1, typed_ids).sum(1)
+    else:
+        typed_row = torch.isin(labels, typed_ids).to(logits.dtype)
     log_keep = torch.logsumexp(logits.index_select(1, typed_ids), 1) - torch.logsumexp(logits, 1)
     return -(log_keep * typed_row).sum() / max(1, labels.shape[0])
 
@@ -124,9 +133,17 @@ class LayoutClassifierModule(pl.LightningModule):
         self.test_acc = MulticlassAccuracy(NUM_CLASSES, average="micro")
         self.test_class_acc = MulticlassAccuracy(NUM_CLASSES, average=None)
 
+    label_meaning: dict | None = None
+    """What the training labels mean (the data's typing prior, `DataSource.label_meaning`), set by the run
+    before fitting; kept in every checkpoint and, through it, in the exported model's metadata."""
+
     def checkpoint_meta(self) -> dict:
-        """What a checkpoint needs to rebuild the network: its registry spec (plain values only)."""
-        return {"net": self.net_spec, "family": self.family, "num_parameters": self.num_parameters}
+        """What a checkpoint needs to rebuild the network (its registry spec) and what its outputs mean:
+        plain values only."""
+        meta = {"net": self.net_spec, "family": self.family, "num_parameters": self.num_parameters}
+        if self.label_meaning is not None:
+            meta["labels"] = self.label_meaning
+        return meta
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["layoutnet"] = self.checkpoint_meta()
@@ -171,7 +188,7 @@ class LayoutClassifierModule(pl.LightningModule):
         logits, loss = self.training_logits_and_loss(ids, labels)
         # Epoch figures accumulate in metrics; the step loss is logged only when the logger writes:
         # a `self.log` per step costs as much as a whole step of a small model.
-        self.train_acc.update(logits.detach(), labels)
+        self.train_acc.update(logits.detach(), class_ids(labels))
         self.train_loss.update(loss.detach())
         trainer = self._trainer
         if trainer is not None and batch_idx % max(1, trainer.log_every_n_steps) == 0:

@@ -15,8 +15,19 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 import torch
 
-from layoutnet.contract import CLASS_TO_ID, CLASSES, LANGUAGES, PAD_ID, SEQ_LEN, class_name
+from layoutnet.contract import CLASS_TO_ID, CLASSES, LANGUAGES, NUM_CLASSES, PAD_ID, SEQ_LEN, class_name
 from layoutnet.data import tablecache
+from layoutnet.data.readings import (
+    Language,
+    PosteriorLabeller,
+    PriorSpec,
+    class_prior,
+    joint_prior,
+    prior_spec,
+    ratio_tables,
+    row_hashes,
+)
+from layoutnet.data.technical import technical_tokens
 from layoutnet.data.words import WordList, extra_chars, letter_set, load_words, wordfreq_version
 from layoutnet.errors import ConfigError
 from layoutnet.layouts import KEYS, Charset, LayoutSet, neighbour_keys
@@ -101,6 +112,18 @@ class AmbiguousSpec:
 
 
 @dataclass(frozen=True)
+class TechnicalSpec:
+    """Technical tokens mixed into the samples (`data.technical`, `layoutnet.data.technical`): hashes,
+    versions, pins, URLs, e-mail addresses, paths, identifiers, numbers with units, dates; labelled as typed
+    in `label_as`, the language whose layout types them."""
+
+    share: float = 0.0
+    label_as: str = "en"
+    pool_size: int = 65536
+    """Distinct tokens made once per synthesizer (from the data seed-free stream 0) and drawn from."""
+
+
+@dataclass(frozen=True)
 class SynthConfig:
     languages: tuple[LanguageSpec, ...]
     flattening: float = 0.5
@@ -111,6 +134,8 @@ class SynthConfig:
     (the mean of their own): a text's length then says nothing about its meant language."""
     augment: AugmentSpec = field(default_factory=AugmentSpec)
     ambiguous: AmbiguousSpec = field(default_factory=AmbiguousSpec)
+    prior: PriorSpec = field(default_factory=PriorSpec)
+    technical: TechnicalSpec = field(default_factory=TechnicalSpec)
 
     @property
     def max_words(self) -> int:
@@ -126,6 +151,8 @@ class SynthConfig:
         augment: Mapping[str, float] | None = None,
         ambiguous: Mapping[str, float] | None = None,
         length_balance: bool = False,
+        prior: Mapping[str, object] | None = None,
+        technical: Mapping[str, object] | None = None,
     ) -> SynthConfig:
         """Checked config from plain values; every problem raises a ConfigError naming its key."""
         languages = DEFAULT_LANGUAGES if languages is None else languages
@@ -163,6 +190,21 @@ class SynthConfig:
             _check_probability(f"augment.{key}", value)
         if not isinstance(length_balance, bool):
             raise ConfigError("length_balance", length_balance, "must be true or false")
+        prior_checked = prior_spec(prior, [spec.code for spec in specs])
+        ambiguous_checked = _ambiguous_spec(ambiguous)
+        if ambiguous_checked.typed_share > 0 and prior_checked.labels != "generating":
+            raise ConfigError(
+                "ambiguous.typed_share",
+                ambiguous_checked.typed_share,
+                f"relabels texts that prior.labels={prior_checked.labels} already labels by their readings; "
+                "set ambiguous.typed_share=0, or prior.labels=generating to use the old rule",
+            )
+        joint_prior(  # checks the shares
+            prior_checked,
+            [s.code for s in specs],
+            [s.label_language for s in specs],
+            [s.weight for s in specs],
+        )
         return cls(
             languages=tuple(specs),
             flattening=float(flattening),
@@ -170,8 +212,27 @@ class SynthConfig:
             word_count_weights=weights,
             length_balance=length_balance,
             augment=AugmentSpec(**{k: float(v) for k, v in augment.items()}),
-            ambiguous=_ambiguous_spec(ambiguous),
+            ambiguous=ambiguous_checked,
+            prior=prior_checked,
+            technical=_technical_spec(technical, [spec.code for spec in specs]),
         )
+
+
+def _technical_spec(options: Mapping[str, object] | None, codes: Sequence[str]) -> TechnicalSpec:
+    options = dict(options or {})
+    known = {f.name for f in fields(TechnicalSpec)}
+    unknown = set(options) - known
+    if unknown:
+        raise ConfigError("technical", sorted(unknown), "unknown settings", sorted(known))
+    share = options.get("share", TechnicalSpec.share)
+    _check_probability("technical.share", share)
+    label_as = options.get("label_as", TechnicalSpec.label_as)
+    if float(share) > 0 and label_as not in codes:
+        raise ConfigError("technical.label_as", label_as, "must be a language of the data", list(codes))
+    size = options.get("pool_size", TechnicalSpec.pool_size)
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ConfigError("technical.pool_size", size, "must be a positive whole number")
+    return TechnicalSpec(share=float(share), label_as=str(label_as), pool_size=size)
 
 
 def _ambiguous_spec(options: Mapping[str, object] | None) -> AmbiguousSpec:
@@ -439,6 +500,118 @@ class Synthesizer:
             count = len(self.layout_ids) ** 2 * self._word_len.numel()
             flags = np.unpackbits(arrays["ambiguous"], count=count).astype(np.bool_)
             self._ambiguous = torch.from_numpy(flags)
+        self._labeller: PosteriorLabeller | None = None
+        if self.config.prior.labels != "generating":
+            self._labeller = self._build_labeller()
+        self._technical: torch.Tensor | None = None
+        if self.config.technical.share > 0:
+            self._build_technical_table()
+
+    def _build_technical_table(self) -> None:
+        """The technical tokens as charset ids [pool, SEQ_LEN] (cut to SEQ_LEN), the language index and
+        layout variant they are typed on, and their class."""
+        spec = self.config.technical
+        code = spec.label_as
+        tokens = technical_tokens(spec.pool_size, 0, self.wordlists[code].words)
+        table = torch.zeros((len(tokens), SEQ_LEN), dtype=torch.int32)
+        for row, token in enumerate(tokens):
+            ids = self.charset.encode(token[:SEQ_LEN])
+            table[row, : len(ids)] = torch.tensor(ids, dtype=torch.int32)
+        self._technical = table
+        language = self.language_codes.index(code)
+        self._technical_language = language
+        self._technical_variant = self.layout_ids.index(next(iter(self.config.languages[language].layouts)))
+        label = self.config.languages[language].label_language
+        self._technical_class = CLASS_TO_ID[class_name(label, label)]
+
+    # Labels under the typing prior ---------------------------------------------------------------------
+    def _prior_joint(self) -> np.ndarray:
+        specs = self.config.languages
+        return joint_prior(
+            self.config.prior,
+            [s.code for s in specs],
+            [s.label_language for s in specs],
+            [s.weight for s in specs],
+        )
+
+    def _build_labeller(self) -> PosteriorLabeller:
+        """The reading tables of `layoutnet.data.readings` (cached on disk) with the prior's joint."""
+        arrays = tablecache.cached(
+            "readings",
+            self._readings_key(),
+            ("keys", "ratios"),
+            self._fresh_readings,
+            self._consistent_readings,
+        )
+        specs = self.config.languages
+        return PosteriorLabeller(
+            arrays["keys"],
+            arrays["ratios"],
+            self._prior_joint(),
+            [s.label_language for s in specs],
+            self._word_len.numel(),
+        )
+
+    def _lexicon(self, spec: LanguageSpec) -> WordList:
+        """The words whose frequencies count as readings of `spec`'s language: its `prior.lexicon_size` most
+        frequent clean words (every word when null), never fewer than the vocabulary, unflattened."""
+        size = self.config.prior.lexicon_size or 1 << 40
+        return load_words(spec.code, max(size, spec.vocab_size), 1.0, self.layouts, spec.extra_letters)
+
+    def _readings_key(self) -> dict[str, object]:
+        cfg = self.config
+        return {
+            "format": 1,
+            "wordfreq": wordfreq_version(),
+            "words": [[code, self.wordlists[code].digest] for code in self.language_codes],
+            "lexicons": [[s.code, self._lexicon(s).digest] for s in cfg.languages],
+            "languages": [[s.code, s.label_language, dict(s.layouts)] for s in cfg.languages],
+            "charset": "".join(self.charset.chars),
+            "layout_ids": list(self.layout_ids),
+            "conversions": tablecache.digest(self._conv.numpy()),
+        }
+
+    def _consistent_readings(self, arrays: dict[str, np.ndarray]) -> bool:
+        keys, ratios = arrays["keys"], arrays["ratios"]
+        limit = len(self.layout_ids) ** 2 * self._word_len.numel()
+        return (
+            keys.dtype == np.int64
+            and ratios.dtype == np.float32
+            and keys.ndim == 1
+            and ratios.shape == (keys.size, len(self.config.languages))
+            and (keys.size == 0 or (int(keys[0]) >= 0 and int(keys[-1]) < limit))
+            and bool((np.diff(keys) > 0).all())
+            and bool(np.isfinite(ratios).all())
+        )
+
+    def _fresh_readings(self) -> dict[str, np.ndarray]:
+        layout_index = {lid: i for i, lid in enumerate(self.layout_ids)}
+        languages = []
+        offset = 0
+        for spec in self.config.languages:
+            vocab_ids, vocab_lengths = self.wordlists[spec.code].encode(self.charset)
+            lexicon = self._lexicon(spec)
+            lexicon_ids, lexicon_lengths = lexicon.encode(self.charset)
+            weights = np.array(list(spec.layouts.values()), dtype=np.float64)
+            languages.append(
+                Language(
+                    code=spec.code,
+                    label=spec.label_language,
+                    variants=tuple(layout_index[lid] for lid in spec.layouts),
+                    weights=tuple((weights / weights.sum()).tolist()),
+                    vocab_ids=vocab_ids,
+                    vocab_lengths=vocab_lengths,
+                    offset=offset,
+                    lexicon_ids=lexicon_ids,
+                    lexicon_lengths=lexicon_lengths,
+                    lexicon_freqs=lexicon.weights.numpy(),
+                )
+            )
+            offset += vocab_ids.shape[0]
+        n_layouts = len(self.layout_ids)
+        conv = self._conv.view(n_layouts, n_layouts, self._charset_size).long()
+        keys, ratios = ratio_tables(languages, conv, offset)
+        return {"keys": keys, "ratios": ratios}
 
     def _consistent_tables(self, arrays: dict[str, np.ndarray]) -> bool:
         """Whether cached word tables fit this synthesizer (sizes, dtypes, every index in range)."""
@@ -548,7 +721,7 @@ class Synthesizer:
         total = sum(int(ids.shape[0]) for ids, _ in encoded.values())
         table = torch.zeros((n_layouts * n_layouts, total), dtype=torch.bool)
         lexicons = {
-            s.code: set(_row_hashes(self._lexicon_ids(s, spec.lexicon_size, encoded)).tolist()) for s in specs
+            s.code: set(row_hashes(self._lexicon_ids(s, spec.lexicon_size, encoded)).tolist()) for s in specs
         }
         layout_index = {lid: i for i, lid in enumerate(self.layout_ids)}
         conv = self._conv.view(n_layouts, n_layouts, size).long()
@@ -563,7 +736,7 @@ class Synthesizer:
                     for av in active.layouts:
                         typed = conv[layout_index[mv], layout_index[av]][ids]
                         whole = (typed != PAD_ID).sum(1) == lengths  # every character typable
-                        real = torch.from_numpy(np.isin(_row_hashes(typed), lexicon))
+                        real = torch.from_numpy(np.isin(row_hashes(typed), lexicon))
                         row = layout_index[mv] * n_layouts + layout_index[av]
                         table[row, offset : offset + ids.shape[0]] = whole & real
         return table.reshape(-1)
@@ -616,6 +789,22 @@ class Synthesizer:
             "augment": {f.name: getattr(cfg.augment, f.name) for f in fields(AugmentSpec)},
             "ambiguous": {f.name: getattr(cfg.ambiguous, f.name) for f in fields(AmbiguousSpec)},
             "expected_class_shares": {k: round(v, 6) for k, v in self.expected_class_shares().items()},
+            "prior": self.prior_description(),
+            "technical": {f.name: getattr(cfg.technical, f.name) for f in fields(TechnicalSpec)},
+        }
+
+    def prior_description(self) -> dict[str, object]:
+        """What the labels mean (report.json, checkpoints, the artifact's metadata): the label mode and the
+        typing prior as class probabilities."""
+        prior = self.config.prior
+        specs = self.config.languages
+        return {
+            "labels": prior.labels,
+            "class_prior": {
+                k: round(v, 6)
+                for k, v in class_prior(self._prior_joint(), [s.label_language for s in specs]).items()
+            },
+            "lexicon_size": prior.lexicon_size,
         }
 
     # Generation -------------------------------------------------------------------------------------
@@ -633,12 +822,16 @@ class Synthesizer:
         return ids, labels
 
     def iter_chunks(self, n: int, seed: int) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
-        """(start row, ids int64, labels int64) chunk by chunk; chunk i depends only on (seed, i)."""
+        """(start row, ids int64, labels int64) chunk by chunk; chunk i depends only on (seed, i). The labels
+        are hard: the top class of soft targets."""
         for index, start in enumerate(range(0, n, CHUNK_SIZE)):
-            yield start, *self.generate_chunk(seed, index, min(CHUNK_SIZE, n - start))
+            ids, targets = self.generate_chunk(seed, index, min(CHUNK_SIZE, n - start))
+            yield start, ids, hard_labels(targets)
 
     def generate_chunk(self, seed: int, index: int, n: int = CHUNK_SIZE) -> tuple[torch.Tensor, torch.Tensor]:
-        """Chunk `index` of stream `seed` (its first `n` rows when n < CHUNK_SIZE)."""
+        """Chunk `index` of stream `seed` (its first `n` rows when n < CHUNK_SIZE): ids int64 [n, SEQ_LEN]
+        and the training targets, int64 class ids [n] or, with `prior.labels=posterior`, float32
+        probabilities [n, NUM_CLASSES]."""
         gen = torch.Generator().manual_seed(_chunk_seed(seed, index))
         rows = CHUNK_SIZE if n <= CHUNK_SIZE else n
         # One thread: these small, memory-bound ops gain little from more, and on a busy machine (the
@@ -673,13 +866,33 @@ class Synthesizer:
 
         ids, lengths, word = self._compose(n, meant, n_words, gen)
         ids, lengths = self._augment(ids, lengths, meant_variant, gen)
+        technical = None
+        if self._technical is not None:
+            technical = torch.rand(n, generator=gen) < cfg.technical.share
+            rows = torch.nonzero(technical).squeeze(1)
+            pick = torch.randint(self._technical.shape[0], (rows.numel(),), generator=gen)
+            ids.index_copy_(0, rows, self._technical.index_select(0, pick))
+            meant = torch.where(technical, self._technical_language, meant)
+            active = torch.where(technical, self._technical_language, active)
+            wrong = wrong & ~technical
+            meant_variant = torch.where(technical, self._technical_variant, meant_variant)
+            active_variant = torch.where(technical, self._technical_variant, active_variant)
+            labels = torch.where(technical, self._technical_class, labels)
 
         pair = meant_variant * len(self.layout_ids) + active_variant
         if self._ambiguous is not None:
             labels = self._label_ambiguous(labels, wrong, active, pair, word, n_words, gen)
+        targets: torch.Tensor = labels
+        if self._labeller is not None:
+            targets = self._labeller.targets(meant, active, pair, word, n_words, NUM_CLASSES)
+            if technical is not None:  # no words to read: as typed
+                targets[technical] = 0.0
+                targets[technical, self._technical_class] = 1.0
+            if cfg.prior.labels == "argmax":
+                targets = targets.argmax(1)
         ids.add_((pair * self._charset_size).to(torch.int32).unsqueeze(1))
         ids = self._conv.index_select(0, ids.view(-1)).view(n, SEQ_LEN)
-        return _replace_empty(ids, labels)
+        return _replace_empty(ids, targets)
 
     def _label_ambiguous(
         self,
@@ -816,6 +1029,11 @@ class Synthesizer:
         return ids, lengths
 
 
+def hard_labels(targets: torch.Tensor) -> torch.Tensor:
+    """Class ids of training targets: themselves when hard, the top class of soft [n, classes] ones."""
+    return targets if targets.ndim == 1 else targets.argmax(1)
+
+
 def _replace_empty(ids: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Rows whose every id is 0 (an English `w` typed on Apple Hebrew is a geresh, outside the alphabet)
     take the next non-empty row of the chunk: the app never classifies an empty text."""
@@ -846,12 +1064,6 @@ def _length_balanced(weights: list[torch.Tensor], lengths: list[torch.Tensor]) -
         scale = torch.where(share > 0, target / share.clamp(min=1e-300), torch.zeros_like(share))
         out.append(weight * scale.index_select(0, length.clamp(max=SEQ_LEN)))
     return out
-
-
-def _row_hashes(ids: torch.Tensor) -> np.ndarray:
-    """uint64 [N]: a polynomial hash of each row of ids (trailing padding, id 0, adds nothing)."""
-    powers = np.cumprod(np.full(ids.shape[1], 0x100000001B3, dtype=np.uint64), dtype=np.uint64)
-    return (ids.numpy().astype(np.uint64) * powers).sum(1, dtype=np.uint64)
 
 
 def _alias_table(weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -48,6 +48,8 @@ class SyntheticSource(DataSource):
         augment: Mapping[str, float] | None = None,
         ambiguous: Mapping[str, float] | None = None,
         length_balance: bool = False,
+        prior: Mapping[str, Any] | None = None,
+        technical: Mapping[str, Any] | None = None,
         layouts_dump: str | None = None,
         train_size: int = 250_000,
         val_size: int = 20_000,
@@ -70,6 +72,8 @@ class SyntheticSource(DataSource):
             augment=_plain(augment),
             ambiguous=_plain(ambiguous),
             length_balance=length_balance,
+            prior=_plain(prior),
+            technical=_plain(technical),
         )
         self._synth: Synthesizer | None = None
 
@@ -108,6 +112,9 @@ class SyntheticSource(DataSource):
 
     def train_batches(self, epoch: Callable[[], int]) -> SyntheticBatches:
         return SyntheticBatches(self.synthesizer(), self.train_size, self.batch_size, self.seed, epoch)
+
+    def label_meaning(self) -> dict[str, Any]:
+        return self.synthesizer().prior_description()
 
     def _describe(self) -> dict[str, Any]:
         return {
