@@ -13,7 +13,8 @@ import torch.nn.functional as F
 
 from layoutnet.contract import CLASS_TO_ID, CLASSES, NUM_CLASSES, class_name
 from layoutnet.data.readings import PRIOR_METADATA_KEY, joint_prior, prior_metadata, prior_spec
-from layoutnet.data.synth import AugmentSpec, SynthConfig, Synthesizer
+from layoutnet.data.settings import AugmentSettings
+from layoutnet.data.synth import SynthConfig, Synthesizer
 from layoutnet.data.words import load_words
 from layoutnet.errors import ConfigError
 from layoutnet.layouts import LayoutSet
@@ -22,7 +23,7 @@ from layoutnet.module import rewrite_penalty
 LEXICON = 25_000
 """Readings from each language's 25,000 most frequent words: enough for English `yt` (rank ~21,800), the
 rare word Russian `не` spells on the US layout."""
-NO_AUGMENT = {name: 0.0 for name in AugmentSpec.__dataclass_fields__ if name != "case_flip_rate"}
+NO_AUGMENT = {name: 0.0 for name in AugmentSettings.__dataclass_fields__ if name != "case_flip_rate"}
 LANGUAGES = {
     "en": {"vocab_size": 400, "layouts": {"us": 1.0}, "extra_letters": "'"},
     "ru": {"vocab_size": 400, "layouts": {"russianwin": 0.5, "russian": 0.5}},
@@ -44,7 +45,9 @@ def target_of(synth: Synthesizer, meant: str, word: str, meant_layout: str, acti
     """The soft label the synthesizer gives `word` of language `meant` typed from `meant_layout` on
     `active_layout` (the sample's own path: pair, global word index, the labeller)."""
     codes = synth.language_codes
-    active = next(code for code in codes if active_layout in synth.config.languages[codes.index(code)].layouts)
+    active = next(
+        code for code in codes if active_layout in synth.config.languages[codes.index(code)].layouts
+    )
     offset = sum(len(synth.wordlists[code]) for code in codes[: codes.index(meant)])
     index = offset + synth.wordlists[meant].words.index(word)
     n = len(synth.layout_ids)
@@ -120,7 +123,7 @@ def test_a_text_with_one_reading_keeps_its_generating_class(posterior):
 
 
 def test_the_hard_labels_of_posterior_data_are_its_top_class(posterior):
-    ids, targets = posterior.generate_chunk(seed=9, index=0, n=4096)
+    _, targets = posterior.generate_chunk(seed=9, index=0, n=4096)
     _, labels = next(iter(posterior.iter_chunks(4096, seed=9)))[1:]
     assert torch.equal(labels, targets.argmax(1))
     argmax = make({"lexicon_size": LEXICON, "labels": "argmax"})
@@ -169,9 +172,11 @@ def test_bad_prior_settings_are_refused_naming_the_key(options, key):
 
 
 def test_the_old_ambiguity_rule_only_goes_with_generating_labels():
-    with pytest.raises(ConfigError, match="ambiguous.typed_share"):
+    with pytest.raises(ConfigError, match=r"ambiguous\.typed_share"):
         SynthConfig.from_options(languages=LANGUAGES, ambiguous={"typed_share": 1.0})
-    SynthConfig.from_options(languages=LANGUAGES, ambiguous={"typed_share": 1.0}, prior={"labels": "generating"})
+    SynthConfig.from_options(
+        languages=LANGUAGES, ambiguous={"typed_share": 1.0}, prior={"labels": "generating"}
+    )
 
 
 def test_soft_targets_train_as_cross_entropy_with_probabilities():

@@ -19,6 +19,7 @@ from layoutnet.contract import CLASS_TO_ID, CLASSES, LANGUAGES, NUM_CLASSES
 from layoutnet.errors import ConfigError
 from layoutnet.models import count_parameters, model_family
 from layoutnet.models.registry import build_net, to_spec
+from layoutnet.modulesettings import ModuleSettings, module_defaults
 
 
 def warmup_cosine(warmup_steps: int, total_steps: int, min_lr_ratio: float) -> Callable[[int], float]:
@@ -98,20 +99,21 @@ class EmbeddingMixup:
 
 
 class LayoutClassifierModule(pl.LightningModule):
-    def __init__(
-        self,
-        net: Mapping[str, Any],
-        lr: float = 2e-3,
-        weight_decay: float = 0.01,
-        betas: tuple[float, float] = (0.9, 0.98),
-        warmup_steps: int = 200,
-        min_lr_ratio: float = 0.05,
-        label_smoothing: float = 0.05,
-        mixup_alpha: float = 0.0,
-        mixup_prob: float = 0.0,
-        harm_weight: float = 0.0,
-    ):
+    SETTINGS: type = ModuleSettings
+    """The settings this module takes besides `net`, with their defaults (their one home)."""
+
+    def __init__(self, net: Mapping[str, Any], **settings: Any):
         super().__init__()
+        values = module_defaults(self.SETTINGS)
+        unknown = sorted(set(settings) - set(values))
+        if unknown:
+            raise ConfigError(
+                unknown[0], settings[unknown[0]], f"is not a setting of {type(self).__name__}", sorted(values)
+            )
+        values.update(settings)
+        lr, weight_decay, warmup_steps = values["lr"], values["weight_decay"], values["warmup_steps"]
+        label_smoothing, harm_weight = values["label_smoothing"], values["harm_weight"]
+        mixup_alpha, mixup_prob = values["mixup_alpha"], values["mixup_prob"]
         check_optimizer_settings(lr, weight_decay, warmup_steps)
         if not 0.0 <= label_smoothing < 1.0:
             raise ConfigError("label_smoothing", label_smoothing, "must be in [0, 1)")
@@ -124,7 +126,7 @@ class LayoutClassifierModule(pl.LightningModule):
             self.net = build_net(self.net_spec)
         except ConfigError as exc:
             raise exc.under("net") from None
-        self.save_hyperparameters(ignore=["net"])
+        self.save_hyperparameters({**values, "betas": list(values["betas"])})
         self.mixup = EmbeddingMixup(self.net) if mixup_prob > 0 else None
         self.train_acc = MulticlassAccuracy(NUM_CLASSES, average="micro")
         self.train_loss = MeanMetric()

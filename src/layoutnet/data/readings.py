@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from layoutnet.contract import CLASS_TO_ID, PAD_ID, class_name
+from layoutnet.data.settings import PriorSettings, section
 from layoutnet.errors import ConfigError
 
 LABEL_MODES = ("posterior", "argmax", "generating")
@@ -38,42 +39,20 @@ LABEL_MODES = ("posterior", "argmax", "generating")
 the sample was generated with (meant language, active layout), whatever other readings the text has."""
 
 
-@dataclass(frozen=True)
-class PriorSpec:
-    """The typing prior (`data.prior`): how often each language is meant, and how often it is typed
-    while another language's layout is active."""
-
-    labels: str = "posterior"
-    typed: Mapping[str, float] = field(default_factory=dict)
-    """Language code -> relative share of text meant in it (a language left out: its `weight` in the data)."""
-    wrong_layout: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
-    """Meant language -> active language -> P(that layout is on | text meant in the language); a pair
-    left out: `default_wrong_layout`, or 0 when nobody types the active language (share 0). P(typed as
-    meant) is 1 minus the row's sum."""
-    default_wrong_layout: float = 0.05
-    lexicon_size: int | None = None
-    """Words per language whose frequencies count as readings (the most frequent first; at least the
-    vocabulary). None: the whole of wordfreq's list."""
-
-
-def prior_spec(options: Mapping[str, object] | None, codes: Sequence[str]) -> PriorSpec:
-    """A checked PriorSpec from plain values (`data.prior`); problems raise ConfigErrors naming the key."""
-    options = dict(options or {})
-    known = set(PriorSpec.__dataclass_fields__)
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise ConfigError(f"prior.{unknown[0]}", options[unknown[0]], "unknown setting", sorted(known))
-    labels = options.get("labels", PriorSpec.labels)
+def prior_spec(options: object, codes: Sequence[str]) -> PriorSettings:
+    """Checked PriorSettings from plain values (`data.prior`); a problem raises a ConfigError naming it."""
+    settings = section(options, PriorSettings, "prior")
+    labels = settings.labels
     if labels not in LABEL_MODES:
         raise ConfigError("prior.labels", labels, "unknown label mode", LABEL_MODES)
-    typed = dict(options.get("typed") or {})
+    typed = dict(settings.typed or {})
     for code, share in typed.items():
         if code not in codes:
             raise ConfigError(f"prior.typed.{code}", share, "is not a language of the data", list(codes))
         _check_number(f"prior.typed.{code}", share, upper=None)
-    default = options.get("default_wrong_layout", PriorSpec.default_wrong_layout)
+    default = settings.default_wrong_layout
     _check_number("prior.default_wrong_layout", default)
-    wrong = {str(k): dict(v or {}) for k, v in dict(options.get("wrong_layout") or {}).items()}
+    wrong = {str(k): dict(v or {}) for k, v in dict(settings.wrong_layout or {}).items()}
     for meant, row in wrong.items():
         if meant not in codes:
             raise ConfigError(
@@ -84,10 +63,10 @@ def prior_spec(options: Mapping[str, object] | None, codes: Sequence[str]) -> Pr
             if active not in codes or active == meant:
                 raise ConfigError(key, p, "must name another language of the data", list(codes))
             _check_number(key, p)
-    size = options.get("lexicon_size", PriorSpec.lexicon_size)
+    size = settings.lexicon_size
     if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
         raise ConfigError("prior.lexicon_size", size, "must be a positive whole number or null (every word)")
-    return PriorSpec(
+    return PriorSettings(
         labels=str(labels),
         typed={str(k): float(v) for k, v in typed.items()},
         wrong_layout={m: {a: float(p) for a, p in row.items()} for m, row in wrong.items()},
@@ -106,7 +85,7 @@ def _check_number(key: str, value: object, upper: float | None = 1.0) -> None:
 
 
 def joint_prior(
-    prior: PriorSpec, codes: Sequence[str], labels: Sequence[str], weights: Sequence[float]
+    prior: PriorSettings, codes: Sequence[str], labels: Sequence[str], weights: Sequence[float]
 ) -> np.ndarray:
     """float64 [n, n]: P(meant language i, active language j) of the data's languages under the prior
     (`weights`: the languages' weights in the data, the shares `prior.typed` leaves out).

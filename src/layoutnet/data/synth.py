@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
+from typing import Any
 
 import numpy as np
 import torch
@@ -20,12 +21,20 @@ from layoutnet.data import tablecache
 from layoutnet.data.readings import (
     Language,
     PosteriorLabeller,
-    PriorSpec,
     class_prior,
     joint_prior,
     prior_spec,
     ratio_tables,
     row_hashes,
+)
+from layoutnet.data.settings import (
+    AmbiguousSettings,
+    AugmentSettings,
+    LanguageSettings,
+    PriorSettings,
+    SyntheticSettings,
+    TechnicalSettings,
+    section,
 )
 from layoutnet.data.technical import technical_tokens
 from layoutnet.data.words import WordList, extra_chars, letter_set, load_words, wordfreq_version
@@ -47,31 +56,17 @@ _WORD_TABLES = (
 CHUNK_SIZE = 16384
 """Samples generated per step; chunk i of seed s always uses the same random stream."""
 
-DEFAULT_LANGUAGES: dict[str, dict[str, object]] = {
-    "en": {"weight": 1.0, "vocab_size": 30000, "layouts": {"us": 1.0}, "extra_letters": "'"},
-    "ru": {"weight": 1.0, "vocab_size": 30000, "layouts": {"russianwin": 0.7, "russian": 0.3}},
-    "he": {
-        "weight": 1.0,
-        "vocab_size": 30000,
-        "layouts": {"hebrew": 0.6, "hebrew_pc": 0.25, "hebrew_qwerty": 0.15},
-    },
-}
-
 
 @dataclass(frozen=True)
 class LanguageSpec:
-    """One language of the synthetic data (`data.languages.<code>`)."""
+    """One language of the synthetic data, checked: its code and its `LanguageSettings`."""
 
     code: str
-    weight: float = 1.0
-    """Relative share of samples meant in this language, and of wrong-layout samples typed on its layouts."""
-    vocab_size: int = 30000
-    layouts: Mapping[str, float] = field(default_factory=dict)
-    """Layout id -> relative weight of that variant (as the meant and as the active layout)."""
-    label_as: str | None = None
-    """Contract language whose classes this language's samples get (needed outside en/ru/he)."""
-    extra_letters: str = ""
-    """Characters besides letters a word may contain (English: the apostrophe)."""
+    weight: float
+    vocab_size: int
+    layouts: Mapping[str, float]
+    label_as: str | None
+    extra_letters: str
 
     @property
     def label_language(self) -> str:
@@ -79,99 +74,53 @@ class LanguageSpec:
 
 
 @dataclass(frozen=True)
-class AugmentSpec:
-    """Per-sample probability of each augmentation (`data.augment`)."""
-
-    capitalize: float = 0.15
-    all_caps: float = 0.03
-    case_flip: float = 0.03
-    case_flip_rate: float = 0.25
-    """Share of characters flipped in a sample picked for case_flip."""
-    swap: float = 0.03
-    delete: float = 0.03
-    duplicate: float = 0.03
-    neighbour_typo: float = 0.04
-    punctuation: float = 0.10
-    """Insert one digit or punctuation character of the meant layout (half of them at the end)."""
-
-
-@dataclass(frozen=True)
-class AmbiguousSpec:
-    """Wrong-layout samples whose typed text is also a real word of the active language (`data.ambiguous`).
-
-    `en` meant, typed on Hebrew, can show a real Hebrew word: the keys spell words in both languages, and
-    rewriting such a text is a wrong correction for everyone who meant the Hebrew word. A share
-    `typed_share` of these samples is labelled as typed correctly (the active language's class): 1.0 teaches
-    the model never to rewrite them, 0.5 to split its probability (it abstains at any threshold above ~0.5).
-    """
-
-    typed_share: float = 0.0
-    lexicon_size: int = 30000
-    """A text is a real word of a language when every word of it is among that language's
-    `lexicon_size` most frequent clean words."""
-
-
-@dataclass(frozen=True)
-class TechnicalSpec:
-    """Technical tokens mixed into the samples (`data.technical`, `layoutnet.data.technical`): hashes,
-    versions, pins, URLs, e-mail addresses, paths, identifiers, numbers with units, dates; labelled as typed
-    in `label_as`, the language whose layout types them."""
-
-    share: float = 0.0
-    label_as: str = "en"
-    pool_size: int = 65536
-    """Distinct tokens made once per synthesizer (from the data seed-free stream 0) and drawn from."""
-
-
-@dataclass(frozen=True)
 class SynthConfig:
+    """The synthesizer's checked settings. Built by `from_options` from plain values over the defaults of
+    `SyntheticSettings` (`layoutnet.data.settings`), their one home."""
+
     languages: tuple[LanguageSpec, ...]
-    flattening: float = 0.5
-    correct_layout_share: float = 0.5
-    word_count_weights: tuple[float, ...] = (0.6, 0.2, 0.12, 0.08)
-    length_balance: bool = False
+    flattening: float
+    correct_layout_share: float
+    word_count_weights: tuple[float, ...]
+    length_balance: bool
     """Reweigh each language's words so that every language has the same distribution of word lengths
     (the mean of their own): a text's length then says nothing about its meant language."""
-    augment: AugmentSpec = field(default_factory=AugmentSpec)
-    ambiguous: AmbiguousSpec = field(default_factory=AmbiguousSpec)
-    prior: PriorSpec = field(default_factory=PriorSpec)
-    technical: TechnicalSpec = field(default_factory=TechnicalSpec)
+    augment: AugmentSettings
+    ambiguous: AmbiguousSettings
+    prior: PriorSettings
+    technical: TechnicalSettings
 
     @property
     def max_words(self) -> int:
         return len(self.word_count_weights)
 
     @classmethod
-    def from_options(
-        cls,
-        languages: Mapping[str, Mapping[str, object]] | None = None,
-        flattening: float = 0.5,
-        correct_layout_share: float = 0.5,
-        word_count_weights: Sequence[float] = (0.6, 0.2, 0.12, 0.08),
-        augment: Mapping[str, float] | None = None,
-        ambiguous: Mapping[str, float] | None = None,
-        length_balance: bool = False,
-        prior: Mapping[str, object] | None = None,
-        technical: Mapping[str, object] | None = None,
-    ) -> SynthConfig:
-        """Checked config from plain values; every problem raises a ConfigError naming its key."""
-        languages = DEFAULT_LANGUAGES if languages is None else languages
+    def from_options(cls, **options: Any) -> SynthConfig:
+        """Checked config from plain values (the keys of `SyntheticSettings` that shape samples; a key left
+        out takes its default there); every problem raises a ConfigError naming its key."""
+        unknown = sorted(set(options) - set(SYNTH_KEYS))
+        if unknown:
+            raise ConfigError(
+                unknown[0], options[unknown[0]], "is not a setting of the synthesizer", SYNTH_KEYS
+            )
+        defaults = SyntheticSettings()
+        given = {
+            key: getattr(defaults, key) if options.get(key) is None else options[key] for key in SYNTH_KEYS
+        }
+        languages = given["languages"]
         if not isinstance(languages, Mapping) or not languages:
             raise ConfigError("languages", languages, "must map language codes to their settings")
         specs = []
-        allowed = {f.name for f in fields(LanguageSpec)} - {"code"}
-        for code, options in languages.items():
-            options = dict(options or {})
-            unknown = set(options) - allowed
-            if unknown:
-                raise ConfigError(f"languages.{code}", sorted(unknown), "unknown settings", sorted(allowed))
-            spec = LanguageSpec(code=str(code), **options)  # type: ignore[arg-type]
+        for code, settings in languages.items():
+            merged = section(settings, LanguageSettings, f"languages.{code}")
+            spec = LanguageSpec(code=str(code), **asdict(merged))
             _check_language(spec)
             specs.append(spec)
         if sum(spec.weight for spec in specs) <= 0:
             raise ConfigError("languages", [spec.code for spec in specs], "needs a language with weight > 0")
-        _check_probability("flattening", flattening, upper=None)
-        _check_probability("correct_layout_share", correct_layout_share)
+        _check_probability("flattening", given["flattening"], upper=None)
+        _check_probability("correct_layout_share", given["correct_layout_share"])
+        word_count_weights = given["word_count_weights"]
         weights = tuple(float(w) for w in word_count_weights)
         if not weights or any(w < 0 for w in weights) or sum(weights) <= 0:
             raise ConfigError(
@@ -181,72 +130,64 @@ class SynthConfig:
             )
         if weights[-1] == 0:
             weights = tuple(weights[: max(i for i, w in enumerate(weights) if w > 0) + 1])
-        augment = dict(augment or {})
-        known = {f.name for f in fields(AugmentSpec)}
-        unknown = set(augment) - known
-        if unknown:
-            raise ConfigError("augment", sorted(unknown), "unknown augmentations", sorted(known))
-        for key, value in augment.items():
+        augment = section(given["augment"], AugmentSettings, "augment")
+        for key, value in asdict(augment).items():
             _check_probability(f"augment.{key}", value)
-        if not isinstance(length_balance, bool):
-            raise ConfigError("length_balance", length_balance, "must be true or false")
-        prior_checked = prior_spec(prior, [spec.code for spec in specs])
-        ambiguous_checked = _ambiguous_spec(ambiguous)
-        if ambiguous_checked.typed_share > 0 and prior_checked.labels != "generating":
+        if not isinstance(given["length_balance"], bool):
+            raise ConfigError("length_balance", given["length_balance"], "must be true or false")
+        codes = [spec.code for spec in specs]
+        prior = prior_spec(given["prior"], codes)
+        ambiguous = _ambiguous_spec(section(given["ambiguous"], AmbiguousSettings, "ambiguous"))
+        if ambiguous.typed_share > 0 and prior.labels != "generating":
             raise ConfigError(
                 "ambiguous.typed_share",
-                ambiguous_checked.typed_share,
-                f"relabels texts that prior.labels={prior_checked.labels} already labels by their readings; "
+                ambiguous.typed_share,
+                f"relabels texts that prior.labels={prior.labels} already labels by their readings; "
                 "set ambiguous.typed_share=0, or prior.labels=generating to use the old rule",
             )
-        joint_prior(  # checks the shares
-            prior_checked,
-            [s.code for s in specs],
-            [s.label_language for s in specs],
-            [s.weight for s in specs],
-        )
+        joint_prior(prior, codes, [s.label_language for s in specs], [s.weight for s in specs])  # checks sums
         return cls(
             languages=tuple(specs),
-            flattening=float(flattening),
-            correct_layout_share=float(correct_layout_share),
+            flattening=float(given["flattening"]),
+            correct_layout_share=float(given["correct_layout_share"]),
             word_count_weights=weights,
-            length_balance=length_balance,
-            augment=AugmentSpec(**{k: float(v) for k, v in augment.items()}),
-            ambiguous=ambiguous_checked,
-            prior=prior_checked,
-            technical=_technical_spec(technical, [spec.code for spec in specs]),
+            length_balance=given["length_balance"],
+            augment=augment,
+            ambiguous=ambiguous,
+            prior=prior,
+            technical=_technical_spec(section(given["technical"], TechnicalSettings, "technical"), codes),
         )
 
 
-def _technical_spec(options: Mapping[str, object] | None, codes: Sequence[str]) -> TechnicalSpec:
-    options = dict(options or {})
-    known = {f.name for f in fields(TechnicalSpec)}
-    unknown = set(options) - known
-    if unknown:
-        raise ConfigError("technical", sorted(unknown), "unknown settings", sorted(known))
-    share = options.get("share", TechnicalSpec.share)
-    _check_probability("technical.share", share)
-    label_as = options.get("label_as", TechnicalSpec.label_as)
-    if float(share) > 0 and label_as not in codes:
-        raise ConfigError("technical.label_as", label_as, "must be a language of the data", list(codes))
-    size = options.get("pool_size", TechnicalSpec.pool_size)
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise ConfigError("technical.pool_size", size, "must be a positive whole number")
-    return TechnicalSpec(share=float(share), label_as=str(label_as), pool_size=size)
+SYNTH_KEYS: tuple[str, ...] = (
+    "languages",
+    "flattening",
+    "correct_layout_share",
+    "word_count_weights",
+    "length_balance",
+    "augment",
+    "ambiguous",
+    "prior",
+    "technical",
+)
+"""The keys of `SyntheticSettings` that shape the samples (the rest size and seed the splits)."""
 
 
-def _ambiguous_spec(options: Mapping[str, object] | None) -> AmbiguousSpec:
-    options = dict(options or {})
-    known = {f.name for f in fields(AmbiguousSpec)}
-    unknown = set(options) - known
-    if unknown:
-        raise ConfigError("ambiguous", sorted(unknown), "unknown settings", sorted(known))
-    share = options.get("typed_share", AmbiguousSpec.typed_share)
-    _check_probability("ambiguous.typed_share", share)
-    size = options.get("lexicon_size", AmbiguousSpec.lexicon_size)
+def _technical_spec(spec: TechnicalSettings, codes: Sequence[str]) -> TechnicalSettings:
+    _check_probability("technical.share", spec.share)
+    if spec.share > 0 and spec.label_as not in codes:
+        raise ConfigError("technical.label_as", spec.label_as, "must be a language of the data", list(codes))
+    if isinstance(spec.pool_size, bool) or not isinstance(spec.pool_size, int) or spec.pool_size < 1:
+        raise ConfigError("technical.pool_size", spec.pool_size, "must be a positive whole number")
+    return TechnicalSettings(share=float(spec.share), label_as=str(spec.label_as), pool_size=spec.pool_size)
+
+
+def _ambiguous_spec(spec: AmbiguousSettings) -> AmbiguousSettings:
+    _check_probability("ambiguous.typed_share", spec.typed_share)
+    size = spec.lexicon_size
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise ConfigError("ambiguous.lexicon_size", size, "must be a positive integer")
-    return AmbiguousSpec(typed_share=float(share), lexicon_size=size)
+    return AmbiguousSettings(typed_share=float(spec.typed_share), lexicon_size=size)
 
 
 def _check_probability(key: str, value: object, upper: float | None = 1.0) -> None:
@@ -786,11 +727,11 @@ class Synthesizer:
             "correct_layout_share": cfg.correct_layout_share,
             "word_count_weights": list(cfg.word_count_weights),
             "length_balance": cfg.length_balance,
-            "augment": {f.name: getattr(cfg.augment, f.name) for f in fields(AugmentSpec)},
-            "ambiguous": {f.name: getattr(cfg.ambiguous, f.name) for f in fields(AmbiguousSpec)},
+            "augment": {f.name: getattr(cfg.augment, f.name) for f in fields(AugmentSettings)},
+            "ambiguous": {f.name: getattr(cfg.ambiguous, f.name) for f in fields(AmbiguousSettings)},
             "expected_class_shares": {k: round(v, 6) for k, v in self.expected_class_shares().items()},
             "prior": self.prior_description(),
-            "technical": {f.name: getattr(cfg.technical, f.name) for f in fields(TechnicalSpec)},
+            "technical": {f.name: getattr(cfg.technical, f.name) for f in fields(TechnicalSettings)},
         }
 
     def prior_description(self) -> dict[str, object]:
