@@ -38,9 +38,11 @@ def run_module(
     full_error: bool = True,
     env: dict[str, str] | None = None,
     fresh: bool = False,
+    stdin: str | None = None,
 ) -> subprocess.CompletedProcess:
     """`python -m <module> <args>` as a user would type it (`full_error=False`: without
-    HYDRA_FULL_ERROR, so a refusal prints only its `error:` line; `env`: extra variables).
+    HYDRA_FULL_ERROR, so a refusal prints only its `error:` line; `env`: extra variables; `stdin`: the
+    text fed to the command on its stdin).
 
     By default the command runs as a fork of a warm interpreter (`tests/zygote.py`: the same
     `python -m` semantics without paying torch's and Lightning's imports each time); `fresh=True`
@@ -50,6 +52,7 @@ def run_module(
         done = subprocess.run(
             [sys.executable, "-m", module, *args],
             cwd=cwd,
+            input=stdin,
             capture_output=True,
             text=True,
             env={
@@ -61,7 +64,9 @@ def run_module(
             timeout=timeout,
         )
     else:
-        done = _zygote().run(module, args, cwd=cwd, timeout=timeout, full_error=full_error, env=env)
+        done = _zygote().run(
+            module, args, cwd=cwd, timeout=timeout, full_error=full_error, env=env, stdin=stdin
+        )
     if check:
         assert done.returncode == 0, done.stdout[-3000:] + "\n" + done.stderr[-3000:]
     return done
@@ -91,9 +96,12 @@ class Zygote:
         timeout: int = 300,
         full_error: bool = True,
         env: dict[str, str] | None = None,
+        stdin: str | None = None,
     ) -> subprocess.CompletedProcess:
         with tempfile.TemporaryDirectory() as tmp:
             out, err = Path(tmp) / "stdout", Path(tmp) / "stderr"
+            if stdin is not None:
+                (Path(tmp) / "stdin").write_text(stdin, encoding="utf-8")
             request = {
                 "module": module,
                 "args": list(args),
@@ -102,6 +110,7 @@ class Zygote:
                 "stdout": str(out),
                 "stderr": str(err),
                 "timeout": timeout,
+                "stdin": str(Path(tmp) / "stdin") if stdin is not None else None,
             }
             self.process.stdin.write(json.dumps(request) + "\n")
             self.process.stdin.flush()

@@ -12,7 +12,8 @@ the interpreter's own warnings look like, or that start other processes from `sy
 parallel launchers) pass `fresh=True` and get a real subprocess.
 
 Protocol (one JSON object per line): request `{"module", "args", "cwd", "env", "stdout", "stderr",
-"timeout"}`, answer `{"returncode"}`.
+"timeout"}` and optionally `"stdin"` (a file the command reads as its stdin; else /dev/null), answer
+`{"returncode"}`.
 """
 
 from __future__ import annotations
@@ -52,9 +53,9 @@ def _run_child(request: dict) -> None:
             handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             os.dup2(handle, fd)
             os.close(handle)
-        devnull = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(devnull, 0)
-        os.close(devnull)
+        stdin = os.open(request.get("stdin") or os.devnull, os.O_RDONLY)
+        os.dup2(stdin, 0)
+        os.close(stdin)
         sys.argv = [request["module"], *request["args"]]
         sys.path[0] = os.getcwd()  # what `python -m` puts first: the directory it was started in
         try:
