@@ -205,8 +205,9 @@ class Fixed:
 
 
 def test_predict_prints_no_change_below_the_threshold():
+    from layoutnet.correction import DEFAULT_LAYOUTS, Corrector
     from layoutnet.layouts import LayoutSet
-    from layoutnet.predict import DEFAULT_LAYOUTS, Corrector, predict_texts
+    from layoutnet.predict import predict_texts
 
     corrector = Corrector(LayoutSet.builtin(), DEFAULT_LAYOUTS)
     below = predict_texts(Fixed(0.7), corrector, ["ghbdtn"], top_k=1, threshold=0.8)[0]
