@@ -27,6 +27,7 @@ anyway as a strict xfail, so its fix turns the test red until the entry is remov
 from __future__ import annotations
 
 import copy
+import csv
 import functools
 import json
 import re
@@ -232,6 +233,9 @@ STAND_INS = (
     StandIn(r"^/path/to/model\.pth$", "v1_pth", "a legacy OMFK file: the app's real v1 model (../shared)"),
     StandIn(r"^/path/to/app/LayoutModel$", "new_folder", "a folder that does not exist yet"),
     StandIn(r"^(?:training_data|words)\.csv$", "csv", "a text,label CSV with every class"),
+    StandIn(
+        r"^(?:typed|my_typing)\.csv$", "pairs_csv", "a typed,expected CSV of lines typed on every layout"
+    ),
     StandIn(r"^words\.txt$", "words_txt", "lines of text to predict"),
     StandIn(r"^DIR$", "folder", "an existing folder"),
 )
@@ -245,6 +249,7 @@ INPUT_KEYS = (
     "init_from",
     "data.path",
     "data_path",
+    "pairs_path",
     "layouts_dump",
     "data.layouts_dump",
 )
@@ -286,6 +291,23 @@ class Made:
                     labels.append(meant if active == meant else f"{meant}_from_{active}")
         path = self.folder / "texts.csv"
         csvfile.write(path, texts, labels)
+        return path
+
+    @functools.cached_property
+    def pairs_csv(self) -> Path:
+        """Two-word lines typed as meant and on the other layouts, with what they meant."""
+        from layoutnet.layouts import LayoutSet
+
+        layouts = LayoutSet.builtin()
+        path = self.folder / "typed.csv"
+        with path.open("w", encoding="utf-8", newline="") as handle:
+            rows = csv.writer(handle)
+            rows.writerow(["typed", "expected"])
+            for meant, words in WORDS.items():
+                for active in WORDS:
+                    line = words[:2] if active == meant else words[2:4]
+                    typed = [layouts.convert(word, LAYOUT_OF[meant], LAYOUT_OF[active]) for word in line]
+                    rows.writerow([" ".join(typed), " ".join(line)])
         return path
 
     @functools.cached_property
