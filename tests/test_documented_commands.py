@@ -644,8 +644,8 @@ def test_every_doc_with_commands_is_read():
     for path in DOCS:
         if "```bash" in path.read_text(encoding="utf-8"):
             assert path.relative_to(REPO_ROOT).as_posix() in found, f"no command read from {path}"
-    daily = [c.text for c in documented_commands() if c.source == "README.md"]
-    assert "python -m layoutnet +experiment=smoke" in daily
+    readme = [c.words[:3] for c in documented_commands() if c.source == "README.md"]
+    assert ["python", "-m", "layoutnet"] in readme, "the README's daily commands were not read"
 
 
 def test_known_broken_entries_are_still_documented():
