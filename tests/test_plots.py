@@ -35,7 +35,7 @@ def _training_rows(second_group_lr: float | None) -> list[dict]:
 def test_identical_learning_rates_are_one_line_and_loss_is_log(tmp_path):
     _metrics_csv(tmp_path, _training_rows(None))
     loss, accuracy, rate = pictures.curve_panels(pictures.read_metrics_csv(tmp_path))
-    assert [label for label, _, _ in rate.lines] == ["lr-AdamW/pg1 = lr-AdamW/pg2"]
+    assert [label for label, _, _ in rate.lines] == ["AdamW, parameter groups 1 and 2"]
     # the first step's loss (2.2, over five times the rest) does not flatten the curve: log axis
     assert loss.scale == "log" and {label for label, _, _ in loss.lines} == {"train/loss_step", "val/loss"}
     assert accuracy.scale == "linear" and {label for label, _, _ in accuracy.lines} == {
@@ -49,7 +49,7 @@ def test_identical_learning_rates_are_one_line_and_loss_is_log(tmp_path):
 def test_distinct_schedules_keep_their_own_lines(tmp_path):
     _metrics_csv(tmp_path, _training_rows(0.1))
     rate = pictures.curve_panels(pictures.read_metrics_csv(tmp_path))[2]
-    assert [label for label, _, _ in rate.lines] == ["lr-AdamW/pg1", "lr-AdamW/pg2"]
+    assert [label for label, _, _ in rate.lines] == ["AdamW, parameter group 1", "AdamW, parameter group 2"]
 
 
 def test_a_loss_that_is_not_positive_stays_on_a_linear_axis():

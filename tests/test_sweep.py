@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 
 from layoutnet import summarize
 from layoutnet.config import build
-from layoutnet.reporting import pictures, sweepsummary
+from layoutnet.reporting import multirun, pictures, sweepsummary
 
 from .conftest import REPO_ROOT, run_module
 
@@ -180,7 +180,7 @@ def test_launcher_presets_compose():
     cfg = compose_train(["hydra/launcher=submitit_local"])
     assert cfg.hydra.launcher._target_.endswith("LocalLauncher")
     callbacks = cfg.hydra.callbacks
-    assert callbacks.sweep_summary._target_ == "layoutnet.reporting.sweepsummary.SweepSummaryCallback"
+    assert callbacks.sweep_summary._target_ == "layoutnet.reporting.multirun.SweepSummaryCallback"
 
 
 def _fake_job(sweep: Path, num: int, overrides: list[str], report: dict | None) -> Path:
@@ -256,7 +256,7 @@ def fake_sweep(tmp_path) -> Path:
 
 
 def test_summary_lists_every_job_with_its_error(fake_sweep):
-    paths = sweepsummary.write_summary(fake_sweep)
+    paths = multirun.write_summary(fake_sweep)
     assert paths == {
         "md": fake_sweep / "summary.md",
         "csv": fake_sweep / "summary.csv",
@@ -307,7 +307,7 @@ def test_summarize_command(fake_sweep, tmp_path, capsys):
 
 
 def test_callback_never_fails_the_sweep(tmp_path, caplog):
-    from layoutnet.reporting.sweepsummary import SweepSummaryCallback
+    from layoutnet.reporting.multirun import SweepSummaryCallback
 
     blocker = tmp_path / "file"
     blocker.write_text("not a directory", encoding="utf-8")
@@ -402,7 +402,7 @@ def test_summary_flags_jobs_that_train_the_same_network(tmp_path):
             yaml.safe_dump(_config(kernel, padding, seed, job)), "utf-8"
         )
     _fake_job(sweep, 6, ["model.net.kernel_size=5", "model.net.padding=crop", "seed=1"], None)  # no config
-    paths = sweepsummary.write_summary(sweep)
+    paths = multirun.write_summary(sweep)
     with paths["csv"].open(encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     # kernel 3: same == crop; kernel 2: they differ; another seed is another network; job 5 repeats job 3.
