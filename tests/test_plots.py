@@ -56,3 +56,28 @@ def test_a_loss_that_is_not_positive_stays_on_a_linear_axis():
     series = {"train/loss_step": [(0.0, 1.0), (1.0, 0.0)], "val/loss": [(1.0, -0.5)]}
     assert pictures.curve_panels(series)[0].scale == "linear"
     assert pictures.save_training_curves(Path("/nonexistent-run"), Path("/nonexistent-run/x.png")) is None
+
+
+def test_a_loss_within_one_decade_gets_several_plain_ticks():
+    # a smoke run's loss falls from 2.7 to 1.1: ticks 1.2 … 2.5, not 1.5 / 2 / 2.5 alone
+    ticks = pictures.log_ticks(1.1, 2.7)
+    assert len(ticks) >= 5 and min(ticks) <= 1.2 and all(1.1 <= t <= 2.7 for t in ticks)
+    assert pictures.log_ticks(3e-4, 1e-2, most=5) == [0.0005, 0.001, 0.002, 0.005, 0.01]
+
+
+def test_training_and_validation_keep_one_colour_in_every_panel(tmp_path):
+    _metrics_csv(tmp_path, _training_rows(None))
+    loss, accuracy, rate = pictures.curve_panels(pictures.read_metrics_csv(tmp_path))
+    colors = {
+        label: style["color"]
+        for panel in (loss, accuracy)
+        for (label, _, _), style in zip(panel.lines, panel.styles, strict=True)
+    }
+    assert colors["train/loss_step"] == colors["train/acc"] == pictures.TRAIN_COLOR
+    assert colors["val/loss"] == colors["val/acc"] == pictures.VAL_COLOR
+    assert {style["color"] for style in rate.styles}.isdisjoint({pictures.TRAIN_COLOR, pictures.VAL_COLOR})
+
+
+def test_corrections_picture_names_thresholds_as_the_app_applies_them():
+    assert pictures.threshold_label(0.0) == "any confidence"  # not "t=0.000"
+    assert pictures.threshold_label(0.85114) == "p ≥ 0.85"

@@ -380,6 +380,9 @@ def test_default_sweep_directory(tmp_path):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     (sweep,) = (tmp_path / "outputs" / "smoke" / "multiruns").iterdir()
     assert (sweep / "0" / "report.json").exists() and (sweep / "summary.md").exists()
+    assert (tmp_path / "outputs" / "smoke" / "latest_multirun").resolve() == sweep.resolve()
+    # the sweep's end says where its summary went, relative to where the command ran
+    assert f"summary md: outputs/smoke/multiruns/{sweep.name}/summary.md" in done.stdout
 
 
 def _config(kernel: int, padding: str, seed: int, job_dir: Path) -> dict:
@@ -494,6 +497,23 @@ def test_summary_picture_axes_failures_and_ticks(tmp_path, jobs):
     assert size.chosen == (chosen.artifact_size_bytes / 1024, chosen.artifact_accuracy)
     path = pictures.plot_summary(tmp_path / f"summary{jobs}.png", rows, f"{jobs} jobs", log_keys)
     assert path.stat().st_size > 5000
+
+
+def test_summary_picture_ticks_at_swept_values_and_keeps_jobs_on_their_category(tmp_path):
+    rows = [
+        sweepsummary.JobRow(str(i), tmp_path, "ok", [f"model.net.kernel_size={k}", f"model.net.padding={p}"])
+        for i, (k, p) in enumerate([(2, "same"), (2, "crop"), (3, "same"), (5, "same"), (5, "same")])
+    ]
+    for i, row in enumerate(rows):
+        row.val_accuracy = 0.9 + i / 100
+    kernel, padding = pictures.summary_panels(rows)[:2]
+    assert kernel.ticks == [(2.0, "2"), (3.0, "3"), (5.0, "5")]  # not 2.4, 3.2, 4.0, 4.8
+    # every job sits within the marked band of its category, in whatever order the jobs ran
+    category = {"same": 0.0, "crop": 1.0}
+    for x, _, job in padding.ok:
+        assert abs(x - category[rows[int(job)].params["model.net.padding"]]) <= pictures.CATEGORY_BAND
+    # swept values too close to label legibly (Optuna's continuous draws): even ticks instead
+    assert pictures.value_ticks({0.001: "0.001", 0.00102: "0.00102", 0.01: "0.01"}, "log") == []
 
 
 def test_category_ticks_are_thinned_to_stay_legible():

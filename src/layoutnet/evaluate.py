@@ -29,7 +29,13 @@ from layoutnet.evaluation import (
 )
 from layoutnet.modelfile import open_model
 from layoutnet.quality import THRESHOLD_SPLIT
-from layoutnet.reporting.console import format_share, print_evaluation, print_quality
+from layoutnet.reporting.console import (
+    display_path,
+    format_share,
+    print_evaluation,
+    print_quality,
+    print_title,
+)
 from layoutnet.reporting.pictures import save_confusion_matrix, save_tradeoff_curve
 from layoutnet.reporting.record import record
 from layoutnet.reporting.runreport import EVALUATION_SECTIONS, versions
@@ -43,6 +49,7 @@ def run_evaluate(cfg: DictConfig) -> dict:
         check_output_dir(cfg.output_dir)
     model_path = Path(scorer.source)
     data = csv_data(cfg.data_path) if cfg.get("data_path") else generated_test_data(cfg, model_path)
+    print_title(console, f"evaluation of {display_path(scorer.source)}")
     console.print(
         f"model: {escape(scorer.source)} ({escape(scorer.kind)}, scored by {escape(scorer.backend)})",
         soft_wrap=True,

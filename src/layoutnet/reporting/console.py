@@ -403,7 +403,7 @@ class _Column:
 
 
 def _sweep_table(columns: Sequence[_Column]) -> Table:
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True, show_edge=False)
     for column in columns:
         table.add_column(escape(column.header), no_wrap=True, justify="right" if column.right else "left")
     for i in range(len(columns[0].cells)):
