@@ -1,4 +1,4 @@
-"""The layout the README's "Project layout" section describes: commands are thin entry points that the
+"""The layout docs/architecture.md ("Project layout") describes: commands are thin entry points that the
 library never imports, no command imports another, and no module imports one that imports it back."""
 
 from __future__ import annotations

@@ -3,8 +3,8 @@ layoutnet's own checks) exactly one `error:` line naming the problem, before any
 
 One row per case: name, command module, arguments, and a fragment the error must contain. Arguments
 may use `{tmp}` (an empty directory), `{file}` (an existing regular file) and the placeholders a row's
-`setup(tmp_path) -> dict` returns. Append new cases at the end of CASES. README's "What layoutnet
-refuses" section lists the same cases.
+`setup(tmp_path) -> dict` returns. Append new cases at the end of CASES. docs/refusals.md describes
+the same refusals.
 """
 
 from __future__ import annotations
