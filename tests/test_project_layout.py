@@ -4,7 +4,14 @@ library never imports, no command imports another, and no module imports one tha
 from __future__ import annotations
 
 import ast
+import os
+import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
+
+import pytest
 
 import layoutnet
 
@@ -134,3 +141,50 @@ def test_the_cycle_finder_finds_a_loop_of_three_and_no_other():
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert import_cycles(graph) == [{"a", "b", "c"}]
     assert import_cycles({"a": {"b"}, "b": set()}) == []
+
+
+REPO = SRC.parents[1]
+needs_make = pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+
+
+@needs_make
+def test_make_bench_runs_every_benchmark_script():
+    done = subprocess.run(
+        ["make", "-n", "bench", "PYTHON=true"], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    ran = {line.split()[1] for line in done.stdout.splitlines() if line.startswith("true benchmarks/")}
+    assert ran == {f"benchmarks/{p.name}" for p in (REPO / "benchmarks").glob("bench_*.py")}
+
+
+@needs_make
+def test_make_installs_once_and_again_only_when_it_has_to(tmp_path):
+    """`make smoke`/`test`/`train` install through a stamp: a second call skips pip, a changed
+    pyproject.toml or a `layoutnet` that imports from elsewhere installs again."""
+    clone = tmp_path / "clone"
+    (clone / "src" / "layoutnet").mkdir(parents=True)
+    for name in ("Makefile", "pyproject.toml"):
+        shutil.copy(REPO / name, clone / name)
+    (clone / "src" / "layoutnet" / "__init__.py").write_text("", encoding="utf-8")
+    calls = tmp_path / "pip-calls"
+    python = tmp_path / "python"  # the real interpreter, except that `-m pip` only records its call
+    python.write_text(
+        f'#!/bin/sh\nif [ "$1 $2" = "-m pip" ]; then echo "$*" >> {calls}; exit 0; fi\n'
+        f'exec {sys.executable} "$@"\n',
+        encoding="utf-8",
+    )
+    python.chmod(0o755)
+
+    def install(env_path: Path) -> list[str]:
+        calls.unlink(missing_ok=True)
+        env = {**os.environ, "PYTHONPATH": str(env_path)}
+        subprocess.run(
+            ["make", "install", f"PYTHON={python}"], cwd=clone, env=env, check=True, capture_output=True
+        )
+        return calls.read_text(encoding="utf-8").splitlines() if calls.exists() else []
+
+    first = install(clone / "src")
+    assert first[0].startswith("-m pip install -q torch==") and "-e .[dev]" in first[1]  # torch first
+    assert install(clone / "src") == []  # up to date: nothing installed
+    os.utime(clone / "pyproject.toml", (time.time() + 5, time.time() + 5))
+    assert len(install(clone / "src")) == 2  # the dependencies changed
+    assert len(install(tmp_path / "elsewhere")) == 2  # layoutnet does not import from this clone
