@@ -497,11 +497,11 @@ def print_sweep_summary(
     legend += [COLUMN_NOTES[c.header] for c in columns if c.header in COLUMN_NOTES]
     below = [("columns", "; ".join(legend))] if legend else []
     print_fields(console, below + ([("every job", ", ".join(notes))] if notes else []))
-    for row in rows:
-        if row.duplicate_of is not None:
-            console.print(
-                f"[yellow]job {escape(row.job)}[/] trains the same network as job {escape(row.duplicate_of)}"
-            )
-    for row in rows:
-        if row.error:
-            console.print(f"[red]job {escape(row.job)}:[/] {escape(short_error(row.error, 300))}")
+    jobs = [
+        (f"job {row.job}", f"trains the same network as job {row.duplicate_of}")
+        for row in rows
+        if row.duplicate_of is not None
+    ]
+    jobs += [(f"job {row.job}", f"{row.status}: {short_error(row.error, 300)}") for row in rows if row.error]
+    if jobs:
+        print_fields(console, jobs)
