@@ -375,11 +375,12 @@ def _terminal_value(value: str) -> str:
     return value if number is None or len(value) <= 6 else f"{number:.3g}"
 
 
-def _abbreviation(name: str, taken: set[str]) -> str:
-    """A short header for a column: the initials of a `snake_case` name (`kernel_size` -> `ks`), else its
-    first four letters; a digit is added when that is taken."""
+def _abbreviation(name: str, width: int, taken: set[str]) -> str:
+    """A short header for a column: the initials of a `snake_case` name (`kernel_size` -> `ks`), else the
+    name cut to `width` (its values' width, at least 4: `experiment` over `smoke` -> `exper`); a digit is
+    added when that is taken."""
     words = [w for w in re.split(r"[._]", name) if w]
-    short = "".join(w[0] for w in words) if len(words) > 1 else name[:4]
+    short = "".join(w[0] for w in words) if len(words) > 1 else name[: max(width, 4)]
     candidate, n = short, 1
     while candidate in taken:
         n += 1
@@ -487,7 +488,7 @@ def print_sweep_summary(
         for column in columns:
             values = max(len(Text.from_markup(c).plain) for c in column.cells)
             if column.key is not None and len(column.header) > max(values, 4):
-                column.header = _abbreviation(column.header, taken)
+                column.header = _abbreviation(column.header, values, taken)
                 taken.add(column.header)
     tables = _pack(console, columns)
     for number, part in enumerate(tables, 1):
