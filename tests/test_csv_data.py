@@ -207,7 +207,7 @@ def test_synthetic_describe(synthetic: LayoutDataModule) -> None:
 def test_synthetic_module_config_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"^train_size=0"):
         SyntheticSource(train_size=0)
-    with pytest.raises(ConfigError, match=r"^augment="):
+    with pytest.raises(ConfigError, match=r"^augment\.typos="):
         SyntheticSource(augment={"typos": 0.2})
     with pytest.raises(ConfigError, match=r"^data\.languages\.en\.layouts\.russianwin"):
         SyntheticSource(languages={"en": {"layouts": {"russianwin": 1.0}}}).check()  # check() says data.

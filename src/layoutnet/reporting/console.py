@@ -18,7 +18,15 @@ from rich.table import Table
 from rich.text import Text
 
 from layoutnet.contract import CLASSES
-from layoutnet.quality import HARMFUL_BUDGETS, LENGTH_BUCKETS, budget_key
+from layoutnet.quality import (
+    ALL_SPLITS,
+    HARMFUL_BUDGETS,
+    LENGTH_BUCKETS,
+    SPLIT_GROUPS,
+    TYPED_RIGHT_OUTCOMES,
+    WRONG_LAYOUT_OUTCOMES,
+    budget_key,
+)
 from layoutnet.reporting.runreport import REPORT_FILE
 from layoutnet.reporting.sweepsummary import (
     JobRow,
@@ -243,7 +251,7 @@ def print_evaluation(result: dict, console: Console) -> None:
     console.print(f"overall accuracy {result['accuracy']:.4f} ({correct:,} of {result['samples']:,} rows)")
 
 
-_REALTEXT_NOTE = "real-text set (not trained on): words, sentences, short, ambiguous"
+_REALTEXT_NOTE = f"real-text set (not trained on): {', '.join(ALL_SPLITS)}"
 
 
 def print_quality(sets: dict[str, dict], console: Console) -> None:
@@ -283,6 +291,96 @@ def print_quality(sets: dict[str, dict], console: Console) -> None:
         "corrected to their class; t@0.1%: the lowest t keeping harm <= 0.1%",
         style="dim",
     )
+
+
+def print_threshold_figures(sets: dict[str, dict], threshold: float, origin: str, console: Console) -> None:
+    """What the app does at its correction threshold on each set (fixed, kept, rewritten) with the
+    expected calibration error, and the sets reported by group (SPLIT_GROUPS) by group, 80 columns."""
+    table = Table(title=f"at the correction threshold t={threshold:.4f} ({origin})", **NARROW)
+    for column in ("set", "rows", "fixed", "kept", "rewritten", "ECE"):
+        table.add_column(column, justify="left" if column == "set" else "right")
+    for name, summary in sets.items():
+        found = summary.get("at_threshold") or {}
+        ece = (summary.get("calibration") or {}).get("ece")
+        table.add_row(
+            name,
+            f"{summary['rows']:,}",
+            format_share(found.get("fixed")),
+            format_share(found.get("kept")),
+            format_share(found.get("rewritten")),
+            "—" if ece is None else f"{ece:.4f}",
+        )
+    console.print(table)
+    bins = next((s["calibration"]["bins"] for s in sets.values() if s.get("calibration")), None)
+    console.print(
+        "fixed: wrong-layout rows corrected at t; kept: correctly typed rows left alone;\n"
+        f"rewritten: correctly typed rows changed; ECE: expected calibration error of\n"
+        f"the top probability ({bins} equal-width bins)",
+        style="dim",
+    )
+    for name, summary in sets.items():
+        groups = (summary.get("at_threshold") or {}).get("groups")
+        if not groups:
+            continue
+        by = SPLIT_GROUPS[name][0] if name in SPLIT_GROUPS else "group"
+        table = Table(title=f"{name} at t={threshold:.4f}, by {by}", **NARROW)
+        for column in (by, "wrong", "fixed", "correct", "kept", "rewritten"):
+            table.add_column(column, justify="left" if column == by else "right")
+        for group, figures in groups.items():
+            table.add_row(
+                group,
+                f"{figures['wrong_layout_rows']:,}",
+                format_share(figures["fixed"]),
+                f"{figures['correct_rows']:,}",
+                format_share(figures["kept"]),
+                format_share(figures["rewritten"]),
+            )
+        console.print(table)
+
+
+PAIRS_SHOWN = 10
+"""Most confident wrong tokens printed (the report keeps `mistakes` of them)."""
+
+
+def print_pairs(result: dict, console: Console) -> None:
+    """Typed text scored token by token: fixed, missed, kept, harmed, and the most confident misses."""
+    console.print(
+        f"typed text token by token at t={result['threshold']:.4f}: {escape(Path(result['path']).name)}, "
+        f"{result['lines']:,} lines, {result['tokens']:,} tokens"
+    )
+    table = Table(**NARROW)
+    for column in ("tokens", "of", "share"):
+        table.add_column(column, justify="left" if column == "tokens" else "right")
+    for outcomes, total in (
+        (WRONG_LAYOUT_OUTCOMES, result["wrong_layout_tokens"]),
+        (TYPED_RIGHT_OUTCOMES, result["correct_tokens"]),
+    ):
+        for outcome in outcomes:
+            table.add_row(
+                outcome, f"{result['counts'][outcome]:,} of {total:,}", format_share(result[outcome])
+            )
+    table.add_row("lines all right", f"{result['lines_right']:,} of {result['lines']:,}", "")
+    console.print(table)
+    console.print(
+        "wrong-layout tokens are fixed, missed or miscorrected; correctly typed\n"
+        "tokens are kept or harmed (rewritten)",
+        style="dim",
+    )
+    if not result["worst"]:
+        return
+    table = Table(title="most confident wrong tokens", **NARROW)
+    for column in ("line", "typed", "expected", "output", "class", "p"):
+        table.add_column(column, justify="right" if column in ("line", "p") else "left", max_width=18)
+    for item in result["worst"][:PAIRS_SHOWN]:
+        table.add_row(
+            str(item["line"]),
+            escape(item["typed"]),
+            escape(item["expected"]),
+            escape(item["output"]),
+            SHORT_NAMES[item["class"]],
+            f"{item['probability']:.3f}",
+        )
+    console.print(table)
 
 
 # Export and validation ------------------------------------------------------------------------------------

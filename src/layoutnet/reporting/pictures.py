@@ -309,6 +309,70 @@ def save_tradeoff_curve(summaries: dict[str, dict], path: Path, title: str = "co
     return path
 
 
+def save_reliability_diagrams(summaries: dict[str, dict], path: Path, title: str = "calibration") -> Path:
+    """PNG: one reliability diagram per set (its `calibration`): accuracy of the rows in each bin of the top
+    probability against the bin's mean top probability (the diagonal is a perfectly calibrated model),
+    with the share of rows per bin underneath and the expected calibration error in the panel title."""
+    named = [
+        (name, summary["calibration"]) for name, summary in summaries.items() if summary.get("calibration")
+    ]
+    columns = min(3, max(1, len(named)))
+    rows = max(1, math.ceil(len(named) / columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 4.2 * rows), squeeze=False)
+    for ax in axes.flat[len(named) :]:
+        ax.set_visible(False)
+    for ax, (name, calibration) in zip(axes.flat, named, strict=False):
+        table = calibration["reliability"]
+        bins = table["bins"]
+        edges = np.linspace(0.0, 1.0, bins + 1)
+        total = max(1, sum(table["rows"]))
+        filled = [i for i, n in enumerate(table["rows"]) if n]
+        ax.bar(
+            [edges[i] for i in filled],
+            [table["accuracy"][i] for i in filled],
+            width=1.0 / bins,
+            align="edge",
+            color="C0",
+            edgecolor="white",
+            label="accuracy",
+        )
+        ax.plot(
+            [table["confidence"][i] for i in filled],
+            [table["accuracy"][i] for i in filled],
+            "o",
+            color="C1",
+            markersize=3,
+            label="at mean top probability",
+        )
+        ax.plot([0, 1], [0, 1], color="black", linestyle="--", linewidth=0.8)
+        share = ax.twinx()
+        share.bar(
+            edges[:-1],
+            [n / total for n in table["rows"]],
+            width=1.0 / bins,
+            align="edge",
+            color="grey",
+            alpha=0.3,
+        )
+        share.set_ylim(0, 4)  # the row shares stay in the bottom quarter
+        share.set_yticks([])
+        ece = calibration["ece"]
+        ax.set_title(f"{name}: ECE {'—' if ece is None else f'{ece:.4f}'}", fontsize=10)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("top probability")
+        ax.set_ylabel("accuracy")
+        ax.grid(alpha=0.3)
+    if named:
+        axes.flat[0].legend(fontsize=7, loc="upper left")
+    fig.suptitle(f"{title}; grey: share of rows per bin")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 # summary.png ---------------------------------------------------------------------------------------------
 
 # At most this many category labels (or swept values on a numeric axis) under one panel; beyond it every
