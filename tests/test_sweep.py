@@ -495,6 +495,8 @@ def test_summary_picture_axes_failures_and_ticks(tmp_path, jobs):
     assert set(size.groups) <= {"none", "int8"} and len(size.ok) == len(rows) - len(failed)
     chosen = sweepsummary.smallest_within_tolerance(rows)
     assert size.chosen == (chosen.artifact_size_bytes / 1024, chosen.artifact_accuracy)
+    # the red ring marks one job in every panel: the best by validation accuracy
+    assert size.best == (best.artifact_size_bytes / 1024, sweepsummary.row_accuracy(best))
     path = pictures.plot_summary(tmp_path / f"summary{jobs}.png", rows, f"{jobs} jobs", log_keys)
     assert path.stat().st_size > 5000
 

@@ -248,13 +248,15 @@ def save_tradeoff_curve(summaries: dict[str, dict], path: Path, title: str = "co
     harm within each budget marked and labelled. Linear axes throughout (shares are percentages)."""
     fig, (tradeoff, fixed_ax, harm_ax) = plt.subplots(1, 3, figsize=(16, 5.2))
     budgets = list(zip(HARMFUL_BUDGETS, BUDGET_MARKERS, strict=False))
-    most_harm = 0.0
+    most_harm = top_harm = 0.0  # the largest harm on a trade-off curve; on any curve
     for index, (name, summary) in enumerate(summaries.items()):
         curve = summary["curve"]
         color = f"C{index}"
         harmful = np.array([np.nan if h is None else 100 * h for h in curve["harmful"]])
         fixed = np.array([np.nan if f is None else 100 * f for f in curve["fixed"]])
-        most_harm = max(most_harm, float(np.nanmax(harmful)) if np.isfinite(harmful).any() else 0.0)
+        paired = np.isfinite(harmful) & np.isfinite(fixed)  # the points the trade-off panel can draw
+        most_harm = max(most_harm, float(np.max(harmful[paired])) if paired.any() else 0.0)
+        top_harm = max(top_harm, float(np.nanmax(harmful)) if np.isfinite(harmful).any() else 0.0)
         chosen = []
         for budget, marker in budgets:
             found = summary["thresholds"].get(budget_key(budget))
@@ -267,6 +269,8 @@ def save_tradeoff_curve(summaries: dict[str, dict], path: Path, title: str = "co
             chosen.append(f"{MARKER_SYMBOLS[marker]} {threshold_label(found['threshold'])}")
         # the chosen thresholds are named in the legend: labels beside the points would collide
         label = f"{name}: {', '.join(chosen)}" if chosen else name
+        if not paired.any():
+            label = f"{name}: no wrong-layout rows (harm only)"
         tradeoff.plot(harmful, fixed, color=color, label=label)
         fixed_ax.plot(curve["threshold"], fixed, color=color)
         harm_ax.plot(curve["threshold"], harmful, color=color)
@@ -282,7 +286,7 @@ def save_tradeoff_curve(summaries: dict[str, dict], path: Path, title: str = "co
     fixed_ax.set_ylim(0, 101)
     fixed_ax.set_ylabel("wrong-layout text fixed, %")
     fixed_ax.set_title("fixed, by threshold", fontsize=10)
-    harm_ax.set_ylim(bottom=-0.02 * max(most_harm, 1.0))
+    harm_ax.set_ylim(bottom=-0.02 * max(top_harm, 1.0))
     harm_ax.set_ylabel("correct text rewritten (harmful), %")
     harm_ax.set_title("harmful, by threshold (dotted: the budgets)", fontsize=10)
     for ax in (fixed_ax, harm_ax):
@@ -346,13 +350,13 @@ def save_reliability_diagrams(summaries: dict[str, dict], path: Path, title: str
         )
         ax.plot([0, 1], [0, 1], color="black", linestyle="--", linewidth=0.8)
         share = ax.twinx()
+        # narrow dark bars in the middle of each bin, so they show on top of the accuracy bars
         share.bar(
-            edges[:-1],
+            (edges[:-1] + edges[1:]) / 2,
             [n / total for n in table["rows"]],
-            width=1.0 / bins,
-            align="edge",
-            color="grey",
-            alpha=0.3,
+            width=0.35 / bins,
+            color="0.15",
+            label="share of rows",
         )
         share.set_ylim(0, 4)  # the row shares stay in the bottom quarter
         share.set_yticks([])
@@ -364,11 +368,24 @@ def save_reliability_diagrams(summaries: dict[str, dict], path: Path, title: str
         ax.set_ylabel("accuracy")
         ax.grid(alpha=0.3)
     if named:
-        axes.flat[0].legend(fontsize=7, loc="upper left")
-    fig.suptitle(f"{title}; grey: share of rows per bin")
-    fig.tight_layout()
+        handles = axes.flat[0].get_legend_handles_labels()
+        extra = plt.Rectangle((0, 0), 1, 1, color="0.15")
+        labels = [*handles[1], "share of rows (bottom quarter)"]
+        # one legend for the figure, above the panels: inside one it could cover a bar
+        fig.legend(
+            [*handles[0], extra],
+            labels,
+            fontsize=8,
+            loc="upper center",
+            ncol=columns,
+            frameon=False,
+            bbox_to_anchor=(0.5, 1 - 0.35 / fig.get_figheight()),
+        )
+    fig.suptitle(title)
+    legend_lines = math.ceil(3 / columns) if named else 0
+    fig.tight_layout(rect=(0, 0, 1, 1 - (0.45 + 0.2 * legend_lines) / fig.get_figheight()))
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -541,7 +558,6 @@ def summary_panels(
                 (row.artifact_size_bytes / 1024, row_accuracy(row), row.job)
             )
         chosen = smallest_within_tolerance(rows, tolerance)
-        top = max(sized, key=row_accuracy)
         scale = "log" if max(kib) / min(kib) > 20 else "linear"
         panels.append(
             Panel(
@@ -554,7 +570,8 @@ def summary_panels(
                 scale=scale,
                 ok=[(r.artifact_size_bytes / 1024, row_accuracy(r), r.job) for r in sized],
                 not_ok=[],
-                best=(top.artifact_size_bytes / 1024, row_accuracy(top)),
+                # the same job the other panels ring (best validation accuracy): one meaning per colour
+                best=(best.artifact_size_bytes / 1024, row_accuracy(best)) if best in sized else None,
                 chosen=None if chosen is None else (chosen.artifact_size_bytes / 1024, row_accuracy(chosen)),
                 ticks=_count_ticks(kib, scale),
                 groups=groups,
