@@ -76,7 +76,15 @@ def run_data_config(model_path: Path) -> tuple[DictConfig, Path] | None:
     except Exception as exc:
         raise DataError(f"{resolved} is not a readable run config ({type(exc).__name__}: {exc})") from exc
     data = run_cfg.get("data") if isinstance(run_cfg, DictConfig) else None
-    return (data, resolved) if isinstance(data, DictConfig) and "_target_" in data else None
+    if not (isinstance(data, DictConfig) and "_target_" in data):
+        return None
+    if data.get("_target_") == SYNTHETIC_TARGET and "prior" not in data:
+        # written before the typing prior: its samples were labelled as they were generated
+        data.prior = {"labels": "generating"}
+    return data, resolved
+
+
+SYNTHETIC_TARGET = "layoutnet.data.synthetic.SyntheticSource"
 
 
 def _data_given_on_command_line() -> bool:
