@@ -29,6 +29,7 @@ from layoutnet.contract import CLASSES
 from layoutnet.metrics import softmax
 from layoutnet.quality import (
     APP_BUDGET,
+    SPLIT_GROUPS,
     THRESHOLD_SPLIT,
     expected_calibration_error,
     load_realtext,
@@ -79,12 +80,15 @@ def figures(logits: dict[str, np.ndarray], splits: dict, synthetic: tuple[np.nda
     probs = {name: softmax(value) for name, value in logits.items()}
     words = splits[THRESHOLD_SPLIT]
     threshold = threshold_for(probs[THRESHOLD_SPLIT], words.labels, APP_BUDGET)["threshold"]
-    summary = {
-        name: quality_summary(split.texts, probs[name], split.labels, threshold)
-        for name, split in splits.items()
-    }
+    summary = {}
+    for name, split in splits.items():
+        _, group_of, order = SPLIT_GROUPS.get(name, (None, None, ()))
+        summary[name] = quality_summary(split.texts, probs[name], split.labels, threshold, group_of, order)
     frequent = summary["frequent"]["at_threshold"]
     groups = frequent.get("groups", {})
+    short_words = [groups[n] for n in ("2", "3") if n in groups]  # the 2-3-letter target
+    wrong = sum(g["wrong_layout_rows"] for g in short_words)
+    typed = sum(g["correct_rows"] for g in short_words)
     synthetic_logits, synthetic_labels = synthetic
     return {
         "threshold": threshold,
@@ -93,6 +97,8 @@ def figures(logits: dict[str, np.ndarray], splits: dict, synthetic: tuple[np.nda
         "frequent": {
             "fixed": frequent["fixed"],
             "kept": frequent["kept"],
+            "fixed_2_3": sum(g["fixed"] * g["wrong_layout_rows"] for g in short_words) / max(1, wrong),
+            "kept_2_3": sum(g["kept"] * g["correct_rows"] for g in short_words) / max(1, typed),
             "by_length": {name: {"fixed": g["fixed"], "kept": g["kept"]} for name, g in groups.items()},
         },
         "technical_rewritten": summary["technical"]["at_threshold"]["rewritten"],
