@@ -29,6 +29,7 @@ from layoutnet.contract import CLASSES
 from layoutnet.metrics import softmax
 from layoutnet.quality import (
     APP_BUDGET,
+    SPLIT_GROUPS,
     THRESHOLD_SPLIT,
     expected_calibration_error,
     load_realtext,
@@ -74,17 +75,36 @@ def run_data(run_dir: Path):
     return source
 
 
-def figures(logits: dict[str, np.ndarray], splits: dict, synthetic: tuple[np.ndarray, np.ndarray]) -> dict:
+def prior_weights(labels: np.ndarray, class_prior: dict[str, float]) -> np.ndarray:
+    """Row weights that give a labelled set the class mix of the typing prior (classes present only):
+    calibration as the probabilities mean it, on sets balanced over the classes or not."""
+    prior = np.array([class_prior[name] for name in CLASSES])
+    present = np.bincount(labels, minlength=len(CLASSES)).astype(np.float64)
+    share = present / present.sum()
+    wanted = np.where(present > 0, prior, 0.0)
+    wanted = wanted / wanted.sum() if wanted.sum() > 0 else share
+    return (wanted / np.where(share > 0, share, 1.0))[labels]
+
+
+def figures(
+    logits: dict[str, np.ndarray],
+    splits: dict,
+    synthetic: tuple[np.ndarray, np.ndarray],
+    class_prior: dict[str, float],
+) -> dict:
     """The row of one model (logits per real-text split and of the synthetic test set)."""
     probs = {name: softmax(value) for name, value in logits.items()}
     words = splits[THRESHOLD_SPLIT]
     threshold = threshold_for(probs[THRESHOLD_SPLIT], words.labels, APP_BUDGET)["threshold"]
-    summary = {
-        name: quality_summary(split.texts, probs[name], split.labels, threshold)
-        for name, split in splits.items()
-    }
+    summary = {}
+    for name, split in splits.items():
+        _, group_of, order = SPLIT_GROUPS.get(name, (None, None, ()))
+        summary[name] = quality_summary(split.texts, probs[name], split.labels, threshold, group_of, order)
     frequent = summary["frequent"]["at_threshold"]
     groups = frequent.get("groups", {})
+    short_words = [groups[n] for n in ("2", "3") if n in groups]  # the issue's 2-3-letter target
+    wrong = sum(g["wrong_layout_rows"] for g in short_words)
+    typed = sum(g["correct_rows"] for g in short_words)
     synthetic_logits, synthetic_labels = synthetic
     return {
         "threshold": threshold,
@@ -93,12 +113,20 @@ def figures(logits: dict[str, np.ndarray], splits: dict, synthetic: tuple[np.nda
         "frequent": {
             "fixed": frequent["fixed"],
             "kept": frequent["kept"],
+            "fixed_2_3": sum(g["fixed"] * g["wrong_layout_rows"] for g in short_words) / max(1, wrong),
+            "kept_2_3": sum(g["kept"] * g["correct_rows"] for g in short_words) / max(1, typed),
             "by_length": {name: {"fixed": g["fixed"], "kept": g["kept"]} for name, g in groups.items()},
         },
         "technical_rewritten": summary["technical"]["at_threshold"]["rewritten"],
         "ece": {
             "synthetic": expected_calibration_error(softmax(synthetic_logits), synthetic_labels),
             **{name: summary[name]["calibration"]["ece"] for name in summary},
+        },
+        "ece_under_prior": {
+            name: expected_calibration_error(
+                probs[name], split.labels, weights=prior_weights(split.labels, class_prior)
+            )
+            for name, split in splits.items()
         },
     }
 
@@ -113,21 +141,35 @@ def measure(name: str, run_dir: Path) -> dict:
     test_ids, test_labels = data.test_tensors()
     val_ids, val_labels = data.val_tensors()
     synthetic = (scorer.logits(test_ids), test_labels.numpy())
-    out = {"run": str(run_dir), "as_trained": figures(logits, splits, synthetic)}
+    meaning = (scorer.metadata.get("labels") or {}) if scorer.metadata else {}
+    class_prior = meaning.get("class_prior") or DEFAULT_CLASS_PRIOR
+    out = {"run": str(run_dir), "as_trained": figures(logits, splits, synthetic, class_prior)}
     temperature = fit_temperature(scorer.logits(val_ids), val_labels.numpy())
     out["temperature"] = temperature
     scaled = {split: value / temperature for split, value in logits.items()}
-    out["temperature_scaled"] = figures(scaled, splits, (synthetic[0] / temperature, synthetic[1]))
-    meaning = (scorer.metadata.get("labels") or {}) if scorer.metadata else {}
+    out["temperature_scaled"] = figures(
+        scaled, splits, (synthetic[0] / temperature, synthetic[1]), class_prior
+    )
     if meaning.get("labels") == "generating":
         prior = meaning["class_prior"]
         shares = data.describe()["expected_class_shares"]
         shift = np.array([np.log(prior[c] / shares[c]) if prior[c] > 0 else -30.0 for c in CLASSES])
         shifted = {split: value + shift for split, value in logits.items()}
         out["prior_shift"] = list(shift)
-        out["prior_shifted"] = figures(shifted, splits, (synthetic[0] + shift, synthetic[1]))
+        out["prior_shifted"] = figures(shifted, splits, (synthetic[0] + shift, synthetic[1]), class_prior)
     print(f"{name}: {json.dumps(out['as_trained'])}", flush=True)
     return out
+
+
+def _default_class_prior() -> dict[str, float]:
+    from layoutnet.data.readings import class_prior, joint_prior, prior_spec
+
+    codes = ["ru", "en", "he"]
+    return class_prior(joint_prior(prior_spec({}, codes), codes, codes, [1.0, 1.0, 1.0]), codes)
+
+
+DEFAULT_CLASS_PRIOR = _default_class_prior()
+"""The default typing prior's classes: for runs whose checkpoint records none (trained before it)."""
 
 
 def main() -> None:

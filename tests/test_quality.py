@@ -129,6 +129,13 @@ def test_expected_calibration_error_of_a_hand_computed_case():
         0.25 * abs(1 - 0.5) + 0.75 * abs(2 / 3 - (0.95 + 0.95 + 0.52) / 3)
     )
     assert quality.expected_calibration_error(np.zeros((0, 9)), np.zeros(0)) is None
+    # Weighted: the wrong 0.95 row counts 3 times, the others once. Bin 14: accuracy 1/4 (mean 0.95),
+    # gap 0.7 on 4 of 6; bin 7 unchanged, gap 0.49 on 2 of 6.
+    weights = np.array([1.0, 3.0, 1.0, 1.0])
+    assert quality.expected_calibration_error(probs, labels, weights=weights) == pytest.approx(
+        4 / 6 * 0.7 + 2 / 6 * 0.49
+    )
+    assert quality.reliability(probs, labels, weights=weights)["mass"][14] == 4.0
 
 
 def test_a_calibrated_model_has_a_small_error_and_an_overconfident_one_a_large_one():

@@ -38,11 +38,13 @@ from layoutnet.evaluation import (
 from layoutnet.modelfile import open_model
 from layoutnet.quality import AMBIGUOUS, CALIBRATION_BINS, THRESHOLD_SPLIT, stored_threshold
 from layoutnet.reporting.console import (
+    display_path,
     format_share,
     print_evaluation,
     print_pairs,
     print_quality,
     print_threshold_figures,
+    print_title,
 )
 from layoutnet.reporting.pictures import save_confusion_matrix, save_reliability_diagrams, save_tradeoff_curve
 from layoutnet.reporting.record import record
@@ -60,6 +62,7 @@ def run_evaluate(cfg: DictConfig) -> dict:
     pairs_path = cfg.get("pairs_path") or (shipped_pairs_path() if cfg.get("realtext", True) else None)
     pairs = csvfile.read_pairs(pairs_path) if pairs_path else None
     corrector = build_corrector(cfg) if pairs is not None else None
+    print_title(console, f"evaluation of {display_path(scorer.source)}")
     console.print(
         f"model: {escape(scorer.source)} ({escape(scorer.kind)}, scored by {escape(scorer.backend)})",
         soft_wrap=True,

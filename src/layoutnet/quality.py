@@ -324,37 +324,47 @@ CALIBRATION_BINS = 15
 """Equal-width bins of the top probability over [0, 1] for the expected calibration error."""
 
 
-def reliability(probs: np.ndarray, labels: np.ndarray, bins: int = CALIBRATION_BINS) -> dict:
+def reliability(
+    probs: np.ndarray, labels: np.ndarray, bins: int = CALIBRATION_BINS, weights: np.ndarray | None = None
+) -> dict:
     """The reliability table of the top probability: bin i holds the rows whose top probability lies in
     (i/bins, (i+1)/bins] (bin 0 also holds 0); per bin its `rows`, mean top probability (`confidence`) and
-    share of rows whose top class is the label (`accuracy`), None for an empty bin."""
+    share of rows whose top class is the label (`accuracy`), None for an empty bin. With `weights` (one per
+    row), means and `mass` are weighted: a set re-weighed to another class mix."""
     probs = np.asarray(probs, dtype=np.float64)
     labels = np.asarray(labels, dtype=np.int64)
     confidence = probs.max(axis=1) if len(probs) else np.zeros(0)
     hits = (probs.argmax(axis=1) == labels).astype(np.float64) if len(probs) else np.zeros(0)
+    weight = np.ones(len(confidence)) if weights is None else np.asarray(weights, dtype=np.float64)
     index = np.clip(np.ceil(confidence * bins).astype(np.int64) - 1, 0, bins - 1)
     rows = np.bincount(index, minlength=bins)
-    confidence_sum = np.bincount(index, weights=confidence, minlength=bins)
-    hit_sum = np.bincount(index, weights=hits, minlength=bins)
-    return {
+    mass = np.bincount(index, weights=weight, minlength=bins)
+    confidence_sum = np.bincount(index, weights=weight * confidence, minlength=bins)
+    hit_sum = np.bincount(index, weights=weight * hits, minlength=bins)
+    table = {
         "bins": bins,
         "rows": rows.tolist(),
-        "confidence": [float(c / n) if n else None for c, n in zip(confidence_sum, rows, strict=True)],
-        "accuracy": [float(h / n) if n else None for h, n in zip(hit_sum, rows, strict=True)],
+        "confidence": [float(c / m) if m > 0 else None for c, m in zip(confidence_sum, mass, strict=True)],
+        "accuracy": [float(h / m) if m > 0 else None for h, m in zip(hit_sum, mass, strict=True)],
     }
+    if weights is not None:
+        table["mass"] = mass.tolist()
+    return table
 
 
 def expected_calibration_error(
-    probs: np.ndarray, labels: np.ndarray, bins: int = CALIBRATION_BINS
+    probs: np.ndarray, labels: np.ndarray, bins: int = CALIBRATION_BINS, weights: np.ndarray | None = None
 ) -> float | None:
     """Expected calibration error of the top probability: sum over the bins of `reliability` of
-    (rows in the bin / all rows) * |accuracy - mean top probability|; None for no rows."""
-    table = reliability(probs, labels, bins)
-    total = sum(table["rows"])
+    (rows in the bin / all rows) * |accuracy - mean top probability|; None for no rows. With `weights`,
+    the rows count by their weight."""
+    table = reliability(probs, labels, bins, weights)
+    mass = table.get("mass", table["rows"])
+    total = sum(mass)
     if not total:
         return None
-    bins_of = zip(table["rows"], table["accuracy"], table["confidence"], strict=True)
-    return float(sum(n / total * abs(accuracy - confidence) for n, accuracy, confidence in bins_of if n))
+    bins_of = zip(mass, table["accuracy"], table["confidence"], strict=True)
+    return float(sum(m / total * abs(accuracy - confidence) for m, accuracy, confidence in bins_of if m))
 
 
 def calibration_summary(probs: np.ndarray, labels: np.ndarray, bins: int = CALIBRATION_BINS) -> dict:
