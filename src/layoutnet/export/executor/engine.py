@@ -36,10 +36,12 @@ Precision (`Graph(precision=...)`, `load_executor(..., precision=...)`), one of 
   weights included: MIL `const` outputs, NeuralNetwork layer weights) and outputs - while each op
   computes in float32, as a GPU storing fp16 tensors with fp32 arithmetic would; applies to
   NeuralNetworks and fp32 programs alike.
-- "fp16": fp16_storage plus true fp16 arithmetic inside every op (`OpContext.fp16`): each
-  intermediate step, every product and every partial sum of a reduction, matrix product or
-  convolution (summed in a pairwise tree), softmax, normalisation and activation is rounded to fp16
-  (see `kernels`, "true fp16 arithmetic").
+- "fp16_wide", "fp16", "fp16_sequential": fp16_storage plus true fp16 arithmetic inside every op
+  (`OpContext.fp16`): each intermediate step of softmax, normalisation and activation is rounded to
+  fp16, and the terms of every reduction, matrix product and convolution are summed as
+  `OpContext.accumulation` says (`ACCUMULATION_OF`): fp16 products into a wide accumulator
+  ("fp16_wide"), fp16 products in a pairwise fp16 tree ("fp16"), or one running fp16 sum
+  ("fp16_sequential"); see `kernels`, "true fp16 arithmetic".
 
 Ops that only move or select values (transpose, concat, max, relu, ...) skip the rounding when
 their inputs are fp16 already.
@@ -47,6 +49,7 @@ their inputs are fp16 already.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -60,8 +63,14 @@ from layoutnet.export.executor import kernels
 
 Shape = tuple[int, ...]
 
-PRECISIONS = ("declared", "fp32", "fp16_storage", "fp16")
+PRECISIONS = ("declared", "fp32", "fp16_storage", "fp16_wide", "fp16", "fp16_sequential")
 """Precision modes of the executor (see the module docstring)."""
+
+ACCUMULATION_OF = {"fp16_wide": "wide", "fp16": "tree", "fp16_sequential": "sequential"}
+"""The precisions with true fp16 arithmetic, and how each sums (`kernels.ACCUMULATIONS`)."""
+
+FP16_STORED = ("fp16_storage", *ACCUMULATION_OF)
+"""The precisions that store every floating value (inputs, weights, outputs) as fp16."""
 
 
 class UnsupportedOpError(ExportError):
@@ -103,7 +112,13 @@ class OpContext:
     op_type: str
     batch: int | None  # N when this node runs on N stacked samples (axis 0), else None
     batched: frozenset[str]  # parameters whose argument carries the batch axis
-    fp16: bool = False  # compute in true fp16 arithmetic (precision "fp16")
+    fp16: bool = False  # compute in true fp16 arithmetic (the precisions of ACCUMULATION_OF)
+    accumulation: str = "tree"  # how fp16 arithmetic sums (kernels.ACCUMULATIONS)
+
+    def pick(self, fp32: Callable[..., Any], fp16: Callable[..., Any]) -> Callable[..., Any]:
+        """The kernel to run: `fp32`, or under fp16 arithmetic `fp16` summing as `accumulation` says
+        (an fp16 kernel of `kernels` taking the `accumulation` keyword)."""
+        return functools.partial(fp16, accumulation=self.accumulation) if self.fp16 else fp32
 
 
 @dataclass(frozen=True)
@@ -246,14 +261,14 @@ def _effective_dtype(dtype: np.dtype | None, precision: str) -> np.dtype | None:
         return dtype
     if precision == "fp32":
         return np.dtype(np.float32)
-    if precision in ("fp16_storage", "fp16"):
+    if precision in FP16_STORED:
         return _FP16
     return dtype
 
 
 def _round_const(value: Any, precision: str) -> Any:
     """Inline floating constants as an op sees them under `precision` (fp16 modes: fp16 values)."""
-    if precision in ("fp16_storage", "fp16") and isinstance(value, np.ndarray | np.floating):
+    if precision in FP16_STORED and isinstance(value, np.ndarray | np.floating):
         arr = np.asarray(value)
         if arr.dtype.kind == "f":
             return kernels.round_to_fp16(arr)
@@ -441,7 +456,12 @@ class Graph:
             values = [_as_compute(env[key]) if is_value else key for is_value, key in refs]
             args[param] = values if param in node.variadic else values[0]
         ctx = OpContext(
-            node.name, node.op_type, batch if step.batched else None, step.batched, self.precision == "fp16"
+            node.name,
+            node.op_type,
+            batch if step.batched else None,
+            step.batched,
+            self.precision in ACCUMULATION_OF,
+            ACCUMULATION_OF.get(self.precision, "tree"),
         )
         try:
             result = node.impl(ctx, args)
@@ -483,7 +503,7 @@ class Graph:
 
 def _floats_all_fp16(step: _Step, typed: dict[str, np.dtype], precision: str) -> bool:
     """Whether every floating input of the step is typed fp16 (so holds fp16-exact values)."""
-    if precision in ("fp16_storage", "fp16"):
+    if precision in FP16_STORED:
         return True  # inputs, inline constants and weights are all rounded to fp16
     for _, refs in step.args:
         for is_value, key in refs:

@@ -329,7 +329,7 @@ def _reduction(fn: Callable[..., np.ndarray], fn16: Callable[..., np.ndarray] | 
     def op(ctx: OpContext, x: np.ndarray, axes: Any = None, keep_dims: Any = False) -> np.ndarray:
         axis = None if axes is None else tuple(normalize_axes(axes, x.ndim))
         if ctx.fp16 and fn16 is not None:
-            return fn16(x, axis, bool(_scalar(keep_dims)))
+            return ctx.pick(fn, fn16)(x, axis, bool(_scalar(keep_dims)))
         return fn(x, axis=axis, keepdims=bool(_scalar(keep_dims)))
 
     op.__doc__ = f"{fn.__name__} over `axes` (all when absent)"
@@ -351,9 +351,7 @@ for _name, (_fn, _fn16) in _REDUCTIONS.items():
 
 @mil_op("softmax", batch=axes_rule("axis"))
 def softmax(ctx: OpContext, x: np.ndarray, axis: Any = -1) -> np.ndarray:
-    if ctx.fp16:
-        return kernels.softmax16(x, int(_scalar(axis)))
-    return kernels.softmax(x, int(_scalar(axis)))
+    return ctx.pick(kernels.softmax, kernels.softmax16)(x, int(_scalar(axis)))
 
 
 # ----------------------------------------------------------------------------- linear algebra
@@ -361,7 +359,7 @@ def softmax(ctx: OpContext, x: np.ndarray, axis: Any = -1) -> np.ndarray:
 
 @mil_op("linear", batch=all_of(only_batched("x"), leading_rule(2)))
 def linear(ctx: OpContext, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
-    return (kernels.linear16 if ctx.fp16 else kernels.linear)(x, weight, bias)
+    return ctx.pick(kernels.linear, kernels.linear16)(x, weight, bias)
 
 
 def _matmul_rule(info: BatchInfo) -> str | None:
@@ -386,7 +384,7 @@ def matmul(
         x = np.swapaxes(x, -1, -2)
     if bool(_scalar(transpose_y)) and y.ndim >= 2:
         y = np.swapaxes(y, -1, -2)
-    return (kernels.matmul16 if ctx.fp16 else kernels.matmul)(x, y)
+    return ctx.pick(kernels.matmul, kernels.matmul16)(x, y)
 
 
 # ----------------------------------------------------------------------------- convolution, pooling
@@ -431,7 +429,9 @@ def conv(
     strides = _ints(strides) if strides is not None else [1] * nsp
     dilations = _ints(dilations) if dilations is not None else [1] * nsp
     pads = _pads(_str(pad_type), pad, x.shape[2:], weight.shape[2:], strides, dilations)
-    return kernels.conv(x, weight, bias, strides, dilations, pads, int(_scalar(groups)), fp16=ctx.fp16)
+    return kernels.conv(
+        x, weight, bias, strides, dilations, pads, int(_scalar(groups)), ctx.fp16, ctx.accumulation
+    )
 
 
 def _pool(kind: str) -> Callable[..., Any]:
@@ -462,7 +462,7 @@ def _pool(kind: str) -> Callable[..., Any]:
                 grown.append((lo, hi + extra))
             pads = grown
         exclude = bool(_scalar(exclude_padding_from_average))
-        return kernels.pool(x, kind, kernel, strides, pads, exclude, fp16=ctx.fp16)
+        return kernels.pool(x, kind, kernel, strides, pads, exclude, ctx.fp16, ctx.accumulation)
 
     op.__doc__ = f"{kind} pooling over the spatial axes of [N, C, *S]"
     return op
@@ -506,8 +506,8 @@ def layer_norm(
     epsilon: Any = 1e-5,
 ) -> np.ndarray:
     axes = list(range(x.ndim)) if axes is None else sorted(normalize_axes(axes, x.ndim))
-    normalize = kernels.normalize16 if ctx.fp16 else kernels.normalize
-    y = normalize(x, axes, float(_scalar(epsilon)))
+    eps = float(_scalar(epsilon))
+    y = ctx.pick(kernels.normalize, kernels.normalize16)(x, axes, eps)
     shape = [x.shape[i] if i in axes else 1 for i in range(x.ndim)]
     if gamma is not None:
         y = _r(ctx, y * gamma.reshape(shape))

@@ -276,7 +276,7 @@ def _prepare_inner_product(params: Any) -> Any:
 @nn_layer("innerProduct", prepare=_prepare_inner_product, batch=leading_rule(2))
 def inner_product(ctx: OpContext, p: Any, x: np.ndarray) -> np.ndarray:
     out_ch = p.weight.shape[0]
-    linear = kernels.linear16 if ctx.fp16 else kernels.linear
+    linear = ctx.pick(kernels.linear, kernels.linear16)
     if x.ndim <= 3:
         return linear(x, p.weight, p.bias)
     if x.ndim == 4:
@@ -310,10 +310,10 @@ def batched_matmul(ctx: OpContext, p: Any, a: np.ndarray, b: np.ndarray | None =
     if p.ta and a.ndim >= 2:
         a = np.swapaxes(a, -1, -2)
     if b is None:
-        return (kernels.linear16 if ctx.fp16 else kernels.linear)(a, p.weight, p.bias)
+        return ctx.pick(kernels.linear, kernels.linear16)(a, p.weight, p.bias)
     if p.tb and b.ndim >= 2:
         b = np.swapaxes(b, -1, -2)
-    return (kernels.matmul16 if ctx.fp16 else kernels.matmul)(a, b)
+    return ctx.pick(kernels.matmul, kernels.matmul16)(a, b)
 
 
 # ----------------------------------------------------------------------------- convolution, pooling, padding
@@ -374,7 +374,15 @@ def convolution(ctx: OpContext, p: Any, x: np.ndarray) -> np.ndarray:
     else:
         pads = _border(p.params.valid.paddingAmounts)
     y = kernels.conv(
-        x.reshape(-1, c, h, w), p.weight, p.bias, p.strides, p.dilations, pads, p.groups, fp16=ctx.fp16
+        x.reshape(-1, c, h, w),
+        p.weight,
+        p.bias,
+        p.strides,
+        p.dilations,
+        pads,
+        p.groups,
+        ctx.fp16,
+        ctx.accumulation,
     )
     return y.reshape(*lead, *y.shape[1:])
 
@@ -398,9 +406,7 @@ def pooling(ctx: OpContext, p: Any, x: np.ndarray) -> np.ndarray:
     if q.globalPooling:
         if p.kind == "max":
             return np.max(x, axis=(-2, -1), keepdims=True)
-        if ctx.fp16:
-            return kernels.mean16(x, (-2, -1), keepdims=True)
-        return np.mean(x, axis=(-2, -1), keepdims=True)
+        return ctx.pick(np.mean, kernels.mean16)(x, (-2, -1), keepdims=True)
     sizes = x.shape[-2:]
     if p.padding == "same":
         pads = _same(sizes, tuple(p.kernel), p.strides, [1, 1], q.same.asymmetryMode == 1)
@@ -414,7 +420,8 @@ def pooling(ctx: OpContext, p: Any, x: np.ndarray) -> np.ndarray:
             pads.append((pad, max((out - 1) * s + k - size - pad, 0)))
     else:
         pads = _border(q.valid.paddingAmounts)
-    return kernels.pool(x, p.kind, p.kernel, p.strides, pads, bool(q.avgPoolExcludePadding), fp16=ctx.fp16)
+    exclude = bool(q.avgPoolExcludePadding)
+    return kernels.pool(x, p.kind, p.kernel, p.strides, pads, exclude, ctx.fp16, ctx.accumulation)
 
 
 def _prepare_padding(params: Any) -> Any:
@@ -465,10 +472,8 @@ def mvn(ctx: OpContext, p: Any, x: np.ndarray) -> np.ndarray:
     in converted models."""
     axes = (-3, -2, -1) if p.acrossChannels else (-2, -1)
     if not p.normalizeVariance:
-        mean = kernels.mean16(x, axes, keepdims=True) if ctx.fp16 else np.mean(x, axis=axes, keepdims=True)
-        return x - mean
-    normalize = kernels.normalize16 if ctx.fp16 else kernels.normalize
-    return normalize(x, [a % x.ndim for a in axes], p.epsilon)
+        return x - ctx.pick(np.mean, kernels.mean16)(x, axes, keepdims=True)
+    return ctx.pick(kernels.normalize, kernels.normalize16)(x, [a % x.ndim for a in axes], p.epsilon)
 
 
 def _prepare_scale(params: Any) -> Any:
@@ -507,7 +512,7 @@ def _layer_norm_rule(info: BatchInfo) -> str | None:
 @nn_layer("layerNormalization", prepare=_prepare_layer_norm, batch=_layer_norm_rule)
 def layer_normalization(ctx: OpContext, p: Any, x: np.ndarray) -> np.ndarray:
     axes = list(range(x.ndim - len(p.shape), x.ndim))
-    y = (kernels.normalize16 if ctx.fp16 else kernels.normalize)(x, axes, p.eps)
+    y = ctx.pick(kernels.normalize, kernels.normalize16)(x, axes, p.eps)
     if p.gamma is not None:
         y = _fp16_steps(ctx)(y * p.gamma)
     return y + p.beta if p.beta is not None else y
@@ -540,7 +545,7 @@ def _reduce(fn: Callable[..., np.ndarray], fn16: Callable[..., np.ndarray] | Non
     def layer(ctx: OpContext, p: Any, x: np.ndarray) -> np.ndarray:
         axis = None if p.reduceAll else tuple(normalize_axes(list(p.axes), x.ndim))
         if ctx.fp16 and fn16 is not None:
-            return fn16(x, axis, bool(p.keepDims))
+            return ctx.pick(fn, fn16)(x, axis, bool(p.keepDims))
         return fn(x, axis=axis, keepdims=bool(p.keepDims))
 
     layer.__doc__ = f"{fn.__name__} over `axes` (all with reduceAll)"
@@ -559,12 +564,12 @@ for _name, (_fn, _fn16) in {
 
 @nn_layer("softmaxND", batch=_axes_param_rule(lambda params: params.axis))
 def softmax_nd(ctx: OpContext, p: Any, x: np.ndarray) -> np.ndarray:
-    return (kernels.softmax16 if ctx.fp16 else kernels.softmax)(x, int(p.axis))
+    return ctx.pick(kernels.softmax, kernels.softmax16)(x, int(p.axis))
 
 
 @nn_layer("softmax", batch=_axes_param_rule(lambda params: -3))
 def softmax(ctx: OpContext, p: Any, x: np.ndarray) -> np.ndarray:
-    return (kernels.softmax16 if ctx.fp16 else kernels.softmax)(x, -3)
+    return ctx.pick(kernels.softmax, kernels.softmax16)(x, -3)
 
 
 # ----------------------------------------------------------------------------- shape and layout

@@ -16,7 +16,7 @@ import numpy as np
 
 from layoutnet.errors import ExportError
 from layoutnet.export.executor import kernels
-from layoutnet.export.executor.engine import Const, Graph, Node, OpContext, Unsupported
+from layoutnet.export.executor.engine import FP16_STORED, Const, Graph, Node, OpContext, Unsupported
 from layoutnet.export.executor.nn_layers import NN_LAYERS, NnLayer
 
 _EXACT_ARRAY_MAPPING = 1
@@ -76,7 +76,7 @@ def load_network(spec: Any, source: str, precision: str = "declared") -> Graph:
         params = getattr(layer, kind_name)
         try:
             prepared = registered.prepare(params)
-            if precision in ("fp16_storage", "fp16"):
+            if precision in FP16_STORED:
                 prepared = _fp16_weights(prepared)
         except Unsupported as exc:
             unsupported.setdefault(f"{kind_name} ({exc})", []).append(repr(layer.name))
