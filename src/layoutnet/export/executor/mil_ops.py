@@ -351,6 +351,7 @@ for _name, (_fn, _fn16) in _REDUCTIONS.items():
 
 @mil_op("softmax", batch=axes_rule("axis"))
 def softmax(ctx: OpContext, x: np.ndarray, axis: Any = -1) -> np.ndarray:
+    """exp(x - max) / sum over `axis` (fp16: every step rounded, summed in ctx.accumulation order)."""
     return ctx.pick(kernels.softmax, kernels.softmax16)(x, int(_scalar(axis)))
 
 
@@ -359,6 +360,7 @@ def softmax(ctx: OpContext, x: np.ndarray, axis: Any = -1) -> np.ndarray:
 
 @mil_op("linear", batch=all_of(only_batched("x"), leading_rule(2)))
 def linear(ctx: OpContext, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
+    """x @ weight.T + bias over the last axis of x (weight [out, in])."""
     return ctx.pick(kernels.linear, kernels.linear16)(x, weight, bias)
 
 
@@ -380,6 +382,7 @@ def _matmul_rule(info: BatchInfo) -> str | None:
 def matmul(
     ctx: OpContext, x: np.ndarray, y: np.ndarray, transpose_x: Any = False, transpose_y: Any = False
 ) -> np.ndarray:
+    """x @ y with numpy broadcasting, either side transposed first (transpose_x / transpose_y)."""
     if bool(_scalar(transpose_x)) and x.ndim >= 2:
         x = np.swapaxes(x, -1, -2)
     if bool(_scalar(transpose_y)) and y.ndim >= 2:
@@ -425,6 +428,7 @@ def conv(
     dilations: Any = None,
     groups: Any = 1,
 ) -> np.ndarray:
+    """N-d cross-correlation of x [N, C, *S] with weight [O, C/groups, *K], MIL padding modes."""
     nsp = weight.ndim - 2
     strides = _ints(strides) if strides is not None else [1] * nsp
     dilations = _ints(dilations) if dilations is not None else [1] * nsp
@@ -505,6 +509,7 @@ def layer_norm(
     beta: np.ndarray | None = None,
     epsilon: Any = 1e-5,
 ) -> np.ndarray:
+    """(x - mean) / sqrt(var + epsilon) over `axes` (all when absent), then * gamma + beta."""
     axes = list(range(x.ndim)) if axes is None else sorted(normalize_axes(axes, x.ndim))
     eps = float(_scalar(epsilon))
     y = ctx.pick(kernels.normalize, kernels.normalize16)(x, axes, eps)

@@ -275,6 +275,7 @@ def _prepare_inner_product(params: Any) -> Any:
 
 @nn_layer("innerProduct", prepare=_prepare_inner_product, batch=leading_rule(2))
 def inner_product(ctx: OpContext, p: Any, x: np.ndarray) -> np.ndarray:
+    """x @ weight.T + bias over the last axis (rank <= 3) or over C*H*W of [..., C, 1, 1] inputs."""
     out_ch = p.weight.shape[0]
     linear = ctx.pick(kernels.linear, kernels.linear16)
     if x.ndim <= 3:
@@ -307,6 +308,7 @@ def _batched_matmul_rule(info: BatchInfo) -> str | None:
 
 @nn_layer("batchedMatmul", prepare=_prepare_batched_matmul, batch=_batched_matmul_rule)
 def batched_matmul(ctx: OpContext, p: Any, a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+    """a @ b (or a @ the layer's weight + bias when there is one input), either side transposed first."""
     if p.ta and a.ndim >= 2:
         a = np.swapaxes(a, -1, -2)
     if b is None:
@@ -367,6 +369,7 @@ def _same(
 
 @nn_layer("convolution", prepare=_prepare_convolution, batch=leading_rule(4))
 def convolution(ctx: OpContext, p: Any, x: np.ndarray) -> np.ndarray:
+    """2-d cross-correlation of [..., C, H, W] with the layer's weight, valid or same padding."""
     lead, (c, h, w) = x.shape[:-3], x.shape[-3:]
     kernel = p.weight.shape[2:]
     if p.padding == "same":
@@ -402,6 +405,7 @@ def _prepare_pooling(params: Any) -> Any:
 
 @nn_layer("pooling", prepare=_prepare_pooling, batch=leading_rule(3))
 def pooling(ctx: OpContext, p: Any, x: np.ndarray) -> np.ndarray:
+    """Max or average pooling over H, W (global, valid, same or includeLastPixel padding)."""
     q = p.params
     if q.globalPooling:
         if p.kind == "max":
@@ -511,6 +515,7 @@ def _layer_norm_rule(info: BatchInfo) -> str | None:
 
 @nn_layer("layerNormalization", prepare=_prepare_layer_norm, batch=_layer_norm_rule)
 def layer_normalization(ctx: OpContext, p: Any, x: np.ndarray) -> np.ndarray:
+    """(x - mean) / sqrt(var + eps) over the trailing normalizedShape axes, then * gamma + beta."""
     axes = list(range(x.ndim - len(p.shape), x.ndim))
     y = ctx.pick(kernels.normalize, kernels.normalize16)(x, axes, p.eps)
     if p.gamma is not None:
@@ -564,11 +569,13 @@ for _name, (_fn, _fn16) in {
 
 @nn_layer("softmaxND", batch=_axes_param_rule(lambda params: params.axis))
 def softmax_nd(ctx: OpContext, p: Any, x: np.ndarray) -> np.ndarray:
+    """Softmax over the layer's `axis`."""
     return ctx.pick(kernels.softmax, kernels.softmax16)(x, int(p.axis))
 
 
 @nn_layer("softmax", batch=_axes_param_rule(lambda params: -3))
 def softmax(ctx: OpContext, p: Any, x: np.ndarray) -> np.ndarray:
+    """Softmax over the channel axis (-3) of [..., C, H, W]."""
     return ctx.pick(kernels.softmax, kernels.softmax16)(x, -3)
 
 
