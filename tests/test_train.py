@@ -261,10 +261,12 @@ def test_reexport_and_validate_commands(smoke_run, tmp_path):
     assert report["status"] == "ok" and report["export"]["path"] == str(artifact)
     by_precision = report["export"]["parity_by_precision"]
     assert by_precision["fp32"]["samples"] >= 1000 and by_precision["fp16_storage"]["samples"] >= 1000
-    assert by_precision["fp16"]["samples"] == 256  # true fp16 runs on the spread rows only
-    parity = report["export"]["parity"]  # the app's precision, by default fp16 arithmetic
-    assert parity["precision"] == "fp16" and parity["required"] == ["fp16"]
-    assert parity["samples"] == by_precision["fp16"]["samples"]
+    for mode in ("fp16_wide", "fp16", "fp16_sequential"):  # true fp16 runs on the spread rows only
+        assert by_precision[mode]["samples"] == 256
+    parity = report["export"]["parity"]  # the worst of the app's bracket, by default fp32 to the fp16 tree
+    assert parity["required"] == ["fp32", "fp16_storage", "fp16_wide", "fp16"]
+    assert parity["precision"] in parity["required"]
+    assert parity["samples"] == by_precision[parity["precision"]]["samples"]
 
     validate = ["data=tiny", f"ckpt_path={best}", f"hydra.run.dir={tmp_path / 'validate_run'}"]
     done = run_module("layoutnet.export.validate", [f"artifact={artifact}", *validate])

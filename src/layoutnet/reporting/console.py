@@ -207,16 +207,26 @@ def print_export_summary(result: ExportResult, console: Console | None = None) -
         table.add_row("size", f"{result.artifact_size_bytes / 1e6:.3f} MB")
     parity = result.parity or {}
     if parity:
-        table.add_row("parity backend", f"{parity.get('backend')} ({parity.get('samples')} samples)")
+        against = " against the file's own (decompressed) weights" if result.compression_cost else ""
+        table.add_row("parity backend", f"{parity.get('backend')} ({parity.get('samples')} samples){against}")
         for name, figures in (result.parity_by_precision or {}).items():
-            mark = " (app, required)" if figures.get("required") else ""
+            mark = " (app bracket, required)" if figures.get("required") else ""
             table.add_row(
                 f"{name}{mark}",
-                f"max |Δprob| {_fmt(figures['max_prob_diff'])}, argmax agreement "
-                f"{_fmt(figures['argmax_agreement'], '.4f')}"
+                f"max |Δprob| {_fmt(figures['max_prob_diff'])} (margin {_fmt(figures.get('margin'))}), "
+                f"argmax agreement {_fmt(figures['argmax_agreement'], '.4f')}"
+                + (f" - {escape(figures['device'])}" if figures.get("device") else "")
                 + ("" if figures.get("passed") else " [red]over tolerance[/]"),
             )
         table.add_row("tolerance", str(parity.get("tolerance")))
+    for name, guard in (result.range_guards or {}).items():
+        verdict = "" if guard["passed"] else (" [red]over[/]" if guard["gates"] else " [yellow]over[/]")
+        table.add_row(
+            f"range {name}" + (" (required)" if guard["gates"] else ""),
+            f"{_fmt(guard['largest'])} at {escape(str(guard['op']))}, limit {_fmt(guard['limit'], '.6g')}, "
+            f"margin {_fmt(guard['margin'])}{verdict}",
+        )
+    _compression_rows(table, result)
     accuracy = result.accuracy or {}
     if accuracy.get("torch") is not None:
         table.add_row(
@@ -243,6 +253,41 @@ def print_export_summary(result: ExportResult, console: Console | None = None) -
         if result.failed_dir:
             table.add_row("kept in", escape(result.failed_dir))
     console.print(table)
+
+
+def _compression_rows(table: Table, result: ExportResult) -> None:
+    """The compression's size and cost against the uncompressed model, beside the parity rows, and
+    what `export.compression=auto` tried."""
+    cost = result.compression_cost
+    if cost:
+        budget = cost["budget"]
+        sizes = [_fmt((cost[k] or 0) / 1e6, ".3f") for k in ("size_bytes", "uncompressed_size_bytes")]
+        table.add_row(
+            "compression size",
+            f"{cost['level']}: {sizes[0]} MB, {_fmt(cost['size_ratio'], '.1%')} of {sizes[1]} MB (none)",
+        )
+        parts = []
+        if cost.get("validation"):
+            v = cost["validation"]
+            parts.append(
+                f"validation {v['uncompressed']:.4f} -> {v['compressed']:.4f} ({-v['points_lost']:+.2f} pt)"
+            )
+        for split, f in cost["realtext"].items():
+            parts.append(
+                f"{split} {f['uncompressed']:.4f} -> {f['compressed']:.4f} ({-f['points_lost']:+.2f} pt, "
+                f"harm {f['harm_added_points']:+.2f} pt)"
+            )
+        thresholds = f"{cost['threshold_uncompressed']:.4g} -> {cost['threshold']:.4g}"
+        parts.append(f"harm at each model's correction threshold ({thresholds})")
+        parts.append(
+            f"budget {budget['realtext_points']:g} pt real text, {budget['validation_points']:g} pt "
+            f"validation, {budget['harm_points']:g} pt harm: "
+            + ("within budget" if cost["within_budget"] else "[red]over budget[/]")
+        )
+        table.add_row("compression cost", "; ".join(parts))
+    for trial in result.compression_trials or []:
+        size = "-" if trial["size_bytes"] is None else f"{trial['size_bytes'] / 1e6:.3f} MB"
+        table.add_row(f"auto tried {trial['level']}", escape(f"{size}: {trial['outcome']}"))
 
 
 # Sweeps ---------------------------------------------------------------------------------------------------

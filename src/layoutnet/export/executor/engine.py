@@ -49,11 +49,13 @@ their inputs are fp16 already.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -167,6 +169,25 @@ class Node:
     impl: Callable[[OpContext, dict[str, Any]], Any]
     rule: BatchRule
     preserves: bool = False  # the result holds only values of the inputs (or fixed constants)
+    # A matrix product or convolution: `magnitude` computes it on the absolute values of every floating
+    # input and weight, the largest any partial sum of its products can reach, in any order.
+    magnitude: Callable[[OpContext, dict[str, Any]], Any] | None = None
+
+
+def floating_mapped(value: Any, fn: Callable[[np.ndarray], np.ndarray]) -> Any:
+    """`value` with `fn` applied to every floating array in it (arguments: arrays, lists of them;
+    a NeuralNetwork layer's prepared weights: a namespace of them); anything else unchanged."""
+    if isinstance(value, np.ndarray | np.floating) and np.asarray(value).dtype.kind == "f":
+        return fn(np.asarray(value))
+    if isinstance(value, list):
+        return [floating_mapped(v, fn) for v in value]
+    if isinstance(value, SimpleNamespace):
+        return SimpleNamespace(**{k: floating_mapped(v, fn) for k, v in vars(value).items()})
+    return value
+
+
+Observer = Callable[[Node, OpContext, dict[str, Any], list[Any]], None]
+"""Called after every executed node with the node, its context, its arguments and its results."""
 
 
 # ----------------------------------------------------------------------------- batching rules
@@ -332,6 +353,7 @@ class Graph:
             raise UnsupportedOpError(source, unsupported)
         self._constants = dict(constants)
         self._nodes = nodes
+        self.observer: Observer | None = None
         self.shapes: dict[str, Shape] = {}
         self._probe()
         self.batched, self.batch_fallback = self._analyse_batching()
@@ -470,6 +492,8 @@ class Graph:
         except (ValueError, IndexError, TypeError) as exc:
             raise ExportError(f"{self.source}: {node.op_type} '{node.name}' failed: {exc}") from exc
         results = list(result) if isinstance(result, tuple | list) else [result]
+        if self.observer is not None:  # set only after loading: sees the runs of `predict`
+            self.observer(node, ctx, args, results)
         if len(results) != len(node.outputs):
             raise ExportError(
                 f"{self.source}: {node.op_type} '{node.name}' gave {len(results)} outputs, "
@@ -499,6 +523,17 @@ class Graph:
     def run(self, x: np.ndarray, batch: int | None) -> np.ndarray:
         """One execution: `x` is the declared input (batch None) or N of them stacked on axis 0."""
         return self._execute(x, batch)
+
+    def folded(self, op_prefix: str) -> dict[str, np.ndarray]:
+        """The values of the outputs of nodes whose op type starts with `op_prefix` that loading
+        evaluated once (their inputs are all constants), by output name."""
+        return {
+            name: self._static[name]
+            for node in self._nodes
+            if node.op_type.startswith(op_prefix)
+            for name in node.outputs
+            if name in self._static
+        }
 
 
 def _floats_all_fp16(step: _Step, typed: dict[str, np.dtype], precision: str) -> bool:
@@ -555,6 +590,20 @@ class Executor:
             f"Executor({self.path.name}, {self.format}, precision {self.precision}, "
             f"{len(self.op_types)} op types, {mode})"
         )
+
+    @contextlib.contextmanager
+    def observed(self, observer: Observer) -> Iterator[None]:
+        """Inside this block `predict` calls `observer` after every node it runs (see `Observer`)."""
+        previous, self._graph.observer = self._graph.observer, observer
+        try:
+            yield
+        finally:
+            self._graph.observer = previous
+
+    def compressed_weights(self) -> dict[str, np.ndarray]:
+        """The dense values of an ML Program's compressed weights (the outputs of its `constexpr_*`
+        ops, decoded from the file at load) by name, as float32; empty for an uncompressed file."""
+        return {k: np.asarray(v, dtype=np.float32) for k, v in self._graph.folded("constexpr_").items()}
 
     def predict(self, input_ids: np.ndarray) -> np.ndarray:
         ids = np.asarray(input_ids)

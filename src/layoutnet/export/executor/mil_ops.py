@@ -47,6 +47,7 @@ class MilOp:
     batch: BatchRule
     variadic: frozenset[str]
     preserves: bool  # output values are input values (or constants): no fp16 re-rounding needed
+    matrix: bool = False  # a matrix product or convolution (range guards: its accumulator and output)
 
 
 MIL_OPS: dict[str, MilOp] = {}
@@ -68,18 +69,24 @@ NUMPY_DTYPES = {
 
 
 def mil_op(
-    *names: str, batch: BatchRule = elementwise, variadic: tuple[str, ...] = (), preserves: bool = False
+    *names: str,
+    batch: BatchRule = elementwise,
+    variadic: tuple[str, ...] = (),
+    preserves: bool = False,
+    matrix: bool = False,
 ):
     """Register the decorated function as the implementation of the MIL op type(s) `names`.
 
     preserves: the op only moves, selects or compares values (transpose, concat, max, relu, ...).
+    matrix: a matrix product or convolution, a sum of products of its inputs (so computing it on the
+    inputs' absolute values bounds every partial sum: the range guards read that).
     """
 
     def register(fn: Callable[..., Any]) -> Callable[..., Any]:
         for name in names:
             if name in MIL_OPS:
                 raise ValueError(f"MIL op {name!r} registered twice")
-            MIL_OPS[name] = MilOp(name, fn, batch, frozenset(variadic), preserves)
+            MIL_OPS[name] = MilOp(name, fn, batch, frozenset(variadic), preserves, matrix)
         return fn
 
     return register
@@ -358,7 +365,7 @@ def softmax(ctx: OpContext, x: np.ndarray, axis: Any = -1) -> np.ndarray:
 # ----------------------------------------------------------------------------- linear algebra
 
 
-@mil_op("linear", batch=all_of(only_batched("x"), leading_rule(2)))
+@mil_op("linear", batch=all_of(only_batched("x"), leading_rule(2)), matrix=True)
 def linear(ctx: OpContext, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
     """x @ weight.T + bias over the last axis of x (weight [out, in])."""
     return ctx.pick(kernels.linear, kernels.linear16)(x, weight, bias)
@@ -378,7 +385,7 @@ def _matmul_rule(info: BatchInfo) -> str | None:
     return None
 
 
-@mil_op("matmul", batch=_matmul_rule)
+@mil_op("matmul", batch=_matmul_rule, matrix=True)
 def matmul(
     ctx: OpContext, x: np.ndarray, y: np.ndarray, transpose_x: Any = False, transpose_y: Any = False
 ) -> np.ndarray:
@@ -416,7 +423,7 @@ def _pads(
     raise Unsupported(f"pad_type={pad_type}")
 
 
-@mil_op("conv", batch=all_of(only_batched("x"), leading_rule(3)))
+@mil_op("conv", batch=all_of(only_batched("x"), leading_rule(3)), matrix=True)
 def conv(
     ctx: OpContext,
     x: np.ndarray,

@@ -42,6 +42,7 @@ class NnLayer:
     fn: Callable[..., Any]
     prepare: Callable[[Any], Any]
     batch: BatchRule
+    matrix: bool = False  # a matrix product or convolution (see `mil_ops.mil_op`)
 
 
 NN_LAYERS: dict[str, NnLayer] = {}
@@ -51,13 +52,16 @@ def _keep(params: Any) -> Any:
     return params
 
 
-def nn_layer(name: str, *, prepare: Callable[[Any], Any] = _keep, batch: BatchRule = elementwise):
-    """Register the decorated function as the implementation of NeuralNetwork layer `name`."""
+def nn_layer(
+    name: str, *, prepare: Callable[[Any], Any] = _keep, batch: BatchRule = elementwise, matrix: bool = False
+):
+    """Register the decorated function as the implementation of NeuralNetwork layer `name` (matrix:
+    a matrix product or convolution, see `mil_ops.mil_op`)."""
 
     def register(fn: Callable[..., Any]) -> Callable[..., Any]:
         if name in NN_LAYERS:
             raise ValueError(f"NN layer {name!r} registered twice")
-        NN_LAYERS[name] = NnLayer(name, fn, prepare, batch)
+        NN_LAYERS[name] = NnLayer(name, fn, prepare, batch, matrix)
         return fn
 
     return register
@@ -273,7 +277,7 @@ def _prepare_inner_product(params: Any) -> Any:
     return SimpleNamespace(weight=w, bias=b)
 
 
-@nn_layer("innerProduct", prepare=_prepare_inner_product, batch=leading_rule(2))
+@nn_layer("innerProduct", prepare=_prepare_inner_product, batch=leading_rule(2), matrix=True)
 def inner_product(ctx: OpContext, p: Any, x: np.ndarray) -> np.ndarray:
     """x @ weight.T + bias over the last axis (rank <= 3) or over C*H*W of [..., C, 1, 1] inputs."""
     out_ch = p.weight.shape[0]
@@ -306,7 +310,7 @@ def _batched_matmul_rule(info: BatchInfo) -> str | None:
     return None
 
 
-@nn_layer("batchedMatmul", prepare=_prepare_batched_matmul, batch=_batched_matmul_rule)
+@nn_layer("batchedMatmul", prepare=_prepare_batched_matmul, batch=_batched_matmul_rule, matrix=True)
 def batched_matmul(ctx: OpContext, p: Any, a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
     """a @ b (or a @ the layer's weight + bias when there is one input), either side transposed first."""
     if p.ta and a.ndim >= 2:
@@ -367,7 +371,7 @@ def _same(
     return [(hi, lo) for lo, hi in pads] if top_left_heavy else pads
 
 
-@nn_layer("convolution", prepare=_prepare_convolution, batch=leading_rule(4))
+@nn_layer("convolution", prepare=_prepare_convolution, batch=leading_rule(4), matrix=True)
 def convolution(ctx: OpContext, p: Any, x: np.ndarray) -> np.ndarray:
     """2-d cross-correlation of [..., C, H, W] with the layer's weight, valid or same padding."""
     lead, (c, h, w) = x.shape[:-3], x.shape[-3:]
