@@ -319,7 +319,8 @@ def _publishable(
             if level != "none":
                 with step("compress", f" ({level})"):
                     candidate = compress(mlmodel, settings.at_level(level))
-            candidate.user_defined_metadata["compression"] = level
+            if level != settings.compression:  # auto: the file says which level it holds
+                candidate.user_defined_metadata["compression"] = level
             with step("save"):
                 _save(candidate, artifact)
             result.artifact_size_bytes = artifact_size(artifact)
