@@ -371,10 +371,10 @@ def test_compression_cost_counts_points_lost_and_harm_added_against_the_budget()
     cost = CompressionCost("int8", 0.7, 0.71, {"points_lost": 0.1}, {"words": dict(figures)})
     assert cost.violations(CompressionBudget()) == []
     cost.realtext["words"]["points_lost"] = 0.25
-    cost.realtext["short"] = {"points_lost": -1.0, "harm_added_points": 0.08}
+    cost.realtext["short"] = {"points_lost": -1.0, "harm_added_points": 0.25}
     over = cost.violations(CompressionBudget())
     assert len(over) == 2 and "words accuracy -0.25 points" in over[0] and "short harmful" in over[1]
-    assert cost.violations(CompressionBudget(realtext_points=0.3, harm_points=0.1)) == []
+    assert cost.violations(CompressionBudget(realtext_points=0.3, harm_points=0.3)) == []
 
 
 def test_auto_publishes_the_smallest_level_within_the_budget_and_says_what_it_tried(
@@ -386,7 +386,7 @@ def test_auto_publishes_the_smallest_level_within_the_budget_and_says_what_it_tr
     from layoutnet.reporting.console import print_export_summary
 
     model, ids, labels = ensemble_and_rows
-    tight = {"realtext_points": 0.2, "validation_points": 0.5, "harm_points": 0.0}
+    tight = {"realtext_points": 0.2, "validation_points": 0.5, "harm_points": 0.2}
     result = export_model(
         model,
         settings("mlprogram", compression="auto", compression_budget=tight),

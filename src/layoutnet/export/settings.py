@@ -60,9 +60,11 @@ class CompressionBudget:
     realtext_points: float = 0.2
     # Accuracy lost on the export's validation rows.
     validation_points: float = 0.2
-    # Harmful rewrites added at the app's correction threshold, on each real-text split (in points
-    # of its correctly typed rows): 0, a compressed file may not rewrite more correct text.
-    harm_points: float = 0.0
+    # Harmful rewrites added on each real-text split (points of its correctly typed rows), each model
+    # at its own correction threshold - the pair the app would run. The threshold keeps harm on real
+    # words <= 0.1% for either model; 0.2 allows the one or two rows (a row is 0.08-0.11 points) that
+    # re-measuring the threshold on the compressed weights moves on the other splits.
+    harm_points: float = 0.2
 
 
 @dataclass
