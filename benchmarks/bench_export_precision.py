@@ -95,6 +95,17 @@ def trained_net(model: str, steps: int, seed: int = 0):
     )
 
 
+def exported(net, val_ids, val_labels, settings: ExportSettings):
+    """The ExportResult of exporting `net` into a temporary folder, or {"error": ...}."""
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            return export_model(
+                net, settings, Path(tmp) / "export", ModelInfo(run_id="bench"), val_ids, val_labels
+            )
+        except ExportFailure as failure:
+            return {"error": str(failure)[:300]}
+
+
 def export_figures(net, val_ids, val_labels, fp16_rows: int, **settings) -> dict:
     full = ExportSettings(
         parity_samples=1024,
@@ -103,13 +114,9 @@ def export_figures(net, val_ids, val_labels, fp16_rows: int, **settings) -> dict
         fp16_arithmetic_samples=fp16_rows,
         **settings,
     )
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            result = export_model(
-                net, full, Path(tmp) / "export", ModelInfo(run_id="bench"), val_ids, val_labels
-            )
-        except ExportFailure as failure:
-            return {"error": str(failure)[:300]}
+    result = exported(net, val_ids, val_labels, full)
+    if isinstance(result, dict):
+        return result
     return {
         "size_bytes": result.artifact_size_bytes,
         "torch_accuracy": result.accuracy["torch"],
@@ -137,17 +144,13 @@ def compression_figures(net, val_ids, val_labels, fp16_rows: int, level: str) ->
         app_precision="fp16_sequential",  # every mode reported with its samples
         fp16_arithmetic_samples=fp16_rows,
     )
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            result = export_model(
-                net, settings, Path(tmp) / "export", ModelInfo(run_id="bench"), val_ids, val_labels
-            )
-        except ExportFailure as failure:
-            return {"error": str(failure)[:300]}
+    result = exported(net, val_ids, val_labels, settings)
+    if isinstance(result, dict):
+        return result
     defaults = ExportSettings()
     bracket_modes = ("fp32", "fp16_storage", "fp16_wide", "fp16")  # export.app_precision=fp16
     parity = {
-        mode: {k: figures[k] for k in ("max_prob_diff", "argmax_agreement", "samples")}
+        mode: {k: figures[k] for k in ("max_prob_diff", "argmax_agreement", "samples", "seconds")}
         for mode, figures in result.parity_by_precision.items()
     }
     cost = result.compression_cost

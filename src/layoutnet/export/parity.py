@@ -21,7 +21,7 @@ from layoutnet.contract import PAD_ID, SEQ_LEN, VOCAB_SIZE, decode, encode
 from layoutnet.errors import ExportError
 from layoutnet.export.executor.engine import ACCUMULATION_OF
 from layoutnet.export.executor.ranges import OpRange
-from layoutnet.export.settings import APP_PRECISIONS
+from layoutnet.export.settings import APP_PRECISIONS, ExportSettings
 from layoutnet.metrics import softmax
 from layoutnet.modelfile import predict_logits
 
@@ -340,6 +340,7 @@ class ParityCheck:
                 "artifact_accuracy": r.artifact_accuracy,
                 "passed": r.passed,
                 "required": name in self.required,
+                "seconds": round(r.seconds, 3),
             }
             for name, r in self.results.items()
         }
@@ -419,3 +420,18 @@ def check_parity(
         results[name] = _compare(runner, expected, candidate, rows, tolerance, time.perf_counter() - start)
         results[name].precision = name
     return ParityCheck(results, required, range_guards(ranges or [], modes))
+
+
+def check_with_settings(
+    artifact: Path, model: nn.Module, samples: ParitySamples, settings: ExportSettings, file_precision: str
+) -> ParityCheck:
+    """`check_parity` with an export's settings: its tolerance, app precision and fp16-arithmetic rows."""
+    return check_parity(
+        artifact,
+        model,
+        samples,
+        settings.tolerance,
+        settings.app_precision,
+        file_precision,
+        settings.fp16_arithmetic_samples,
+    )

@@ -27,7 +27,7 @@ from layoutnet.export.compression import CostMeter, with_file_weights
 from layoutnet.export.convert import compress, convert, coremltools_version, settings_metadata
 from layoutnet.export.frontend import capture
 from layoutnet.export.notices import NoticeCollector
-from layoutnet.export.parity import ParitySamples, build_parity_samples, check_parity, torch_logits
+from layoutnet.export.parity import ParitySamples, build_parity_samples, check_with_settings, torch_logits
 from layoutnet.export.publish import (
     MANIFEST_FILE,
     PARITY_VECTORS_FILE,
@@ -345,15 +345,7 @@ def _publishable(
                         "export.compression=auto, or raise export.compression_budget."
                     )
             with step("parity", f" ({level})" if level != "none" else ""):
-                check = check_parity(
-                    artifact,
-                    reference,
-                    samples,
-                    settings.tolerance,
-                    settings.app_precision,
-                    settings.precision,
-                    settings.fp16_arithmetic_samples,
-                )
+                check = check_with_settings(artifact, reference, samples, settings, settings.precision)
             result.take_parity(check)
             if not check.passed:
                 raise ExportError(check.failure_message() + "\nThe artifact was not published.")

@@ -19,7 +19,7 @@ from layoutnet.errors import ConfigError, ExportError
 from layoutnet.export.artifact import COREML_SUFFIXES, read_interface
 from layoutnet.export.compression import CostMeter, with_file_weights
 from layoutnet.export.notices import NoticeCollector
-from layoutnet.export.parity import build_parity_samples, check_parity, validation_tensors
+from layoutnet.export.parity import build_parity_samples, check_with_settings, validation_tensors
 from layoutnet.export.pipeline import read_manifest
 from layoutnet.export.publish import ExportFolder, artifact_size, verify_manifest
 from layoutnet.export.result import ExportFailure, ExportResult
@@ -117,15 +117,7 @@ def validate_artifact(cfg: DictConfig, console: Console | None = None) -> Export
                 reference = _compression_checked(
                     artifact, loaded.net, interface, settings, result, val_ids, val_labels
                 )
-            check = check_parity(
-                artifact,
-                reference,
-                samples,
-                settings.tolerance,
-                settings.app_precision,
-                result.precision,
-                settings.fp16_arithmetic_samples,
-            )
+            check = check_with_settings(artifact, reference, samples, settings, result.precision)
             result.take_parity(check)
             if not check.passed:
                 raise ExportError(check.failure_message())
