@@ -71,9 +71,14 @@ def main() -> None:
     args = parser.parse_args()
 
     torch.set_num_threads(1)
-    from layoutnet.data.synth import DEFAULT_LANGUAGES, SynthConfig, Synthesizer
+    from dataclasses import asdict
 
-    languages = {code: {**spec, "vocab_size": args.vocab_size} for code, spec in DEFAULT_LANGUAGES.items()}
+    from layoutnet.data.settings import default_languages
+    from layoutnet.data.synth import SynthConfig, Synthesizer
+
+    languages = {
+        code: {**asdict(spec), "vocab_size": args.vocab_size} for code, spec in default_languages().items()
+    }
     start = time.perf_counter()
     synth = Synthesizer(SynthConfig.from_options(languages=languages))
     setup_s = time.perf_counter() - start

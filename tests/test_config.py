@@ -92,12 +92,17 @@ def test_network_sizes_live_only_in_the_net_group():
 
 
 def test_bad_optimizer_and_trainer_values_name_the_key():
+    from hydra.errors import ConfigCompositionException
+
     from layoutnet.config import check_trainer_settings
 
-    for value in ("fast", -1e-3, 0, True):
+    for value in (-1e-3, 0):
         with pytest.raises(ConfigError) as info:
             build(compose_train([f"model.lr={value}"]).model, "model")
         assert info.value.key == "model.lr"
+    with pytest.raises(ConfigCompositionException) as composed:  # the type: refused by the module's schema
+        compose_train(["model.lr=fast"])
+    assert composed.value.__cause__.full_key == "model.lr"
     for value in (1.5, "many", -2):
         with pytest.raises(ConfigError) as info:
             check_trainer_settings({"max_epochs": value})
@@ -105,13 +110,44 @@ def test_bad_optimizer_and_trainer_values_name_the_key():
     check_trainer_settings({"max_epochs": -1, "max_steps": -1, "min_epochs": None})
 
 
-@pytest.mark.parametrize("experiment", [None, "cnn", "transformer", "omfk", "distill"])
-def test_every_model_weighs_harmful_rewrites_by_default(experiment):
-    # A wrong correction is worse than no correction (issue 10): the default objective says so.
+@pytest.mark.parametrize("experiment", [None, "cnn", "transformer", "omfk", "distill", "smoke"])
+def test_every_model_learns_the_labels_as_they_are_by_default(experiment):
+    # The labels are posteriors under the typing prior (issue 18): no rewrite penalty or smoothing moves the
+    # probabilities off them; the app's threshold makes the trade between fixes and rewrites.
     overrides = [f"+experiment={experiment}"] if experiment else []
     if experiment == "distill":
         overrides.append("teacher_ckpt=unused.ckpt")
-    assert compose_train(overrides).model.harm_weight == 1.0
+    model = compose_train(overrides).model
+    assert model.harm_weight == 0.0 and model.label_smoothing == 0.0
+
+
+def test_the_python_api_with_no_arguments_builds_what_the_command_line_builds():
+    from layoutnet.data.synthetic import SyntheticSource
+    from layoutnet.distill import DistillationModule
+    from layoutnet.module import LayoutClassifierModule
+
+    cfg = compose_train([])
+    source = build(cfg.data, "data")
+    default = SyntheticSource()
+    assert source.config == default.config
+    assert (source.train_size, source.val_size, source.test_size, source.seed) == (
+        default.train_size,
+        default.val_size,
+        default.test_size,
+        default.seed,
+    )
+    assert (source.batch_size, source.eval_batch_size) == (default.batch_size, default.eval_batch_size)
+    net = OmegaConf.to_container(cfg.model.net)
+    assert dict(build(cfg.model, "model").hparams) == dict(LayoutClassifierModule(net).hparams)
+    assert ExportSettings.from_config(cfg.export) == ExportSettings()
+    distill = compose_train(["+experiment=distill", "teacher_ckpt=x.ckpt"]).model
+    settings = {
+        k: v for k, v in OmegaConf.to_container(distill, resolve=True).items() if k not in ("_target_", "net")
+    }
+    expected = {**dict(LayoutClassifierModule(net).hparams), "teacher_legacy": None}
+    expected.update(temperature=2.0, alpha=0.7, teacher_ckpt="x.ckpt", warmup_steps=50)
+    assert settings == expected
+    assert DistillationModule.SETTINGS.__dataclass_fields__.keys() >= expected.keys()
 
 
 def test_exports_are_held_to_fp16_arithmetic_by_default():

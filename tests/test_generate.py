@@ -51,7 +51,11 @@ def test_write_csv_reads_back(tmp_path: Path) -> None:
         "en": {"vocab_size": 200, "layouts": {"us": 1.0}},
         "he": {"vocab_size": 200, "layouts": {"hebrew": 1.0}},
     }
-    synth = Synthesizer(SynthConfig.from_options(languages=languages, augment={"punctuation": 0.5}))
+    synth = Synthesizer(
+        SynthConfig.from_options(
+            languages=languages, augment={"punctuation": 0.5}, prior={"lexicon_size": 200}
+        )
+    )
     out = tmp_path / "sub" / "samples.csv"
     write_csv(synth, 3000, seed=4, out=out, progress=True)
     samples = load_csv(out)

@@ -52,6 +52,16 @@ def test_smoke_run_trains_exports_and_reports(smoke_run):
     assert export["parity"]["backend"] == "reference-executor"
     assert (run_dir / "export" / "LayoutClassifier.mlmodel").exists()
     assert (run_dir / "export" / "parity_vectors.json").exists()
+    # what the probabilities mean: the typing prior, in the report, the checkpoint and the artifact
+    prior = report["data"]["prior"]
+    assert prior["labels"] == "posterior" and sum(prior["class_prior"].values()) == pytest.approx(
+        1.0, abs=1e-5
+    )
+    meta = torch.load(run_dir / "checkpoints" / "best.ckpt", weights_only=True)["layoutnet"]
+    assert meta["labels"] == prior
+    manifest = json.loads((run_dir / "export" / "manifest.json").read_text())
+    stored = json.loads(manifest["app_metadata"]["typing_prior"])
+    assert stored == {"labels": "posterior", "class_prior": prior["class_prior"]}
     for name in (
         "checkpoints/best.ckpt",
         "checkpoints/last.ckpt",

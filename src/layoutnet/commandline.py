@@ -77,3 +77,64 @@ class OutputDirCheck(_HydraCallback):
 
     def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
         self._check(config, "hydra.sweep.dir")
+
+
+def _type_refusal(exc: BaseException) -> LayoutnetError | None:
+    """The ConfigError a Hydra composition failure stands for when a value does not fit the type a
+    structured config (`ExportSettings`, `SyntheticSettings`, `ModuleSettings`) gives its key; else None."""
+    from hydra.errors import ConfigCompositionException
+    from omegaconf.errors import ValidationError
+
+    from layoutnet.errors import ConfigError
+
+    cause = exc.__cause__
+    if not isinstance(exc, ConfigCompositionException) or not isinstance(cause, ValidationError):
+        return None
+    problem = str(getattr(cause, "msg", cause)).splitlines()[0]
+    for omegaconf_type, wanted in _TYPE_WORDS.items():
+        if problem.endswith(f"could not be converted to {omegaconf_type}"):
+            problem = wanted
+    kind = getattr(cause, "object_type_str", None)
+    where = f" (a setting of {kind})" if kind and kind != "None" else ""
+    return ConfigError(str(cause.full_key), getattr(cause, "value", None), f"{problem}{where}")
+
+
+_TYPE_WORDS = {
+    "Float": "must be a number",
+    "Integer": "must be a whole number",
+    "Boolean": "must be true or false",
+}
+"""OmegaConf's type names in its conversion errors -> what the value must be, in a refusal's words."""
+
+
+def _install_type_refusals() -> None:
+    """Let a value of the wrong type for a typed config key end in one `error:` line, like every other
+    refusal, instead of Hydra's multi-line composition report: Hydra runs every command's body (config
+    composition included) through `hydra._internal.utils.run_and_report`, which this wraps once."""
+    try:
+        import hydra._internal.utils as hydra_utils
+    except ImportError:  # pragma: no cover - hydra is a dependency
+        return
+    original = hydra_utils.run_and_report
+    if getattr(original, "layoutnet", False):
+        return
+
+    def run_and_report(func: Callable[[], Any]) -> Any:
+        def refused_by_type() -> Any:
+            try:
+                return func()
+            except Exception as exc:
+                refusal = _type_refusal(exc)
+                if refusal is None:
+                    raise
+                refusal.__cause__ = exc  # HYDRA_FULL_ERROR=1 shows Hydra's traceback above the line
+                print_user_error(refusal)
+                sys.exit(1)
+
+        return original(refused_by_type)
+
+    run_and_report.layoutnet = True  # type: ignore[attr-defined]
+    hydra_utils.run_and_report = run_and_report
+
+
+_install_type_refusals()

@@ -158,5 +158,11 @@ def check_trainer_settings(trainer: Any) -> None:
             )
 
 
-# Structured config schemas the conf/ files build on (the `export` group's `export_schema`).
+# Structured config schemas the conf/ files build on (the `export` group's `export_schema`, the `data`
+# group's `synthetic_schema`).
+from layoutnet import modulesettings as _module_settings  # noqa: E402
+from layoutnet.data import settings as _data_settings  # noqa: E402
 from layoutnet.export import settings as _export_settings  # noqa: E402, F401
+
+_data_settings.register()
+_module_settings.register()

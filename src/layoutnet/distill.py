@@ -19,6 +19,7 @@ from torch import nn
 from layoutnet.contract import SEQ_LEN
 from layoutnet.errors import ConfigError
 from layoutnet.module import LayoutClassifierModule
+from layoutnet.modulesettings import DistillationSettings, module_defaults
 
 
 def open_teacher(path: str | Path, legacy: str | None = None) -> nn.Module:
@@ -35,22 +36,19 @@ def open_teacher(path: str | Path, legacy: str | None = None) -> nn.Module:
 class DistillationModule(LayoutClassifierModule):
     """The usual module (same metrics, checkpoint and export of `net`) with a teacher in the loss."""
 
-    def __init__(
-        self,
-        net: Mapping[str, Any],
-        teacher_ckpt: str | None = None,
-        teacher_legacy: str | None = None,
-        temperature: float = 2.0,
-        alpha: float = 0.7,
-        **kwargs,
-    ):
+    SETTINGS = DistillationSettings
+
+    def __init__(self, net: Mapping[str, Any], **settings: Any):
+        values = {**module_defaults(DistillationSettings), **settings}
+        teacher_ckpt, teacher_legacy = values["teacher_ckpt"], values["teacher_legacy"]
+        temperature, alpha = values["temperature"], values["alpha"]
         if not teacher_ckpt:
             raise ConfigError("teacher_ckpt", teacher_ckpt, "required: teacher_ckpt=<.ckpt or legacy .pth>")
         if not isinstance(temperature, int | float) or temperature <= 0:
             raise ConfigError("temperature", temperature, "must be a number > 0")
         if not isinstance(alpha, int | float) or not 0.0 <= alpha <= 1.0:
             raise ConfigError("alpha", alpha, "must be a weight in [0, 1]")
-        super().__init__(net, **kwargs)
+        super().__init__(net, **settings)
         # Not a submodule: the teacher is neither trained nor saved in the student's checkpoint.
         object.__setattr__(self, "teacher", open_teacher(teacher_ckpt, teacher_legacy))
 

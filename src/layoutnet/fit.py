@@ -115,6 +115,7 @@ class Run:
 
         self.datamodule = as_datamodule(build(cfg.data, "data"))
         self.datamodule.check()
+        self.module.label_meaning = self.datamodule.label_meaning()
         if cfg.get("init_from"):
             from layoutnet.legacy import init_from_legacy
 

@@ -19,6 +19,7 @@ from layoutnet.contract import CLASS_TO_ID, CLASSES, LANGUAGES, NUM_CLASSES
 from layoutnet.errors import ConfigError
 from layoutnet.models import count_parameters, model_family
 from layoutnet.models.registry import build_net, to_spec
+from layoutnet.modulesettings import ModuleSettings, module_defaults
 
 
 def warmup_cosine(warmup_steps: int, total_steps: int, min_lr_ratio: float) -> Callable[[int], float]:
@@ -50,15 +51,24 @@ TYPED_IDS = torch.tensor([CLASS_TO_ID[language] for language in LANGUAGES])
 """Class ids of correctly typed text (`ru`, `en`, `he`): the classes the app leaves alone."""
 
 
+def class_ids(targets: torch.Tensor) -> torch.Tensor:
+    """Class ids of a batch's targets: int64 [B] as they are, the top class of soft targets [B, classes]."""
+    return targets.argmax(1) if targets.is_floating_point() else targets
+
+
 def rewrite_penalty(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Mean over the batch of -log P(no rewrite) for correctly typed rows (0 for wrong-layout rows).
 
     P(no rewrite) is the probability mass on the typed classes. Rewriting correctly typed text is the
     failure users notice (a harmful correction); this term, weighted by `harm_weight` and added to the
     cross-entropy, makes that error cost more than confusing two wrong-layout classes or missing a fix.
+    With soft targets a row counts by its probability of being typed correctly.
     """
     typed_ids = TYPED_IDS.to(logits.device)
-    typed_row = torch.isin(labels, typed_ids)
+    if labels.is_floating_point():
+        typed_row = labels.index_select(1, typed_ids).sum(1)
+    else:
+        typed_row = torch.isin(labels, typed_ids).to(logits.dtype)
     log_keep = torch.logsumexp(logits.index_select(1, typed_ids), 1) - torch.logsumexp(logits, 1)
     return -(log_keep * typed_row).sum() / max(1, labels.shape[0])
 
@@ -89,20 +99,21 @@ class EmbeddingMixup:
 
 
 class LayoutClassifierModule(pl.LightningModule):
-    def __init__(
-        self,
-        net: Mapping[str, Any],
-        lr: float = 2e-3,
-        weight_decay: float = 0.01,
-        betas: tuple[float, float] = (0.9, 0.98),
-        warmup_steps: int = 200,
-        min_lr_ratio: float = 0.05,
-        label_smoothing: float = 0.05,
-        mixup_alpha: float = 0.0,
-        mixup_prob: float = 0.0,
-        harm_weight: float = 0.0,
-    ):
+    SETTINGS: type = ModuleSettings
+    """The settings this module takes besides `net`, with their defaults (their one home)."""
+
+    def __init__(self, net: Mapping[str, Any], **settings: Any):
         super().__init__()
+        values = module_defaults(self.SETTINGS)
+        unknown = sorted(set(settings) - set(values))
+        if unknown:
+            raise ConfigError(
+                unknown[0], settings[unknown[0]], f"is not a setting of {type(self).__name__}", sorted(values)
+            )
+        values.update(settings)
+        lr, weight_decay, warmup_steps = values["lr"], values["weight_decay"], values["warmup_steps"]
+        label_smoothing, harm_weight = values["label_smoothing"], values["harm_weight"]
+        mixup_alpha, mixup_prob = values["mixup_alpha"], values["mixup_prob"]
         check_optimizer_settings(lr, weight_decay, warmup_steps)
         if not 0.0 <= label_smoothing < 1.0:
             raise ConfigError("label_smoothing", label_smoothing, "must be in [0, 1)")
@@ -115,7 +126,7 @@ class LayoutClassifierModule(pl.LightningModule):
             self.net = build_net(self.net_spec)
         except ConfigError as exc:
             raise exc.under("net") from None
-        self.save_hyperparameters(ignore=["net"])
+        self.save_hyperparameters({**values, "betas": list(values["betas"])})
         self.mixup = EmbeddingMixup(self.net) if mixup_prob > 0 else None
         self.train_acc = MulticlassAccuracy(NUM_CLASSES, average="micro")
         self.train_loss = MeanMetric()
@@ -124,9 +135,17 @@ class LayoutClassifierModule(pl.LightningModule):
         self.test_acc = MulticlassAccuracy(NUM_CLASSES, average="micro")
         self.test_class_acc = MulticlassAccuracy(NUM_CLASSES, average=None)
 
+    label_meaning: dict | None = None
+    """What the training labels mean (the data's typing prior, `DataSource.label_meaning`), set by the run
+    before fitting; kept in every checkpoint and, through it, in the exported model's metadata."""
+
     def checkpoint_meta(self) -> dict:
-        """What a checkpoint needs to rebuild the network: its registry spec (plain values only)."""
-        return {"net": self.net_spec, "family": self.family, "num_parameters": self.num_parameters}
+        """What a checkpoint needs to rebuild the network (its registry spec) and what its outputs mean:
+        plain values only."""
+        meta = {"net": self.net_spec, "family": self.family, "num_parameters": self.num_parameters}
+        if self.label_meaning is not None:
+            meta["labels"] = self.label_meaning
+        return meta
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["layoutnet"] = self.checkpoint_meta()
@@ -171,7 +190,7 @@ class LayoutClassifierModule(pl.LightningModule):
         logits, loss = self.training_logits_and_loss(ids, labels)
         # Epoch figures accumulate in metrics; the step loss is logged only when the logger writes:
         # a `self.log` per step costs as much as a whole step of a small model.
-        self.train_acc.update(logits.detach(), labels)
+        self.train_acc.update(logits.detach(), class_ids(labels))
         self.train_loss.update(loss.detach())
         trainer = self._trainer
         if trainer is not None and batch_idx % max(1, trainer.log_every_n_steps) == 0:

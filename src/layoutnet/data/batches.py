@@ -35,7 +35,12 @@ class Batches(IterableDataset):
 
     def _slices(self, ids: torch.Tensor, labels: torch.Tensor) -> Iterator[Batch]:
         for start in range(0, ids.shape[0], self.batch_size):
-            yield ids[start : start + self.batch_size].long(), labels[start : start + self.batch_size].long()
+            targets = labels[start : start + self.batch_size]
+            # class ids as int64; soft targets (float [B, classes]) as they are
+            yield (
+                ids[start : start + self.batch_size].long(),
+                targets if targets.is_floating_point() else targets.long(),
+            )
 
 
 class FixedBatches(Batches):

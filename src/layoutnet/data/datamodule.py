@@ -64,6 +64,9 @@ class LayoutDataModule(pl.LightningDataModule):
     def describe(self) -> dict[str, Any]:
         return self.source.describe()
 
+    def label_meaning(self) -> dict[str, Any] | None:
+        return self.source.label_meaning()
+
 
 def as_datamodule(data: DataSource | LayoutDataModule) -> LayoutDataModule:
     """A Lightning data module for what `build(cfg.data, "data")` returned (a source or an old module)."""

@@ -102,6 +102,11 @@ class DataSource:
         """Source, sizes and seeds, for report.json."""
         return {"source": self.name, "batch_size": self.batch_size, **self._describe()}
 
+    def label_meaning(self) -> dict[str, Any] | None:
+        """What the training labels mean (the synthetic source's typing prior), for the checkpoint and the
+        exported model's metadata; None when the labels are given (a CSV)."""
+        return None
+
     # For subclasses --------------------------------------------------------------------------------
     def _prepare(self) -> None:
         raise NotImplementedError

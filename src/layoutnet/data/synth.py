@@ -10,13 +10,33 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
+from typing import Any
 
 import numpy as np
 import torch
 
-from layoutnet.contract import CLASS_TO_ID, CLASSES, LANGUAGES, PAD_ID, SEQ_LEN, class_name
+from layoutnet.contract import CLASS_TO_ID, CLASSES, LANGUAGES, NUM_CLASSES, PAD_ID, SEQ_LEN, class_name
 from layoutnet.data import tablecache
+from layoutnet.data.readings import (
+    Language,
+    PosteriorLabeller,
+    class_prior,
+    joint_prior,
+    prior_spec,
+    ratio_tables,
+    row_hashes,
+)
+from layoutnet.data.settings import (
+    AmbiguousSettings,
+    AugmentSettings,
+    LanguageSettings,
+    PriorSettings,
+    SyntheticSettings,
+    TechnicalSettings,
+    section,
+)
+from layoutnet.data.technical import technical_tokens
 from layoutnet.data.words import WordList, extra_chars, letter_set, load_words, wordfreq_version
 from layoutnet.errors import ConfigError
 from layoutnet.layouts import KEYS, Charset, LayoutSet, neighbour_keys
@@ -36,31 +56,17 @@ _WORD_TABLES = (
 CHUNK_SIZE = 16384
 """Samples generated per step; chunk i of seed s always uses the same random stream."""
 
-DEFAULT_LANGUAGES: dict[str, dict[str, object]] = {
-    "en": {"weight": 1.0, "vocab_size": 30000, "layouts": {"us": 1.0}, "extra_letters": "'"},
-    "ru": {"weight": 1.0, "vocab_size": 30000, "layouts": {"russianwin": 0.7, "russian": 0.3}},
-    "he": {
-        "weight": 1.0,
-        "vocab_size": 30000,
-        "layouts": {"hebrew": 0.6, "hebrew_pc": 0.25, "hebrew_qwerty": 0.15},
-    },
-}
-
 
 @dataclass(frozen=True)
 class LanguageSpec:
-    """One language of the synthetic data (`data.languages.<code>`)."""
+    """One language of the synthetic data, checked: its code and its `LanguageSettings`."""
 
     code: str
-    weight: float = 1.0
-    """Relative share of samples meant in this language, and of wrong-layout samples typed on its layouts."""
-    vocab_size: int = 30000
-    layouts: Mapping[str, float] = field(default_factory=dict)
-    """Layout id -> relative weight of that variant (as the meant and as the active layout)."""
-    label_as: str | None = None
-    """Contract language whose classes this language's samples get (needed outside en/ru/he)."""
-    extra_letters: str = ""
-    """Characters besides letters a word may contain (English: the apostrophe)."""
+    weight: float
+    vocab_size: int
+    layouts: Mapping[str, float]
+    label_as: str | None
+    extra_letters: str
 
     @property
     def label_language(self) -> str:
@@ -68,83 +74,53 @@ class LanguageSpec:
 
 
 @dataclass(frozen=True)
-class AugmentSpec:
-    """Per-sample probability of each augmentation (`data.augment`)."""
-
-    capitalize: float = 0.15
-    all_caps: float = 0.03
-    case_flip: float = 0.03
-    case_flip_rate: float = 0.25
-    """Share of characters flipped in a sample picked for case_flip."""
-    swap: float = 0.03
-    delete: float = 0.03
-    duplicate: float = 0.03
-    neighbour_typo: float = 0.04
-    punctuation: float = 0.10
-    """Insert one digit or punctuation character of the meant layout (half of them at the end)."""
-
-
-@dataclass(frozen=True)
-class AmbiguousSpec:
-    """Wrong-layout samples whose typed text is also a real word of the active language (`data.ambiguous`).
-
-    `en` meant, typed on Hebrew, can show a real Hebrew word: the keys spell words in both languages, and
-    rewriting such a text is a wrong correction for everyone who meant the Hebrew word. A share
-    `typed_share` of these samples is labelled as typed correctly (the active language's class): 1.0 teaches
-    the model never to rewrite them, 0.5 to split its probability (it abstains at any threshold above ~0.5).
-    """
-
-    typed_share: float = 0.0
-    lexicon_size: int = 30000
-    """A text is a real word of a language when every word of it is among that language's
-    `lexicon_size` most frequent clean words."""
-
-
-@dataclass(frozen=True)
 class SynthConfig:
+    """The synthesizer's checked settings. Built by `from_options` from plain values over the defaults of
+    `SyntheticSettings` (`layoutnet.data.settings`), their one home."""
+
     languages: tuple[LanguageSpec, ...]
-    flattening: float = 0.5
-    correct_layout_share: float = 0.5
-    word_count_weights: tuple[float, ...] = (0.6, 0.2, 0.12, 0.08)
-    length_balance: bool = False
+    flattening: float
+    correct_layout_share: float
+    word_count_weights: tuple[float, ...]
+    length_balance: bool
     """Reweigh each language's words so that every language has the same distribution of word lengths
     (the mean of their own): a text's length then says nothing about its meant language."""
-    augment: AugmentSpec = field(default_factory=AugmentSpec)
-    ambiguous: AmbiguousSpec = field(default_factory=AmbiguousSpec)
+    augment: AugmentSettings
+    ambiguous: AmbiguousSettings
+    prior: PriorSettings
+    technical: TechnicalSettings
 
     @property
     def max_words(self) -> int:
         return len(self.word_count_weights)
 
     @classmethod
-    def from_options(
-        cls,
-        languages: Mapping[str, Mapping[str, object]] | None = None,
-        flattening: float = 0.5,
-        correct_layout_share: float = 0.5,
-        word_count_weights: Sequence[float] = (0.6, 0.2, 0.12, 0.08),
-        augment: Mapping[str, float] | None = None,
-        ambiguous: Mapping[str, float] | None = None,
-        length_balance: bool = False,
-    ) -> SynthConfig:
-        """Checked config from plain values; every problem raises a ConfigError naming its key."""
-        languages = DEFAULT_LANGUAGES if languages is None else languages
+    def from_options(cls, **options: Any) -> SynthConfig:
+        """Checked config from plain values (the keys of `SyntheticSettings` that shape samples; a key left
+        out takes its default there); every problem raises a ConfigError naming its key."""
+        unknown = sorted(set(options) - set(SYNTH_KEYS))
+        if unknown:
+            raise ConfigError(
+                unknown[0], options[unknown[0]], "is not a setting of the synthesizer", SYNTH_KEYS
+            )
+        defaults = SyntheticSettings()
+        given = {
+            key: getattr(defaults, key) if options.get(key) is None else options[key] for key in SYNTH_KEYS
+        }
+        languages = given["languages"]
         if not isinstance(languages, Mapping) or not languages:
             raise ConfigError("languages", languages, "must map language codes to their settings")
         specs = []
-        allowed = {f.name for f in fields(LanguageSpec)} - {"code"}
-        for code, options in languages.items():
-            options = dict(options or {})
-            unknown = set(options) - allowed
-            if unknown:
-                raise ConfigError(f"languages.{code}", sorted(unknown), "unknown settings", sorted(allowed))
-            spec = LanguageSpec(code=str(code), **options)  # type: ignore[arg-type]
+        for code, settings in languages.items():
+            merged = section(settings, LanguageSettings, f"languages.{code}")
+            spec = LanguageSpec(code=str(code), **asdict(merged))
             _check_language(spec)
             specs.append(spec)
         if sum(spec.weight for spec in specs) <= 0:
             raise ConfigError("languages", [spec.code for spec in specs], "needs a language with weight > 0")
-        _check_probability("flattening", flattening, upper=None)
-        _check_probability("correct_layout_share", correct_layout_share)
+        _check_probability("flattening", given["flattening"], upper=None)
+        _check_probability("correct_layout_share", given["correct_layout_share"])
+        word_count_weights = given["word_count_weights"]
         weights = tuple(float(w) for w in word_count_weights)
         if not weights or any(w < 0 for w in weights) or sum(weights) <= 0:
             raise ConfigError(
@@ -154,38 +130,64 @@ class SynthConfig:
             )
         if weights[-1] == 0:
             weights = tuple(weights[: max(i for i, w in enumerate(weights) if w > 0) + 1])
-        augment = dict(augment or {})
-        known = {f.name for f in fields(AugmentSpec)}
-        unknown = set(augment) - known
-        if unknown:
-            raise ConfigError("augment", sorted(unknown), "unknown augmentations", sorted(known))
-        for key, value in augment.items():
+        augment = section(given["augment"], AugmentSettings, "augment")
+        for key, value in asdict(augment).items():
             _check_probability(f"augment.{key}", value)
-        if not isinstance(length_balance, bool):
-            raise ConfigError("length_balance", length_balance, "must be true or false")
+        if not isinstance(given["length_balance"], bool):
+            raise ConfigError("length_balance", given["length_balance"], "must be true or false")
+        codes = [spec.code for spec in specs]
+        prior = prior_spec(given["prior"], codes)
+        ambiguous = _ambiguous_spec(section(given["ambiguous"], AmbiguousSettings, "ambiguous"))
+        if ambiguous.typed_share > 0 and prior.labels != "generating":
+            raise ConfigError(
+                "ambiguous.typed_share",
+                ambiguous.typed_share,
+                f"relabels texts that prior.labels={prior.labels} already labels by their readings; "
+                "set ambiguous.typed_share=0, or prior.labels=generating to use the old rule",
+            )
+        joint_prior(prior, codes, [s.label_language for s in specs], [s.weight for s in specs])  # checks sums
         return cls(
             languages=tuple(specs),
-            flattening=float(flattening),
-            correct_layout_share=float(correct_layout_share),
+            flattening=float(given["flattening"]),
+            correct_layout_share=float(given["correct_layout_share"]),
             word_count_weights=weights,
-            length_balance=length_balance,
-            augment=AugmentSpec(**{k: float(v) for k, v in augment.items()}),
-            ambiguous=_ambiguous_spec(ambiguous),
+            length_balance=given["length_balance"],
+            augment=augment,
+            ambiguous=ambiguous,
+            prior=prior,
+            technical=_technical_spec(section(given["technical"], TechnicalSettings, "technical"), codes),
         )
 
 
-def _ambiguous_spec(options: Mapping[str, object] | None) -> AmbiguousSpec:
-    options = dict(options or {})
-    known = {f.name for f in fields(AmbiguousSpec)}
-    unknown = set(options) - known
-    if unknown:
-        raise ConfigError("ambiguous", sorted(unknown), "unknown settings", sorted(known))
-    share = options.get("typed_share", AmbiguousSpec.typed_share)
-    _check_probability("ambiguous.typed_share", share)
-    size = options.get("lexicon_size", AmbiguousSpec.lexicon_size)
+SYNTH_KEYS: tuple[str, ...] = (
+    "languages",
+    "flattening",
+    "correct_layout_share",
+    "word_count_weights",
+    "length_balance",
+    "augment",
+    "ambiguous",
+    "prior",
+    "technical",
+)
+"""The keys of `SyntheticSettings` that shape the samples (the rest size and seed the splits)."""
+
+
+def _technical_spec(spec: TechnicalSettings, codes: Sequence[str]) -> TechnicalSettings:
+    _check_probability("technical.share", spec.share)
+    if spec.share > 0 and spec.label_as not in codes:
+        raise ConfigError("technical.label_as", spec.label_as, "must be a language of the data", list(codes))
+    if isinstance(spec.pool_size, bool) or not isinstance(spec.pool_size, int) or spec.pool_size < 1:
+        raise ConfigError("technical.pool_size", spec.pool_size, "must be a positive whole number")
+    return TechnicalSettings(share=float(spec.share), label_as=str(spec.label_as), pool_size=spec.pool_size)
+
+
+def _ambiguous_spec(spec: AmbiguousSettings) -> AmbiguousSettings:
+    _check_probability("ambiguous.typed_share", spec.typed_share)
+    size = spec.lexicon_size
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise ConfigError("ambiguous.lexicon_size", size, "must be a positive integer")
-    return AmbiguousSpec(typed_share=float(share), lexicon_size=size)
+    return AmbiguousSettings(typed_share=float(spec.typed_share), lexicon_size=size)
 
 
 def _check_probability(key: str, value: object, upper: float | None = 1.0) -> None:
@@ -439,6 +441,118 @@ class Synthesizer:
             count = len(self.layout_ids) ** 2 * self._word_len.numel()
             flags = np.unpackbits(arrays["ambiguous"], count=count).astype(np.bool_)
             self._ambiguous = torch.from_numpy(flags)
+        self._labeller: PosteriorLabeller | None = None
+        if self.config.prior.labels != "generating":
+            self._labeller = self._build_labeller()
+        self._technical: torch.Tensor | None = None
+        if self.config.technical.share > 0:
+            self._build_technical_table()
+
+    def _build_technical_table(self) -> None:
+        """The technical tokens as charset ids [pool, SEQ_LEN] (cut to SEQ_LEN), the language index and
+        layout variant they are typed on, and their class."""
+        spec = self.config.technical
+        code = spec.label_as
+        tokens = technical_tokens(spec.pool_size, 0, self.wordlists[code].words)
+        table = torch.zeros((len(tokens), SEQ_LEN), dtype=torch.int32)
+        for row, token in enumerate(tokens):
+            ids = self.charset.encode(token[:SEQ_LEN])
+            table[row, : len(ids)] = torch.tensor(ids, dtype=torch.int32)
+        self._technical = table
+        language = self.language_codes.index(code)
+        self._technical_language = language
+        self._technical_variant = self.layout_ids.index(next(iter(self.config.languages[language].layouts)))
+        label = self.config.languages[language].label_language
+        self._technical_class = CLASS_TO_ID[class_name(label, label)]
+
+    # Labels under the typing prior ---------------------------------------------------------------------
+    def _prior_joint(self) -> np.ndarray:
+        specs = self.config.languages
+        return joint_prior(
+            self.config.prior,
+            [s.code for s in specs],
+            [s.label_language for s in specs],
+            [s.weight for s in specs],
+        )
+
+    def _build_labeller(self) -> PosteriorLabeller:
+        """The reading tables of `layoutnet.data.readings` (cached on disk) with the prior's joint."""
+        arrays = tablecache.cached(
+            "readings",
+            self._readings_key(),
+            ("keys", "ratios"),
+            self._fresh_readings,
+            self._consistent_readings,
+        )
+        specs = self.config.languages
+        return PosteriorLabeller(
+            arrays["keys"],
+            arrays["ratios"],
+            self._prior_joint(),
+            [s.label_language for s in specs],
+            self._word_len.numel(),
+        )
+
+    def _lexicon(self, spec: LanguageSpec) -> WordList:
+        """The words whose frequencies count as readings of `spec`'s language: its `prior.lexicon_size` most
+        frequent clean words (every word when null), never fewer than the vocabulary, unflattened."""
+        size = self.config.prior.lexicon_size or 1 << 40
+        return load_words(spec.code, max(size, spec.vocab_size), 1.0, self.layouts, spec.extra_letters)
+
+    def _readings_key(self) -> dict[str, object]:
+        cfg = self.config
+        return {
+            "format": 1,
+            "wordfreq": wordfreq_version(),
+            "words": [[code, self.wordlists[code].digest] for code in self.language_codes],
+            "lexicons": [[s.code, self._lexicon(s).digest] for s in cfg.languages],
+            "languages": [[s.code, s.label_language, dict(s.layouts)] for s in cfg.languages],
+            "charset": "".join(self.charset.chars),
+            "layout_ids": list(self.layout_ids),
+            "conversions": tablecache.digest(self._conv.numpy()),
+        }
+
+    def _consistent_readings(self, arrays: dict[str, np.ndarray]) -> bool:
+        keys, ratios = arrays["keys"], arrays["ratios"]
+        limit = len(self.layout_ids) ** 2 * self._word_len.numel()
+        return (
+            keys.dtype == np.int64
+            and ratios.dtype == np.float32
+            and keys.ndim == 1
+            and ratios.shape == (keys.size, len(self.config.languages))
+            and (keys.size == 0 or (int(keys[0]) >= 0 and int(keys[-1]) < limit))
+            and bool((np.diff(keys) > 0).all())
+            and bool(np.isfinite(ratios).all())
+        )
+
+    def _fresh_readings(self) -> dict[str, np.ndarray]:
+        layout_index = {lid: i for i, lid in enumerate(self.layout_ids)}
+        languages = []
+        offset = 0
+        for spec in self.config.languages:
+            vocab_ids, vocab_lengths = self.wordlists[spec.code].encode(self.charset)
+            lexicon = self._lexicon(spec)
+            lexicon_ids, lexicon_lengths = lexicon.encode(self.charset)
+            weights = np.array(list(spec.layouts.values()), dtype=np.float64)
+            languages.append(
+                Language(
+                    code=spec.code,
+                    label=spec.label_language,
+                    variants=tuple(layout_index[lid] for lid in spec.layouts),
+                    weights=tuple((weights / weights.sum()).tolist()),
+                    vocab_ids=vocab_ids,
+                    vocab_lengths=vocab_lengths,
+                    offset=offset,
+                    lexicon_ids=lexicon_ids,
+                    lexicon_lengths=lexicon_lengths,
+                    lexicon_freqs=lexicon.weights.numpy(),
+                )
+            )
+            offset += vocab_ids.shape[0]
+        n_layouts = len(self.layout_ids)
+        conv = self._conv.view(n_layouts, n_layouts, self._charset_size).long()
+        keys, ratios = ratio_tables(languages, conv, offset)
+        return {"keys": keys, "ratios": ratios}
 
     def _consistent_tables(self, arrays: dict[str, np.ndarray]) -> bool:
         """Whether cached word tables fit this synthesizer (sizes, dtypes, every index in range)."""
@@ -548,7 +662,7 @@ class Synthesizer:
         total = sum(int(ids.shape[0]) for ids, _ in encoded.values())
         table = torch.zeros((n_layouts * n_layouts, total), dtype=torch.bool)
         lexicons = {
-            s.code: set(_row_hashes(self._lexicon_ids(s, spec.lexicon_size, encoded)).tolist()) for s in specs
+            s.code: set(row_hashes(self._lexicon_ids(s, spec.lexicon_size, encoded)).tolist()) for s in specs
         }
         layout_index = {lid: i for i, lid in enumerate(self.layout_ids)}
         conv = self._conv.view(n_layouts, n_layouts, size).long()
@@ -563,7 +677,7 @@ class Synthesizer:
                     for av in active.layouts:
                         typed = conv[layout_index[mv], layout_index[av]][ids]
                         whole = (typed != PAD_ID).sum(1) == lengths  # every character typable
-                        real = torch.from_numpy(np.isin(_row_hashes(typed), lexicon))
+                        real = torch.from_numpy(np.isin(row_hashes(typed), lexicon))
                         row = layout_index[mv] * n_layouts + layout_index[av]
                         table[row, offset : offset + ids.shape[0]] = whole & real
         return table.reshape(-1)
@@ -613,9 +727,25 @@ class Synthesizer:
             "correct_layout_share": cfg.correct_layout_share,
             "word_count_weights": list(cfg.word_count_weights),
             "length_balance": cfg.length_balance,
-            "augment": {f.name: getattr(cfg.augment, f.name) for f in fields(AugmentSpec)},
-            "ambiguous": {f.name: getattr(cfg.ambiguous, f.name) for f in fields(AmbiguousSpec)},
+            "augment": {f.name: getattr(cfg.augment, f.name) for f in fields(AugmentSettings)},
+            "ambiguous": {f.name: getattr(cfg.ambiguous, f.name) for f in fields(AmbiguousSettings)},
             "expected_class_shares": {k: round(v, 6) for k, v in self.expected_class_shares().items()},
+            "prior": self.prior_description(),
+            "technical": {f.name: getattr(cfg.technical, f.name) for f in fields(TechnicalSettings)},
+        }
+
+    def prior_description(self) -> dict[str, object]:
+        """What the labels mean (report.json, checkpoints, the artifact's metadata): the label mode and the
+        typing prior as class probabilities."""
+        prior = self.config.prior
+        specs = self.config.languages
+        return {
+            "labels": prior.labels,
+            "class_prior": {
+                k: round(v, 6)
+                for k, v in class_prior(self._prior_joint(), [s.label_language for s in specs]).items()
+            },
+            "lexicon_size": prior.lexicon_size,
         }
 
     # Generation -------------------------------------------------------------------------------------
@@ -633,12 +763,16 @@ class Synthesizer:
         return ids, labels
 
     def iter_chunks(self, n: int, seed: int) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
-        """(start row, ids int64, labels int64) chunk by chunk; chunk i depends only on (seed, i)."""
+        """(start row, ids int64, labels int64) chunk by chunk; chunk i depends only on (seed, i). The labels
+        are hard: the top class of soft targets."""
         for index, start in enumerate(range(0, n, CHUNK_SIZE)):
-            yield start, *self.generate_chunk(seed, index, min(CHUNK_SIZE, n - start))
+            ids, targets = self.generate_chunk(seed, index, min(CHUNK_SIZE, n - start))
+            yield start, ids, hard_labels(targets)
 
     def generate_chunk(self, seed: int, index: int, n: int = CHUNK_SIZE) -> tuple[torch.Tensor, torch.Tensor]:
-        """Chunk `index` of stream `seed` (its first `n` rows when n < CHUNK_SIZE)."""
+        """Chunk `index` of stream `seed` (its first `n` rows when n < CHUNK_SIZE): ids int64 [n, SEQ_LEN]
+        and the training targets, int64 class ids [n] or, with `prior.labels=posterior`, float32
+        probabilities [n, NUM_CLASSES]."""
         gen = torch.Generator().manual_seed(_chunk_seed(seed, index))
         rows = CHUNK_SIZE if n <= CHUNK_SIZE else n
         # One thread: these small, memory-bound ops gain little from more, and on a busy machine (the
@@ -673,13 +807,33 @@ class Synthesizer:
 
         ids, lengths, word = self._compose(n, meant, n_words, gen)
         ids, lengths = self._augment(ids, lengths, meant_variant, gen)
+        technical = None
+        if self._technical is not None:
+            technical = torch.rand(n, generator=gen) < cfg.technical.share
+            rows = torch.nonzero(technical).squeeze(1)
+            pick = torch.randint(self._technical.shape[0], (rows.numel(),), generator=gen)
+            ids.index_copy_(0, rows, self._technical.index_select(0, pick))
+            meant = torch.where(technical, self._technical_language, meant)
+            active = torch.where(technical, self._technical_language, active)
+            wrong = wrong & ~technical
+            meant_variant = torch.where(technical, self._technical_variant, meant_variant)
+            active_variant = torch.where(technical, self._technical_variant, active_variant)
+            labels = torch.where(technical, self._technical_class, labels)
 
         pair = meant_variant * len(self.layout_ids) + active_variant
         if self._ambiguous is not None:
             labels = self._label_ambiguous(labels, wrong, active, pair, word, n_words, gen)
+        targets: torch.Tensor = labels
+        if self._labeller is not None:
+            targets = self._labeller.targets(meant, active, pair, word, n_words, NUM_CLASSES)
+            if technical is not None:  # no words to read: as typed
+                targets[technical] = 0.0
+                targets[technical, self._technical_class] = 1.0
+            if cfg.prior.labels == "argmax":
+                targets = targets.argmax(1)
         ids.add_((pair * self._charset_size).to(torch.int32).unsqueeze(1))
         ids = self._conv.index_select(0, ids.view(-1)).view(n, SEQ_LEN)
-        return _replace_empty(ids, labels)
+        return _replace_empty(ids, targets)
 
     def _label_ambiguous(
         self,
@@ -816,6 +970,11 @@ class Synthesizer:
         return ids, lengths
 
 
+def hard_labels(targets: torch.Tensor) -> torch.Tensor:
+    """Class ids of training targets: themselves when hard, the top class of soft [n, classes] ones."""
+    return targets if targets.ndim == 1 else targets.argmax(1)
+
+
 def _replace_empty(ids: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Rows whose every id is 0 (an English `w` typed on Apple Hebrew is a geresh, outside the alphabet)
     take the next non-empty row of the chunk: the app never classifies an empty text."""
@@ -846,12 +1005,6 @@ def _length_balanced(weights: list[torch.Tensor], lengths: list[torch.Tensor]) -
         scale = torch.where(share > 0, target / share.clamp(min=1e-300), torch.zeros_like(share))
         out.append(weight * scale.index_select(0, length.clamp(max=SEQ_LEN)))
     return out
-
-
-def _row_hashes(ids: torch.Tensor) -> np.ndarray:
-    """uint64 [N]: a polynomial hash of each row of ids (trailing padding, id 0, adds nothing)."""
-    powers = np.cumprod(np.full(ids.shape[1], 0x100000001B3, dtype=np.uint64), dtype=np.uint64)
-    return (ids.numpy().astype(np.uint64) * powers).sum(1, dtype=np.uint64)
 
 
 def _alias_table(weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

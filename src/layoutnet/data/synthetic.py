@@ -7,14 +7,16 @@ uses this source without loading Lightning.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from layoutnet.contract import LANGUAGES
 from layoutnet.data.batches import SyntheticBatches
+from layoutnet.data.settings import SyntheticSettings
 from layoutnet.data.sources import Batch, DataSource
-from layoutnet.data.synth import SynthConfig, Synthesizer
+from layoutnet.data.synth import SYNTH_KEYS, SynthConfig, Synthesizer
 from layoutnet.errors import ConfigError, DataError
 from layoutnet.layouts import LayoutSet
 
@@ -39,38 +41,31 @@ class SyntheticSource(DataSource):
 
     name = "synthetic"
 
-    def __init__(
-        self,
-        languages: Mapping[str, Mapping[str, Any]] | None = None,
-        flattening: float = 0.5,
-        correct_layout_share: float = 0.5,
-        word_count_weights: Sequence[float] = (0.6, 0.2, 0.12, 0.08),
-        augment: Mapping[str, float] | None = None,
-        ambiguous: Mapping[str, float] | None = None,
-        length_balance: bool = False,
-        layouts_dump: str | None = None,
-        train_size: int = 250_000,
-        val_size: int = 20_000,
-        test_size: int = 20_000,
-        batch_size: int = 512,
-        eval_batch_size: int | None = None,
-        seed: int = 0,
-    ):
-        super().__init__(batch_size, eval_batch_size, seed)
-        for key, value in (("train_size", train_size), ("val_size", val_size), ("test_size", test_size)):
+    def __init__(self, **options: Any):
+        """Any keys of `SyntheticSettings` (`layoutnet.data.settings`, the defaults' one home); a key left
+        out takes its default there, so `SyntheticSource()` is the data `python -m layoutnet` trains on."""
+        options = {key: _plain(value) for key, value in options.items()}
+        options.pop("_target_", None)
+        defaults = SyntheticSettings()
+        known = [f.name for f in fields(SyntheticSettings) if f.name != "_target_"]
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise ConfigError(
+                unknown[0], options[unknown[0]], "is not a setting of the synthetic data", known
+            )
+        given = {key: options.get(key, getattr(defaults, key)) for key in known}
+        super().__init__(given["batch_size"], given["eval_batch_size"], given["seed"])
+        for key in ("train_size", "val_size", "test_size"):
+            value = given[key]
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(key, value, "must be a positive integer")
-        self.train_size, self.val_size, self.test_size = train_size, val_size, test_size
-        self.layouts_dump = layouts_dump
-        self.config = SynthConfig.from_options(
-            languages=_plain(languages),
-            flattening=flattening,
-            correct_layout_share=correct_layout_share,
-            word_count_weights=list(_plain(word_count_weights)),
-            augment=_plain(augment),
-            ambiguous=_plain(ambiguous),
-            length_balance=length_balance,
+        self.train_size, self.val_size, self.test_size = (
+            given["train_size"],
+            given["val_size"],
+            given["test_size"],
         )
+        self.layouts_dump = given["layouts_dump"]
+        self.config = SynthConfig.from_options(**{key: given[key] for key in SYNTH_KEYS})
         self._synth: Synthesizer | None = None
 
     def synthesizer(self) -> Synthesizer:
@@ -108,6 +103,9 @@ class SyntheticSource(DataSource):
 
     def train_batches(self, epoch: Callable[[], int]) -> SyntheticBatches:
         return SyntheticBatches(self.synthesizer(), self.train_size, self.batch_size, self.seed, epoch)
+
+    def label_meaning(self) -> dict[str, Any]:
+        return self.synthesizer().prior_description()
 
     def _describe(self) -> dict[str, Any]:
         return {

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 
+from layoutnet.data.readings import prior_metadata
 from layoutnet.export.pipeline import ModelInfo, export_and_record
 from layoutnet.export.result import ExportResult
 from layoutnet.export.settings import ExportSettings
@@ -29,14 +30,16 @@ class CoreMLExportCallback(pl.Callback):
         self.settings = ExportSettings.from_config(settings)
         self.run_dir = Path(run_dir)
 
-    def _best_net(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> tuple[torch.nn.Module, str]:
+    def _best_net(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule
+    ) -> tuple[torch.nn.Module, str, dict]:
         best = best_checkpoint_path(trainer)
         if best:
-            net, _ = load_net(best)
-            return net, best
+            net, meta = load_net(best)
+            return net, best, meta
         log.warning("no best checkpoint was saved; exporting the final weights")
-        net, _ = net_from_checkpoint(pl_module.checkpoint_payload(), "final weights")
-        return net, "final weights"
+        net, meta = net_from_checkpoint(pl_module.checkpoint_payload(), "final weights")
+        return net, "final weights", meta
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.is_global_zero:
@@ -44,11 +47,14 @@ class CoreMLExportCallback(pl.Callback):
         if not self.settings.enabled:
             record_export(self.run_dir, ExportResult(status="disabled", reason="export=none"))
             return
-        net, source = self._best_net(trainer, pl_module)
+        net, source, meta = self._best_net(trainer, pl_module)
         val_ids, val_labels = trainer.datamodule.val_tensors() if trainer.datamodule else (None, None)
         score = getattr(trainer.checkpoint_callback, "best_model_score", None)
         info = ModelInfo(
-            run_id=self.run_dir.name, source=source, val_accuracy=None if score is None else float(score)
+            run_id=self.run_dir.name,
+            source=source,
+            val_accuracy=None if score is None else float(score),
+            app_metadata=prior_metadata(meta),
         )
         export_and_record(
             self.run_dir, net, self.settings, self.run_dir / "export", info, val_ids, val_labels

@@ -12,6 +12,7 @@ from rich.markup import escape
 
 from layoutnet.commandline import run_command
 from layoutnet.config import CONF_DIR, check_output_dir
+from layoutnet.data.readings import prior_metadata
 from layoutnet.errors import ConfigError
 from layoutnet.export.parity import validation_tensors
 from layoutnet.export.pipeline import ModelInfo, export_and_record
@@ -44,7 +45,7 @@ def run_export(cfg: DictConfig) -> ExportResult:
         console.print(f"  found: {escape(str(loaded.details['legacy'].get('description', '')))}")
     val_ids, val_labels = validation_tensors(cfg.data)
     update_report(run_dir, status="running", command="export", model=loaded.describe())
-    info = ModelInfo(run_id=run_dir.name, source=loaded.source)
+    info = ModelInfo(run_id=run_dir.name, source=loaded.source, app_metadata=prior_metadata(loaded.metadata))
     result = export_and_record(
         run_dir, loaded.net, settings, default_dir, info, val_ids, val_labels, top_level=True, console=console
     )
