@@ -7,7 +7,10 @@ on (not wordfreq), typed through the layouts of the shared macOS layout dump:
   with their affix rules (read by `spylls`, a pure-Python Hunspell), the test of whether a text is a real
   word, inflected and prefixed forms included.
 - gettext catalogues from PyPI wheels (Django's and Sphinx's `ru` and `he` translations; their English
-  `msgid`s): running text and the words people actually write.
+  `msgid`s): running text and the words people actually write, and the ranking of the frequent words.
+- technical text from those packages and `xtrans-dev` (a git changelog: commit hashes): wheel metadata,
+  sources, CSS/JS, catalogue headers, Debian changelogs and md5sums.
+- wagtail's `ru`/`he` catalogues, for the typed,expected file only (no split reads them).
 
 Every source is pinned (version and sha256 below). The files are fetched with the ordinary clients
 (`apt-get download`, `pip download --no-deps`) into a cache directory, or taken from there when present;
@@ -17,8 +20,10 @@ nothing is installed. The build is deterministic (fixed seed, sorted inputs).
     python scripts/build_realtext.py --cache DIR --no-download   # only use files already in DIR
 
 Output: `words.csv` (1-3 real words), `sentences.csv` (sentence starts, 20-40 characters), `short.csv`
-(one 2-4-letter word), each balanced over the 9 classes, and `ambiguous.csv` (texts that are real words
-in two readings, taken out of the three splits), all `text,label`.
+(one 2-4-letter word), each balanced over the 9 classes; `frequent.csv` (each language's most frequent
+1-3-letter words typed right and on every other layout), `technical.csv` (tokens that must stay as
+typed); `ambiguous.csv` (texts that are real words in two readings, taken out of the splits), all
+`text,label`; and `pairs.csv` (`typed,expected` lines with runs typed on the wrong layout).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from __future__ import annotations
 import argparse
 import csv
 import functools
+import gzip
 import hashlib
 import io
 import random
@@ -37,14 +43,16 @@ import tempfile
 import zipfile
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from layoutnet.contract import ALPHABET, CLASSES, class_name  # noqa: E402
+from layoutnet.contract import ALPHABET, CLASSES, SEQ_LEN, class_name  # noqa: E402
+from layoutnet.correction import DEFAULT_LAYOUTS  # noqa: E402
 from layoutnet.layouts import LayoutSet  # noqa: E402
+from layoutnet.quality import PAIRS_FILE, TECHNICAL_CATEGORIES, technical_category  # noqa: E402
 
 SEED = 20260101
 SPYLLS_VERSION = "0.1.7"
@@ -54,6 +62,23 @@ DUMP = ROOT.parent / "shared" / "reference" / "macos_keyboard_layouts.json"
 
 ROWS_PER_CLASS = {"words": 400, "sentences": 300, "short": 400}
 """Rows of each class in each split (9 classes)."""
+
+FREQUENT_PER_LANGUAGE = 75
+"""Words of each language in the `frequent` split: its most frequent 1-3-letter words in running text."""
+
+NAMED_FREQUENT: dict[str, tuple[str, ...]] = {
+    "en": ("the", "in", "is", "to", "of", "it"),
+    "ru": ("не", "на", "из", "мы", "ты", "до", "от", "вы"),
+    "he": ("את", "לא", "של", "זה", "מה", "כן"),
+}
+"""The corrections issue 18 names as the most common: in the `frequent` split even where the software
+catalogues' counts rank them lower (`ты` and `מה` are rare in UI text), when Hunspell knows them."""
+
+TECHNICAL_PER_CATEGORY = 120
+"""Rows of each technical category (fewer when the sources hold fewer distinct ones)."""
+
+PAIRS_PER_LANGUAGE = 100
+"""Lines of each language in the typed,expected file."""
 
 LAYOUT_WEIGHTS: dict[str, dict[str, float]] = {
     "en": {"us": 0.5, "abc": 0.5},
@@ -114,7 +139,25 @@ SOURCES: dict[str, Source] = {
         "4405915165f13521d875a8c29c8970800a0141c14cc5416a38feca4ea5d9b9c3",
         "BSD-2-Clause (Sphinx team and translators)",
     ),
+    "xtrans-dev": Source(
+        "deb",
+        "xtrans-dev",
+        "1.4.0-1",
+        "xtrans-dev_1.4.0-1_all.deb",
+        "9ce1af9464faee0c679348dd11cdf63934c12e734a64e0903692b0cb5af38e06",
+        "MIT/X11 (X.Org Foundation and contributors)",
+    ),
+    "wagtail": Source(
+        "wheel",
+        "wagtail",
+        "6.3.1",
+        "wagtail-6.3.1-py3-none-any.whl",
+        "d7d4e4fcb5edb4a5d0aaff5de72eaf33a51e4fa26c2d3a57801c58c4da35b209",
+        "BSD-3-Clause (Wagtail core team and translators)",
+    ),
 }
+"""Every pinned file. `technical` is read from django, sphinx, the hunspell packages and xtrans-dev
+(commit hashes of its git changelog); the typed,expected file only from wagtail, which no split uses."""
 
 
 class BuildError(RuntimeError):
@@ -158,11 +201,13 @@ def fetch(source: Source, cache: Path, download: bool) -> Path:
     return path
 
 
-def deb_member(path: Path, wanted: str) -> bytes:
-    """A file of a .deb (an ar archive holding data.tar.*), without dpkg."""
+def deb_files(path: Path) -> dict[str, bytes]:
+    """Every regular file of a .deb (an ar archive holding control.tar.* and data.tar.*), without dpkg:
+    data files by their path (`usr/share/doc/...`), control files as `control/<name>` (`control/md5sums`)."""
     raw = path.read_bytes()
     if not raw.startswith(b"!<arch>\n"):
         raise BuildError(f"{path} is not a Debian package")
+    files: dict[str, bytes] = {}
     pos = 8
     while pos < len(raw):
         header = raw[pos : pos + 60]
@@ -170,14 +215,22 @@ def deb_member(path: Path, wanted: str) -> bytes:
         size = int(header[48:58].decode().strip())
         body = raw[pos + 60 : pos + 60 + size]
         pos += 60 + size + (size % 2)
-        if name.startswith("data.tar"):
+        if name.startswith(("data.tar", "control.tar")):
+            prefix = "" if name.startswith("data.tar") else "control/"
             with tarfile.open(fileobj=io.BytesIO(body)) as tar:
                 for member in tar.getmembers():
-                    if member.name.lstrip("./") == wanted.lstrip("/"):
-                        extracted = tar.extractfile(member)
-                        if extracted is not None:
-                            return extracted.read()
-    raise BuildError(f"{path} has no {wanted}")
+                    extracted = tar.extractfile(member) if member.isfile() else None
+                    if extracted is not None:
+                        files[prefix + member.name.removeprefix("./")] = extracted.read()
+    return files
+
+
+def deb_member(path: Path, wanted: str) -> bytes:
+    """One file of a .deb by its path."""
+    found = deb_files(path).get(wanted.lstrip("/"))
+    if found is None:
+        raise BuildError(f"{path} has no {wanted}")
+    return found
 
 
 def wheel_members(path: Path, pattern: str) -> dict[str, bytes]:
@@ -263,6 +316,23 @@ def is_word(token: str, language: str) -> bool:
     return len(token) >= 1 and all(ch in _LETTERS[language] for ch in token)
 
 
+_OPENING = "\"'([{<*"
+_CLOSING = "\"')]}>*,;:.!?"
+
+
+def strip_token(token: str) -> str:
+    """A whitespace token without the quotes, brackets and sentence punctuation around it."""
+    return token.lstrip(_OPENING).rstrip(_CLOSING)
+
+
+def standalone_words(text: str, language: str) -> list[str]:
+    """The words of a running-text entry that stand alone between spaces (punctuation around them
+    aside), as written: `e.g.`, `don't`, `Y-m-d` and `ה%(name)s` hold no word; `не` in `(не сохранено)`
+    is one."""
+    tokens = (strip_token(token) for token in text.translate(_TYPOGRAPHY).split())
+    return [token for token in tokens if is_word(token, language)]
+
+
 # Corpus -------------------------------------------------------------------------------------------------
 
 
@@ -272,6 +342,7 @@ class Language:
     running: Counter  # word tokens of running text (lower case) and their counts
     sentences: list[str]  # cleaned running-text entries
     spelled: Callable[[str], bool] | None = None  # Hunspell's verdict with the affix rules
+    tokens: Counter = field(default_factory=Counter)  # whole words between spaces, as written
 
     def lexicon(self) -> set[str]:
         return set(self.dictionary) | set(self.running)
@@ -295,8 +366,12 @@ def hunspell_speller(dic: bytes, aff: bytes) -> Callable[[str], bool]:
     return functools.lru_cache(maxsize=None)(dictionary.lookup)
 
 
-def load_corpus(cache: Path, download: bool) -> dict[str, Language]:
-    paths = {name: fetch(source, cache, download) for name, source in SOURCES.items()}
+def fetch_all(cache: Path, download: bool) -> dict[str, Path]:
+    """Every pinned file of SOURCES, by source name."""
+    return {name: fetch(source, cache, download) for name, source in SOURCES.items()}
+
+
+def load_corpus(paths: dict[str, Path]) -> dict[str, Language]:
     files = {
         "en": ("hunspell-en-us", "en_US"),
         "ru": ("hunspell-ru", "ru_RU"),
@@ -327,8 +402,10 @@ def load_corpus(cache: Path, download: bool) -> dict[str, Language]:
     for language in ("en", "ru", "he"):
         words = [w for w in hunspell_words(dictionaries[language]) if is_word(w, language) and w == w.lower()]
         running: Counter = Counter()
+        tokens: Counter = Counter()
         sentences = []
         for raw in texts[language]:
+            tokens.update(standalone_words(raw, language))
             entry = clean_running(raw)
             for token in re.findall(r"\w+", entry):
                 if is_word(token, language):
@@ -336,7 +413,7 @@ def load_corpus(cache: Path, download: bool) -> dict[str, Language]:
             if entry:
                 sentences.append(entry)
         speller = hunspell_speller(dictionaries[language], affixes[language])
-        corpus[language] = Language(words, running, sorted(set(sentences)), speller)
+        corpus[language] = Language(words, running, sorted(set(sentences)), speller, tokens)
     return corpus
 
 
@@ -495,11 +572,222 @@ class Builder:
             splits[split] = rows
         return splits, list(ambiguous)
 
+    def frequent_words(self, language: str) -> list[str]:
+        """The FREQUENT_PER_LANGUAGE most frequent 1-3-letter words of `language` that stand alone in its
+        running text and that Hunspell knows (a dictionary stem, or a form its affix rules allow), most
+        frequent first, then the words of NAMED_FREQUENT not among them. A word is written as it is
+        most often written in lower case, else as most often written (`I`)."""
+        c = self.corpus[language]
+        counts: Counter = Counter()
+        forms: dict[str, Counter] = {}
+        for token, count in c.tokens.items():
+            if len(token) <= 3:
+                counts[token.lower()] += count
+                forms.setdefault(token.lower(), Counter())[token] += count
+        stems = set(c.dictionary)
 
-def write_csv(path: Path, rows: list[tuple[str, str]]) -> None:
+        def real(form: str) -> bool:
+            return form.lower() in stems or (c.spelled is not None and c.spelled(form))
+
+        def written(word: str) -> str:
+            if word in forms[word]:
+                return word
+            return min(forms[word].items(), key=lambda item: (-item[1], item[0]))[0]
+
+        ranked = [written(word) for word, _ in sorted(counts.items(), key=lambda item: (-item[1], item[0]))]
+        chosen = [form for form in ranked if real(form)][:FREQUENT_PER_LANGUAGE]
+        chosen += [word for word in NAMED_FREQUENT[language] if word not in chosen and real(word)]
+        return chosen
+
+    def frequent(self) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+        """(rows, ambiguous rows) of the `frequent` split: each frequent word typed right, and typed on
+        every layout of every other language from every layout of its own that can type it (distinct
+        texts per class). Every row must be fixed or must stay: a word typed right stays (its reading on
+        another layout is far less likely, however real); a wrong-layout row whose text is a real word of
+        the active language goes to the ambiguous rows; a text that two wrong-layout classes share (`ещ`
+        is `to` and `אם` typed on Russian) must be fixed but has no one right class, and is left out."""
+        rows: dict[tuple[str, str], None] = {}
+        for meant in LAYOUT_WEIGHTS:
+            for word in self.frequent_words(meant):
+                rows[(word, meant)] = None
+                for active in LAYOUT_WEIGHTS:
+                    if active == meant:
+                        continue
+                    for meant_layout in sorted(LAYOUT_WEIGHTS[meant]):
+                        if not self.typist.typable(word, meant_layout):
+                            continue
+                        for active_layout in sorted(LAYOUT_WEIGHTS[active]):
+                            shown = self.typist.type(word, meant_layout, active_layout)
+                            if shown.strip() and all(ch in ALPHABET for ch in shown):
+                                rows[(shown, class_name(meant, active))] = None
+        wrong_labels: dict[str, set[str]] = {}
+        for text, label in rows:
+            if "_from_" in label:
+                wrong_labels.setdefault(text, set()).add(label)
+        kept: list[tuple[str, str]] = []
+        ambiguous: list[tuple[str, str]] = []
+        for text, label in sorted(rows, key=lambda row: CLASSES.index(row[1])):  # stable: rank order
+            meant, _, active = label.partition("_from_")
+            if not active:
+                kept.append((text, label))
+            elif self.ambiguous(text, active, meant):
+                ambiguous.append((text, label))
+            elif len(wrong_labels[text]) == 1:
+                kept.append((text, label))
+        return kept, ambiguous
+
+    def pairs(
+        self, sentences: dict[str, list[str]], technical: list[str], rng: random.Random
+    ) -> list[tuple[str, str]]:
+        """(typed, expected) lines: PAIRS_PER_LANGUAGE sentences of each language, 70% of them with a run
+        of 1-4 words typed on another language's layout (from the first word in 60% of those: the user
+        starts typing before noticing the layout), 15% with a technical token inserted (typed right).
+        Each language is typed on its layout of DEFAULT_LAYOUTS (the layouts `predict` and `evaluate`
+        re-type with); a run that does not type back to its words exactly is drawn again."""
+        layouts = self.typist.layouts
+        out: list[tuple[str, str]] = []
+        for language in LAYOUT_WEIGHTS:
+            pool = list(sentences[language])
+            rng.shuffle(pool)
+            made = 0
+            for sentence in pool:
+                if made == PAIRS_PER_LANGUAGE:
+                    break
+                expected = sentence.split(" ")
+                typed = list(expected)
+                if rng.random() < 0.7:
+                    active = rng.choice([other for other in LAYOUT_WEIGHTS if other != language])
+                    start = 0 if rng.random() < 0.6 else rng.randrange(len(expected))
+                    end = start + rng.randint(1, min(4, len(expected) - start))
+                    mine, theirs = DEFAULT_LAYOUTS[language], DEFAULT_LAYOUTS[active]
+                    typed[start:end] = [layouts.convert(word, mine, theirs) for word in expected[start:end]]
+                    if any(
+                        not all(ch in ALPHABET for ch in shown)
+                        or layouts.convert(shown, theirs, mine) != word
+                        for shown, word in zip(typed[start:end], expected[start:end], strict=True)
+                    ):
+                        continue
+                if technical and rng.random() < 0.15:
+                    token = rng.choice(technical)
+                    position = rng.randrange(len(expected) + 1)
+                    typed.insert(position, token)
+                    expected.insert(position, token)
+                out.append((" ".join(typed), " ".join(expected)))
+                made += 1
+            if made < PAIRS_PER_LANGUAGE:
+                raise BuildError(f"pairs/{language}: only {made} lines from {len(pool)} sentences")
+        return out
+
+
+# Technical text -----------------------------------------------------------------------------------------
+
+_PIECES = re.compile(r"[()\[\]{},;\"'`<>|]|(?<![=<>!~])=(?!=)")
+
+
+def technical_candidates(text: str) -> list[str]:
+    """Whitespace tokens of a file and their pieces between brackets, quotes, commas and single `=`
+    (`get_user_model():` gives `get_user_model`, `max_length=100` gives `100`), each without the
+    punctuation around it: the tokens a user could type or paste."""
+    found: list[str] = []
+    for token in text.split():
+        for piece in dict.fromkeys([token, *_PIECES.split(token)]):
+            piece = strip_token(piece)
+            if piece:
+                found.append(piece)
+    return found
+
+
+def po_header(text: str) -> str:
+    """The comments and header entry of a gettext catalogue (translators, e-mail addresses, dates)."""
+    first = text.find("msgid ")
+    second = text.find("\nmsgid ", first + 1) if first >= 0 else -1
+    return text if second < 0 else text[:second]
+
+
+def technical_documents(paths: dict[str, Path], wheels: tuple[str, ...], debs: tuple[str, ...]) -> list[str]:
+    """Texts to take technical tokens from: the wheels' METADATA, RECORD, Python sources, CSS,
+    unminified JavaScript and catalogue headers; the Debian packages' md5sums, documentation
+    (changelogs, copyright) and C sources."""
+    texts: list[str] = []
+    pattern = r".*\.dist-info/(METADATA|RECORD|entry_points\.txt)|.*\.(py|css|js|po)"
+    for name in wheels:
+        for member, data in wheel_members(paths[name], pattern).items():
+            if member.endswith(".min.js"):
+                continue
+            text = data.decode("utf-8", errors="replace")
+            if member.endswith(".po"):
+                text = po_header(text)
+            elif member.endswith("RECORD"):  # the paths, not the base64 digests beside them
+                text = "\n".join(line.split(",", 1)[0] for line in text.splitlines())
+            texts.append(text)
+    for name in debs:
+        for member, data in sorted(deb_files(paths[name]).items()):
+            wanted = member == "control/md5sums" or member.startswith(("usr/share/doc/", "usr/include/"))
+            if wanted:
+                texts.append(
+                    (gzip.decompress(data) if member.endswith(".gz") else data).decode("utf-8", "replace")
+                )
+    return texts
+
+
+def technical_tokens(texts: list[str]) -> dict[str, list[str]]:
+    """{category: tokens} of every technical token in `texts` (printable ASCII, 2-200 characters, one
+    per distinct first SEQ_LEN characters: the model reads no more, so longer tokens that share them
+    are one input), sorted."""
+    found: dict[str, dict[str, str]] = {name: {} for name, _ in TECHNICAL_CATEGORIES}
+    for text in texts:
+        for token in technical_candidates(text):
+            if not 2 <= len(token) <= 200 or not all(ch.isascii() and ch in ALPHABET for ch in token):
+                continue
+            category = technical_category(token)
+            if category is not None:
+                prefix = token[:SEQ_LEN]
+                held = found[category].get(prefix)
+                if held is None or token < held:
+                    found[category][prefix] = token
+    return {name: sorted(tokens.values()) for name, tokens in found.items()}
+
+
+def technical_rows(tokens: dict[str, list[str]], rng: random.Random) -> list[tuple[str, str]]:
+    """(token, category) rows: TECHNICAL_PER_CATEGORY tokens of each category drawn with `rng` (all of
+    them when there are fewer), no two sharing their first SEQ_LEN characters."""
+    rows: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for name, _ in TECHNICAL_CATEGORIES:
+        pool = [token for token in tokens[name] if token[:SEQ_LEN] not in seen]
+        chosen = sorted(
+            pool if len(pool) <= TECHNICAL_PER_CATEGORY else rng.sample(pool, TECHNICAL_PER_CATEGORY)
+        )
+        seen.update(token[:SEQ_LEN] for token in chosen)
+        rows.extend((token, name) for token in chosen)
+    return rows
+
+
+def catalogue_sentences(path: Path, typist: Typist) -> dict[str, list[str]]:
+    """Running-text entries of a wheel's ru and he catalogues (and their English msgids) with 3-12
+    words, without placeholders or markup, script-clean and typable on the language's layout of
+    DEFAULT_LAYOUTS."""
+    found: dict[str, set[str]] = {"en": set(), "ru": set(), "he": set()}
+    for member, data in wheel_members(path, r".*/locale/(ru|he|he_IL)/LC_MESSAGES/[^/]+\.po").items():
+        language = "ru" if "/ru/" in member else "he"
+        for msgid, msgstrs in po_pairs(data.decode("utf-8")):
+            for text, lang in [(s, language) for s in msgstrs] + [(msgid, "en")]:
+                if _MARKUP.search(text):
+                    continue  # a sentence with a placeholder or markup cut out is not what anyone types
+                entry = clean_running(text)
+                if (
+                    3 <= len(entry.split(" ")) <= 12
+                    and script_clean(entry, lang)
+                    and typist.typable(entry, DEFAULT_LAYOUTS[lang])
+                ):
+                    found[lang].add(entry)
+    return {language: sorted(entries) for language, entries in found.items()}
+
+
+def write_csv(path: Path, rows: list[tuple[str, str]], header: tuple[str, str] = ("text", "label")) -> None:
     with path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(["text", "label"])
+        writer.writerow(header)
         writer.writerows(rows)
 
 
@@ -514,8 +802,31 @@ def main(argv: list[str] | None = None) -> int:
         if not args.dump.is_file():
             raise BuildError(f"layout dump {args.dump} not found; pass --dump PATH")
         layouts = dump_layouts(args.dump)
-        corpus = load_corpus(args.cache.expanduser(), not args.no_download)
-        splits, ambiguous = Builder(corpus, layouts).build()
+        paths = fetch_all(args.cache.expanduser(), not args.no_download)
+        corpus = load_corpus(paths)
+        builder = Builder(corpus, layouts)
+        splits, ambiguous = builder.build()
+        splits["frequent"], frequent_ambiguous = builder.frequent()
+        ambiguous += [row for row in frequent_ambiguous if row not in set(ambiguous)]
+        technical = technical_rows(
+            technical_tokens(
+                technical_documents(
+                    paths,
+                    ("django", "sphinx"),
+                    ("hunspell-en-us", "hunspell-ru", "hunspell-he", "xtrans-dev"),
+                )
+            ),
+            random.Random(SEED),
+        )
+        splits["technical"] = [(token, "en") for token, _ in technical]
+        inline = [
+            token
+            for tokens in technical_tokens(technical_documents(paths, ("wagtail",), ())).values()
+            for token in tokens
+        ]
+        pairs = builder.pairs(
+            catalogue_sentences(paths["wagtail"], builder.typist), sorted(inline), random.Random(SEED + 1)
+        )
     except BuildError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -525,12 +836,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{split}: {len(rows)} rows")
     ambiguous.sort(key=lambda row: (CLASSES.index(row[1]), row[0]))
     write_csv(args.out / "ambiguous.csv", ambiguous)
-    print(f"ambiguous: {len(ambiguous)} rows")
+    print(f"ambiguous: {len(ambiguous)} rows ({len(frequent_ambiguous)} of them from the frequent words)")
+    print(
+        "technical: "
+        + ", ".join(f"{name} {sum(c == name for _, c in technical)}" for name, _ in TECHNICAL_CATEGORIES)
+    )
+    write_csv(args.out / PAIRS_FILE, pairs, header=("typed", "expected"))
+    print(f"{PAIRS_FILE}: {len(pairs)} lines")
     for language, c in corpus.items():
         print(
             f"{language}: {len(c.dictionary)} dictionary words, {len(c.running)} running-text words, "
             f"{len(c.sentences)} running-text entries"
         )
+        print(f"{language} frequent words: {' '.join(builder.frequent_words(language))}")
     return 0
 
 

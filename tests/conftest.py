@@ -125,6 +125,21 @@ class Zygote:
 _WARM: list[Zygote] = []
 
 
+def read_fields(lines: list[str]) -> dict[str, str]:
+    """The `key  value` block `reporting.console.print_fields` prints, read back: a line that starts with
+    a space continues the value above it (after a `/` directly, else after a space)."""
+    fields: dict[str, str] = {}
+    key = None
+    for line in lines:
+        if line.startswith(" ") and key is not None:
+            gap = "" if fields[key].endswith("/") else " "
+            fields[key] += gap + line.strip()
+        elif "  " in line:
+            key, value = (part.strip() for part in line.split("  ", 1))
+            fields[key] = value
+    return fields
+
+
 def in_process_run_config(run_dir: Path, overrides: list[str]):
     """The composed `train` config of `overrides` with every output under `run_dir` and no progress bar,
     for tests that drive `layoutnet.fit.Run` in the test process itself."""

@@ -22,7 +22,7 @@ def compose_train(overrides):
 def test_every_experiment_composes_and_builds_its_model(experiment):
     cfg = compose_train([f"+experiment={experiment}"])
     module = build(cfg.model, "model")
-    assert module.family in {"cnn", "transformer", "ensemble"}
+    assert module.family in {"cnn", "compact_cnn", "transformer", "ensemble"}
     ExportSettings.from_config(cfg.export)
     if experiment == "omfk":
         assert module.num_parameters == 3_462_292
@@ -165,3 +165,12 @@ def test_a_value_left_to_the_user_is_refused_by_key_without_resolving_what_point
     assert refused.value.key == "data.files[1]"
     assert "a second CSV" in str(refused.value) and "also unset: teacher_ckpt" in str(refused.value)
     require_values(OmegaConf.create({"model": {"lr": 0.1, "name": "${model.lr}"}}))  # nothing missing
+
+
+@pytest.mark.parametrize("debug", ["fdr", "limit", "overfit", "profiler"])
+@pytest.mark.parametrize("experiment", [None, "smoke", "cnn", "omfk"])
+def test_debug_configs_file_runs_under_debug_whatever_the_experiment(experiment, debug):
+    chosen = [f"+experiment={experiment}"] if experiment else []
+    assert compose_train(chosen).task_name == (experiment or "default")
+    assert compose_train([*chosen, f"debug={debug}"]).task_name == "debug"
+    assert compose_train([*chosen, f"debug={debug}", "task_name=mine"]).task_name == "mine"

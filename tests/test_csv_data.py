@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import layoutnet.data.batches as batches_module
 from layoutnet.contract import CLASS_TO_ID, CLASSES, SEQ_LEN, encode_batch
@@ -205,7 +207,7 @@ def test_synthetic_describe(synthetic: LayoutDataModule) -> None:
 def test_synthetic_module_config_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"^train_size=0"):
         SyntheticSource(train_size=0)
-    with pytest.raises(ConfigError, match=r"^augment="):
+    with pytest.raises(ConfigError, match=r"^augment\.typos="):
         SyntheticSource(augment={"typos": 0.2})
     with pytest.raises(ConfigError, match=r"^data\.languages\.en\.layouts\.russianwin"):
         SyntheticSource(languages={"en": {"layouts": {"russianwin": 1.0}}}).check()  # check() says data.
@@ -263,10 +265,6 @@ def test_quoted_fields_hold_any_unicode_and_any_length(tmp_path: Path) -> None:
     rows = csvfile.read(path)
     assert rows.texts == [breaks, long_text, 'say "hi"'] and rows.lines == [2, 5, 6]
 
-
-hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
 
 HOSTILE = st.text(
     alphabet=st.one_of(

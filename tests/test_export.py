@@ -157,7 +157,7 @@ def test_artifact_carries_contract_provenance_and_app_metadata(tmp_path):
     assert meta["classes"].split(",") == list(CLASSES)
     assert meta["input_length"] == "20" and len(meta["alphabet"]) == 188
     assert meta["training_run_id"] == "run-42" and meta["validation_accuracy"] == "0.970000"
-    assert meta["model_family"] == "cnn" and int(meta["parameter_count"]) > 0
+    assert meta["model_family"] == "compact_cnn" and int(meta["parameter_count"]) > 0
     assert {"layoutnet_version", "torch_version", "coremltools_version"} <= set(meta)
     assert (meta["format"], meta["precision"], meta["frontend"], meta["compression"]) == (
         "neuralnetwork",
@@ -266,6 +266,24 @@ def test_warnings_of_torch_and_coremltools_are_reported_once(tmp_path, capsys):
     assert out.count("`torch.jit.trace`") == 1  # once, however the table wraps it
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     assert report["export"]["warnings"] == result.warnings
+
+
+def test_coremltools_scikit_learn_converter_notice_is_not_reported():
+    # coremltools checks scikit-learn's version on import to enable its sklearn-model converters, which
+    # layoutnet never uses (k-means palettization imports sklearn.cluster itself): not an export warning.
+    import logging
+
+    from layoutnet.export.notices import NoticeCollector
+
+    logger = logging.getLogger("coremltools")
+    with NoticeCollector() as notices:
+        logger.warning(
+            "scikit-learn version 9.9.1 is not supported. Minimum required version: 0.17. Maximum "
+            "required version: 1.5.1. Disabling scikit-learn conversion API."
+        )
+        logger.warning("an untested torch")
+    assert [n.message for n in notices.items if "scikit-learn" in n.message] == []
+    assert "an untested torch" in [n.message for n in notices.items]
 
 
 def test_coremltools_progress_bars_are_not_drawn(tmp_path, capsys):

@@ -162,3 +162,13 @@ def test_impossible_configs_are_refused_with_key_and_allowed_values(build, key, 
     assert info.value.key == key
     if allowed:
         assert allowed in str(info.value)
+
+
+def test_every_network_calls_its_family_by_its_registry_name():
+    # one name in the config (model=...), the console, report.json and the artifact's metadata
+    from layoutnet.models import model_family
+    from layoutnet.models.registry import FAMILIES
+
+    for name, cls in FAMILIES.items():
+        assert cls.family == name
+    assert model_family(CompactCNN()) == "compact_cnn"

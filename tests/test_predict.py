@@ -19,6 +19,7 @@ from omegaconf import OmegaConf
 
 from layoutnet import predict as pr
 from layoutnet.contract import CLASS_TO_ID, CLASSES
+from layoutnet.correction import DEFAULT_LAYOUTS, Corrector
 from layoutnet.errors import ConfigError, DataError
 from layoutnet.layouts import LayoutSet
 from layoutnet.models import CompactCNN
@@ -64,15 +65,15 @@ def compose_predict(overrides: list[str]):
     ],
 )
 def test_corrector_retypes_on_the_meant_layout(typed, label, meant):
-    corrector = pr.Corrector(LayoutSet.builtin(), pr.DEFAULT_LAYOUTS)
+    corrector = Corrector(LayoutSet.builtin(), DEFAULT_LAYOUTS)
     assert corrector.correct(typed, label) == meant
 
 
 def test_corrector_refuses_layouts_of_the_wrong_language_or_unknown_ids():
     with pytest.raises(ConfigError, match=r"layouts\.ru"):
-        pr.Corrector(LayoutSet.builtin(), {**pr.DEFAULT_LAYOUTS, "ru": "us"})
+        Corrector(LayoutSet.builtin(), {**DEFAULT_LAYOUTS, "ru": "us"})
     with pytest.raises(DataError, match="unknown keyboard layout 'dvorak'"):
-        pr.Corrector(LayoutSet.builtin(), {**pr.DEFAULT_LAYOUTS, "en": "dvorak"})
+        Corrector(LayoutSet.builtin(), {**DEFAULT_LAYOUTS, "en": "dvorak"})
 
 
 @pytest.mark.parametrize(
@@ -137,9 +138,7 @@ def test_legacy_state_dict(tmp_path):
     out = io.StringIO()
     (result,) = pr.run_predict(compose_predict([f"model_path={path}", "text=ghbdtn", "legacy=auto"]), out=out)
     assert result.label in CLASSES
-    assert result.corrected == pr.Corrector(LayoutSet.builtin(), pr.DEFAULT_LAYOUTS).correct(
-        "ghbdtn", result.label
-    )
+    assert result.corrected == Corrector(LayoutSet.builtin(), DEFAULT_LAYOUTS).correct("ghbdtn", result.label)
 
 
 def test_artifact_through_the_artifact_runner(tmp_path, monkeypatch):

@@ -112,6 +112,97 @@ def test_summary_and_curve():
     assert curve["fixed"][0] == 4 / 6 and curve["fixed"][100] == 0.0
 
 
+def test_expected_calibration_error_of_a_hand_computed_case():
+    # Top probabilities 0.95 (right), 0.95 (wrong), 0.5 (right), 0.52 (right); 15 bins of width 1/15.
+    # 0.95 lies in bin 14 (14/15, 1]: accuracy 1/2, mean 0.95, gap 0.45 on 2 of 4 rows.
+    # 0.5 and 0.52 lie in bin 7 (7/15, 8/15]: accuracy 1, mean 0.51, gap 0.49 on 2 of 4 rows.
+    labels = np.array([RU, EN, HE, RU])
+    probs = probs_of([(RU, 0.95), (RU, 0.95), (HE, 0.5), (RU, 0.52)])
+    assert quality.expected_calibration_error(probs, labels) == pytest.approx(0.5 * 0.45 + 0.5 * 0.49)
+    table = quality.reliability(probs, labels)
+    assert table["bins"] == 15 and sum(table["rows"]) == 4
+    assert table["rows"][14] == 2 and table["rows"][7] == 2
+    assert table["accuracy"][14] == 0.5 and table["confidence"][7] == pytest.approx(0.51)
+    assert table["accuracy"][0] is None  # an empty bin
+    # Two bins: all four rows in (0.5, 1] but 0.5 itself, which is in [0, 0.5].
+    assert quality.expected_calibration_error(probs, labels, bins=2) == pytest.approx(
+        0.25 * abs(1 - 0.5) + 0.75 * abs(2 / 3 - (0.95 + 0.95 + 0.52) / 3)
+    )
+    assert quality.expected_calibration_error(np.zeros((0, 9)), np.zeros(0)) is None
+
+
+def test_a_calibrated_model_has_a_small_error_and_an_overconfident_one_a_large_one():
+    rng = np.random.default_rng(0)
+    n = 20000
+    p = rng.uniform(0.2, 1.0, n)
+    right = rng.uniform(size=n) < p  # right with exactly the stated probability
+    labels = np.where(right, RU, EN)
+    probs = probs_of([(RU, float(x)) for x in p])
+    assert quality.expected_calibration_error(probs, labels) < 0.02
+    sure = probs_of([(RU, 0.999)] * n)
+    assert quality.expected_calibration_error(sure, labels) == pytest.approx(0.999 - right.mean(), abs=1e-9)
+
+
+def test_figures_at_a_threshold_overall_and_by_group():
+    found = quality.at_threshold(PROBS, LABELS, 0.6, groups=["a"] * 4 + ["b"] * 6)
+    assert found["threshold"] == 0.6
+    assert found["fixed"] == 3 / 6 and found["rewritten"] == 1 / 4 and found["kept"] == 3 / 4
+    assert found["miscorrected"] == 1 / 6
+    assert found["groups"]["a"]["correct_rows"] == 4 and found["groups"]["a"]["fixed"] is None
+    assert found["groups"]["b"]["kept"] is None and found["groups"]["b"]["fixed"] == 3 / 6
+    # A row whose group is unknown is reported as `other`.
+    assert list(quality.at_threshold(PROBS, LABELS, 0.6, groups=[None] * 10)["groups"]) == ["other"]
+
+
+@pytest.mark.parametrize(
+    ("token", "category"),
+    [
+        ("https://docs.djangoproject.com/en/5.2/", "url"),
+        ("wk@gnupg.org", "email"),
+        ("tqdm==4.70.1", "pin"),
+        ("asgiref>=3.8.1", "pin"),
+        ("2022-10-10", "date"),
+        ("10:02:05", "time"),
+        ("v2.5.1", "version"),
+        ("5.2.9", "version"),
+        ("1:7.5.0-1", "version"),
+        ("0c38b5d15c9d", "hex"),
+        ("#417690", "hex"),
+        ("10px", "unit"),
+        ("5MB", "unit"),
+        ("100ms", "unit"),
+        ("/usr/share/hunspell/en_US.aff", "path"),
+        ("django/contrib/admin/options.py", "path"),
+        ("who/which/that", None),
+        ("self.lock", "identifier"),
+        ("setup.py", "path"),
+        ("get_user_model", "identifier"),
+        ("getElementById", "identifier"),
+        ("django.db.models", "identifier"),
+        ("deadbeef", None),  # a word made of hex letters
+        ("1234567", None),  # a number
+        ("and/or", None),
+        ("e.g", None),
+        ("hello", None),
+        ("ghbdtn", None),
+        ("v1" + "ab1" * 40 + "/", None),  # would take 2^40 steps with a pattern that backtracks
+    ],
+)
+def test_technical_tokens_fall_in_their_category(token, category):
+    assert quality.technical_category(token) == category
+
+
+def test_summary_reports_calibration_and_the_figures_at_a_threshold():
+    texts = ["x"] * 4 + ["xxxxx"] * 6
+    plain = quality.quality_summary(texts, PROBS, LABELS)
+    assert "at_threshold" not in plain
+    assert plain["calibration"]["ece"] == quality.expected_calibration_error(PROBS, LABELS)
+    assert plain["calibration"]["bins"] == quality.CALIBRATION_BINS
+    at = quality.quality_summary(texts, PROBS, LABELS, threshold=0.6, group_of=quality.letter_count)
+    assert at["at_threshold"]["fixed"] == 3 / 6
+    assert set(at["at_threshold"]["groups"]) == {"1", "5"}
+
+
 def test_tradeoff_curve_png(tmp_path):
     summary = quality.quality_summary(["x"] * 10, PROBS, LABELS)
     path = pictures.save_tradeoff_curve({"words": summary, "short": summary}, tmp_path / "c.png")
@@ -140,10 +231,28 @@ def test_correction_threshold_of_a_network_on_the_real_text_set():
 
 def test_evaluate_realtext_reports_every_split():
     report = quality.evaluate_realtext(Constant([5.0 if i == EN else 3.0 for i in range(9)]))
-    assert list(report) == [*quality.REALTEXT_SPLITS, quality.AMBIGUOUS]
+    assert list(report) == list(quality.ALL_SPLITS)
     words = report["words"]
     assert words["accuracy"] == pytest.approx(1 / 9)  # balanced: only the en rows are right
     assert words["harmful"] == 0.0 and words["fixed"] == 0.0
+    # Never rewrites, so no threshold is needed: at t = 0 every correct row is kept, nothing is fixed.
+    technical = report["technical"]["at_threshold"]
+    assert technical["threshold"] == 0.0 and technical["rewritten"] == 0.0 and technical["fixed"] is None
+    assert set(technical["groups"]) <= {name for name, _ in quality.TECHNICAL_CATEGORIES}
+    assert set(report["frequent"]["at_threshold"]["groups"]) <= {"1", "2", "3"}
+    # Always en with p ~ 0.48: every technical row (all en) is right, so the error is 1 - p.
+    p = float(torch.softmax(torch.tensor([5.0 if i == EN else 3.0 for i in range(9)]), 0)[EN])
+    assert report["technical"]["calibration"]["ece"] == pytest.approx(1 - p)
+
+
+def test_figures_at_a_given_threshold():
+    logits = [3.0 if i == RU_EN else 1.0 for i in range(9)]  # always ru_from_en with the same p
+    p = float(torch.softmax(torch.tensor(logits), 0)[RU_EN])
+    below = quality.evaluate_realtext(Constant(logits), ["technical"], threshold=p + 1e-6)
+    assert below["technical"]["at_threshold"]["rewritten"] == 0.0
+    at = quality.evaluate_realtext(Constant(logits), ["technical"], threshold=p - 1e-6)
+    assert at["technical"]["at_threshold"]["rewritten"] == 1.0
+    assert quality.evaluate_realtext(Constant(logits), ["technical"])["technical"].get("at_threshold") is None
 
 
 # evaluate and predict end to end ----------------------------------------------------------------------
@@ -167,8 +276,23 @@ def test_evaluate_reports_the_real_text_set_by_default_in_80_columns(tmp_path, c
     assert "ru←en" in out and "accuracy by text length" in out and "t@0.1%" in out
     saved = json.loads((tmp_path / "best.eval.json").read_text(encoding="utf-8"))
     splits = saved["realtext"]["splits"]
-    assert list(splits) == [*quality.REALTEXT_SPLITS, quality.AMBIGUOUS]
+    assert list(splits) == list(quality.ALL_SPLITS)
     assert set(splits["words"]["length_buckets"]) == {"1-2", "3-4", "5-8", "9+"}
+    # Every set, the CSV's own included, at the threshold chosen on words, with its calibration error.
+    applied = saved["realtext"]["applied_threshold"]
+    assert applied == {"value": saved["correction_threshold"], "from": "chosen on words"}
+    for summary in [saved["quality"], *splits.values()]:
+        assert summary["at_threshold"]["threshold"] == saved["correction_threshold"]
+        assert 0.0 <= summary["calibration"]["ece"] <= 1.0
+    assert "at the correction threshold" in out and "ECE" in out
+    assert "technical at t=" in out and "frequent at t=" in out
+    assert (tmp_path / "best.eval_reliability.png").stat().st_size > 1000
+    # The shipped typed,expected lines, token by token.
+    pairs = saved["pairs"]
+    assert pairs["path"].endswith("pairs.csv") and pairs["threshold"] == saved["correction_threshold"]
+    assert pairs["tokens"] == pairs["wrong_layout_tokens"] + pairs["correct_tokens"]
+    assert sum(pairs["counts"].values()) == pairs["tokens"]
+    assert "typed text token by token" in out
     assert saved["correction_threshold"] == quality.correction_threshold(net)
     assert saved["realtext"]["correction_threshold"]["value"] == saved["correction_threshold"]
     assert set(saved["quality"]["thresholds"]) == {"0.1%", "1%"}  # the CSV's own figures
@@ -205,8 +329,9 @@ class Fixed:
 
 
 def test_predict_prints_no_change_below_the_threshold():
+    from layoutnet.correction import DEFAULT_LAYOUTS, Corrector
     from layoutnet.layouts import LayoutSet
-    from layoutnet.predict import DEFAULT_LAYOUTS, Corrector, predict_texts
+    from layoutnet.predict import predict_texts
 
     corrector = Corrector(LayoutSet.builtin(), DEFAULT_LAYOUTS)
     below = predict_texts(Fixed(0.7), corrector, ["ghbdtn"], top_k=1, threshold=0.8)[0]

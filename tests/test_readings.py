@@ -206,3 +206,19 @@ def test_the_typing_prior_in_a_model_file_is_read_as_plain_values():
     ):
         assert prior_metadata(bad) == {}
     assert np.isclose(sum(prior.values()), 1.0)
+
+
+def test_a_run_recorded_before_the_typing_prior_is_read_with_the_labels_it_was_made_with(tmp_path):
+    from omegaconf import OmegaConf
+
+    from layoutnet.config import build_from_file
+    from layoutnet.data.sources import KNOWN_SOURCES
+    from layoutnet.evaluation import run_data_config
+
+    (tmp_path / "checkpoints").mkdir()
+    old = {"_target_": "layoutnet.data.synthetic.SyntheticSource", "languages": LANGUAGES}
+    old["ambiguous"] = {"typed_share": 1.0, "lexicon_size": 400}
+    OmegaConf.save({"data": old}, tmp_path / "config_resolved.yaml")
+    data, origin = run_data_config(tmp_path / "checkpoints" / "best.ckpt")
+    source = build_from_file(data, "data", str(origin), tuple(KNOWN_SOURCES))
+    assert source.config.prior.labels == "generating" and source.config.ambiguous.typed_share == 1.0

@@ -9,8 +9,17 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from layoutnet.contract import ALPHABET, CLASSES, LANGUAGES, split_class
-from layoutnet.quality import AMBIGUOUS, REALTEXT_SPLITS, load_realtext, realtext_dir
+from layoutnet.contract import ALPHABET, CLASSES, LANGUAGES, SEQ_LEN, split_class
+from layoutnet.quality import (
+    ALL_SPLITS,
+    AMBIGUOUS,
+    PAIRS_FILE,
+    REALTEXT_SPLITS,
+    TECHNICAL_CATEGORIES,
+    load_realtext,
+    realtext_dir,
+    technical_category,
+)
 
 from .conftest import REPO_ROOT, in_process_run_config
 
@@ -71,8 +80,83 @@ def test_files_are_package_data_with_their_sources():
     pyproject = (REPO_ROOT / "pyproject.toml").read_text()
     assert '"layoutnet.resources.realtext" = ["*.csv", "*.md"]' in pyproject
     sources = (folder / "SOURCES.md").read_text()
-    for package in ("hunspell-en-us", "hunspell-ru", "hunspell-he", "django", "sphinx"):
+    for package in (
+        "hunspell-en-us",
+        "hunspell-ru",
+        "hunspell-he",
+        "django",
+        "sphinx",
+        "xtrans-dev",
+        "wagtail",
+    ):
         assert package in sources
+    for name in (*ALL_SPLITS, PAIRS_FILE.removesuffix(".csv")):
+        assert f"`{name}.csv`" in sources, name
+
+
+def test_frequent_words_are_typed_right_and_on_every_other_layout_and_must_be_fixed_or_stay():
+    splits = load_realtext(["frequent", AMBIGUOUS])
+    rows = set(zip(splits["frequent"].texts, (CLASSES[i] for i in splits["frequent"].labels), strict=True))
+    assert all(1 <= len(text) <= 3 and " " not in text for text, _ in rows)
+    assert {label for _, label in rows} == set(CLASSES)
+    typed_right = Counter(label for _, label in rows if label in LANGUAGES)
+    assert all(50 <= typed_right[language] <= 100 for language in LANGUAGES), typed_right
+    # The issue's words typed right, and typed on the US layout: не -> yt, на -> yf, вы -> ds, то -> nj
+    # (из -> bp and мы -> vs are English words to Hunspell, so they are ambiguous).
+    for word, language in [
+        ("не", "ru"),
+        ("на", "ru"),
+        ("из", "ru"),
+        ("мы", "ru"),
+        ("ты", "ru"),
+        ("вы", "ru"),
+    ]:
+        assert (word, language) in rows
+    for word in ("את", "לא", "של", "זה", "מה", "כן"):
+        assert (word, "he") in rows
+    for word in ("the", "in", "is", "to", "of", "it"):
+        assert (word, "en") in rows
+    assert {("yt", "ru_from_en"), ("yf", "ru_from_en"), ("ds", "ru_from_en"), ("nj", "ru_from_en")} <= rows
+    # A wrong-layout row that reads as a real word of the active layout's language is ambiguous:
+    # אם typed on U.S. shows `to`, the English word. Typed right, `to` stays (the words and short
+    # splits' rule lists it as ambiguous too, as its Hebrew reading is a word).
+    ambiguous = set(zip(splits[AMBIGUOUS].texts, (CLASSES[i] for i in splits[AMBIGUOUS].labels), strict=True))
+    assert ("to", "he_from_en") in ambiguous and ("to", "he_from_en") not in rows
+    assert ("to", "en") in rows
+    assert not {row for row in rows if "_from_" in row[1]} & ambiguous
+
+
+def test_technical_tokens_are_one_token_each_in_every_category_and_stay_as_typed():
+    split = load_realtext(["technical"])["technical"]
+    assert len(split) >= 1000
+    assert {CLASSES[i] for i in split.labels} == {"en"}
+    assert all(text.isascii() and " " not in text for text in split.texts)
+    categories = Counter(technical_category(text) for text in split.texts)
+    assert None not in categories
+    assert set(categories) == {name for name, _ in TECHNICAL_CATEGORIES}
+    assert all(count >= 30 for count in categories.values()), categories  # pins: ~40 in the sources
+    prefixes = [text[:SEQ_LEN] for text in split.texts]  # what the model reads: no two rows alike
+    assert len(prefixes) == len(set(prefixes))
+
+
+def test_pairs_file_has_runs_typed_on_the_wrong_layout_that_the_app_can_retype():
+    from layoutnet.correction import DEFAULT_LAYOUTS, Corrector
+    from layoutnet.data import csvfile
+    from layoutnet.layouts import LayoutSet
+
+    pairs = csvfile.read_pairs(realtext_dir() / PAIRS_FILE)
+    assert 200 <= len(pairs) <= 600
+    corrector = Corrector(LayoutSet.builtin(), DEFAULT_LAYOUTS)
+    wrong_lines = wrong_tokens = technical = 0
+    for typed, expected in zip(pairs.typed, pairs.expected, strict=True):
+        differ = [(t, e) for t, e in zip(typed.split(), expected.split(), strict=True) if t != e]
+        wrong_lines += bool(differ)
+        wrong_tokens += len(differ)
+        technical += any(technical_category(token) for token in expected.split())
+        for shown, meant in differ:  # each wrong token re-types into the meant one with some class
+            assert meant in {corrector.correct(shown, name) for name in CLASSES if "_from_" in name}, shown
+    assert 0.5 * len(pairs) <= wrong_lines <= 0.9 * len(pairs)
+    assert wrong_tokens >= len(pairs) // 2 and technical >= 20
 
 
 def test_unknown_split_is_refused():
@@ -123,7 +207,7 @@ def test_training_never_opens_the_real_text_files(tmp_path):
             _RECORDING[0] = False
         assert any(str(run_dir) in path for path in _OPENED), "the audit hook saw no file of the run"
         # Any path inside the set's folder, or any file named like one of its CSVs, wherever it lies.
-        names = {f"{name}.csv" for name in (*REALTEXT_SPLITS, AMBIGUOUS)}
+        names = {f"{name}.csv" for name in ALL_SPLITS} | {PAIRS_FILE}
         touched = [path for path in _OPENED if folder in path or path.rsplit("/", 1)[-1] in names]
         assert not touched, f"training with data={data} opened real-text files: {touched}"
 
@@ -253,3 +337,82 @@ def test_build_script_names_the_missing_hunspell_reader(monkeypatch):
     monkeypatch.setitem(sys.modules, "spylls.hunspell", None)  # import fails as if not installed
     with pytest.raises(script.BuildError, match=r"spylls.*pip install"):
         script.hunspell_speller(b"1\nword\n", b"SET UTF-8\n")
+
+
+def test_build_script_counts_words_that_stand_alone():
+    script = _build_script()
+    assert script.standalone_words("(не сохранено), ה%(name)s", "ru") == ["не", "сохранено"]
+    assert script.standalone_words("e.g. don't use Y-m-d «it»", "en") == ["use", "it"]
+    assert script.standalone_words("ה%(name)s של", "he") == ["של"]
+
+
+def test_build_script_ranks_frequent_words_that_hunspell_knows(shared_dir):
+    script = _build_script()
+    builder = _tiny_builder(shared_dir, {"en": lambda word: word in {"the", "to", "I", "is"}})
+    # `zz` is frequent but no word; `I` is written only in capitals; `it` is a dictionary stem that the
+    # issue names although the text never has it standalone; `of` is named but unknown to Hunspell here.
+    builder.corpus["en"].tokens.update({"zz": 9, "the": 5, "The": 3, "to": 4, "I": 2, "hello": 7})
+    assert builder.frequent_words("en") == ["the", "to", "I", "is", "it"]
+    assert "of" not in builder.frequent_words("en") and "hello" not in builder.frequent_words("en")
+    assert script.FREQUENT_PER_LANGUAGE >= 50
+
+
+def test_build_script_types_frequent_words_on_every_other_layout(shared_dir):
+    builder = _tiny_builder(shared_dir, {"en": lambda word: word in {"lj"}})
+    builder.corpus["ru"].tokens.update({"до": 3})
+    rows, ambiguous = builder.frequent()
+    # до typed right stays; on U.S. and ABC it shows `lj` (a word here, so ambiguous); on each Hebrew
+    # layout its own text.
+    assert ("до", "ru") in rows
+    assert ("lj", "ru_from_en") in ambiguous and ("lj", "ru_from_en") not in rows
+    hebrew = {text for text, label in rows if label == "ru_from_he"}
+    assert "לח" in hebrew and len(hebrew) >= 2
+
+
+def test_build_script_takes_technical_tokens_from_text_and_keeps_one_per_model_input():
+    import random
+
+    script = _build_script()
+    text = "def get_user_model(): max_length=100 <wk@gnupg.org>. asgiref>=3.8.1; e.g. hello"
+    tokens = script.technical_candidates(text)
+    for expected in ("get_user_model", "max_length", "wk@gnupg.org", "asgiref>=3.8.1"):
+        assert expected in tokens
+    found = script.technical_tokens(
+        [text, "https://docs.djangoproject.com/en/5.2/a https://docs.djangoproject.com/b"]
+    )
+    assert found["identifier"] == ["get_user_model", "max_length"] and found["pin"] == ["asgiref>=3.8.1"]
+    assert len(found["url"]) == 1  # both URLs read the same in their first 20 characters
+    rows = script.technical_rows(found, random.Random(0))
+    assert ("wk@gnupg.org", "email") in rows and all(category for _, category in rows)
+
+
+def test_build_script_types_runs_of_a_sentence_on_another_layout(shared_dir):
+    import random
+
+    from layoutnet.correction import DEFAULT_LAYOUTS
+    from layoutnet.layouts import LayoutSet
+
+    script = _build_script()
+    builder = _tiny_builder(shared_dir)
+    sentences = {
+        "en": [f"please save the file number {i}" for i in range(200)],
+        "ru": [f"сохраните файл номер {i} сейчас" for i in range(200)],
+        "he": [f"שמור את הקובץ {i} עכשיו" for i in range(200)],
+    }
+    lines = builder.pairs(sentences, ["v2.5.1"], random.Random(0))
+    assert len(lines) == 3 * script.PAIRS_PER_LANGUAGE
+    layouts = LayoutSet.builtin()
+    changed = 0
+    for typed, expected in lines:
+        pairs = list(zip(typed.split(" "), expected.split(" "), strict=True))
+        changed += any(t != e for t, e in pairs)
+        for shown, meant in pairs:
+            if shown != meant:  # typed on another language's default layout, and types back exactly
+                assert any(
+                    layouts.convert(shown, DEFAULT_LAYOUTS[active], DEFAULT_LAYOUTS[lang]) == meant
+                    for lang in DEFAULT_LAYOUTS
+                    for active in DEFAULT_LAYOUTS
+                    if lang != active
+                )
+    assert 0.5 * len(lines) < changed < 0.9 * len(lines)
+    assert sum("v2.5.1" in expected.split(" ") for _, expected in lines) > 10

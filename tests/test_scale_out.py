@@ -112,7 +112,7 @@ def test_ddp_two_cpu_processes_export_and_report_once(tmp_path):
     assert "GLOBAL_RANK: 1, MEMBER: 2/2" in output
     assert (run_dir / "train_ddp_process_1.log").exists()  # rank 1 ran as its own Hydra process
     assert output.count("Core ML export: OK") == 1  # only rank 0 exported
-    summary = re.compile(rf"^report\s+{re.escape(str(run_dir / 'report.json'))}$", re.MULTILINE)
+    summary = re.compile(rf"^report: {re.escape(str(run_dir / 'report.json'))}$", re.MULTILINE)
     assert len(summary.findall(output)) == 1  # only rank 0 printed the result
     result = report(run_dir)
     assert result["status"] == "ok" and result["export"]["status"] == "ok"

@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 
 from layoutnet import summarize
 from layoutnet.config import build
-from layoutnet.reporting import pictures, sweepsummary
+from layoutnet.reporting import multirun, pictures, sweepsummary
 
 from .conftest import REPO_ROOT, run_module
 
@@ -180,7 +180,7 @@ def test_launcher_presets_compose():
     cfg = compose_train(["hydra/launcher=submitit_local"])
     assert cfg.hydra.launcher._target_.endswith("LocalLauncher")
     callbacks = cfg.hydra.callbacks
-    assert callbacks.sweep_summary._target_ == "layoutnet.reporting.sweepsummary.SweepSummaryCallback"
+    assert callbacks.sweep_summary._target_ == "layoutnet.reporting.multirun.SweepSummaryCallback"
 
 
 def _fake_job(sweep: Path, num: int, overrides: list[str], report: dict | None) -> Path:
@@ -256,7 +256,7 @@ def fake_sweep(tmp_path) -> Path:
 
 
 def test_summary_lists_every_job_with_its_error(fake_sweep):
-    paths = sweepsummary.write_summary(fake_sweep)
+    paths = multirun.write_summary(fake_sweep)
     assert paths == {
         "md": fake_sweep / "summary.md",
         "csv": fake_sweep / "summary.csv",
@@ -307,7 +307,7 @@ def test_summarize_command(fake_sweep, tmp_path, capsys):
 
 
 def test_callback_never_fails_the_sweep(tmp_path, caplog):
-    from layoutnet.reporting.sweepsummary import SweepSummaryCallback
+    from layoutnet.reporting.multirun import SweepSummaryCallback
 
     blocker = tmp_path / "file"
     blocker.write_text("not a directory", encoding="utf-8")
@@ -380,6 +380,9 @@ def test_default_sweep_directory(tmp_path):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     (sweep,) = (tmp_path / "outputs" / "smoke" / "multiruns").iterdir()
     assert (sweep / "0" / "report.json").exists() and (sweep / "summary.md").exists()
+    assert (tmp_path / "outputs" / "smoke" / "latest_multirun").resolve() == sweep.resolve()
+    # the sweep's end says where its summary went, whole
+    assert f"summary md: {sweep.resolve() / 'summary.md'}" in done.stdout
 
 
 def _config(kernel: int, padding: str, seed: int, job_dir: Path) -> dict:
@@ -402,7 +405,7 @@ def test_summary_flags_jobs_that_train_the_same_network(tmp_path):
             yaml.safe_dump(_config(kernel, padding, seed, job)), "utf-8"
         )
     _fake_job(sweep, 6, ["model.net.kernel_size=5", "model.net.padding=crop", "seed=1"], None)  # no config
-    paths = sweepsummary.write_summary(sweep)
+    paths = multirun.write_summary(sweep)
     with paths["csv"].open(encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     # kernel 3: same == crop; kernel 2: they differ; another seed is another network; job 5 repeats job 3.
@@ -492,8 +495,27 @@ def test_summary_picture_axes_failures_and_ticks(tmp_path, jobs):
     assert set(size.groups) <= {"none", "int8"} and len(size.ok) == len(rows) - len(failed)
     chosen = sweepsummary.smallest_within_tolerance(rows)
     assert size.chosen == (chosen.artifact_size_bytes / 1024, chosen.artifact_accuracy)
+    # the red ring marks one job in every panel: the best by validation accuracy
+    assert size.best == (best.artifact_size_bytes / 1024, sweepsummary.row_accuracy(best))
     path = pictures.plot_summary(tmp_path / f"summary{jobs}.png", rows, f"{jobs} jobs", log_keys)
     assert path.stat().st_size > 5000
+
+
+def test_summary_picture_ticks_at_swept_values_and_keeps_jobs_on_their_category(tmp_path):
+    rows = [
+        sweepsummary.JobRow(str(i), tmp_path, "ok", [f"model.net.kernel_size={k}", f"model.net.padding={p}"])
+        for i, (k, p) in enumerate([(2, "same"), (2, "crop"), (3, "same"), (5, "same"), (5, "same")])
+    ]
+    for i, row in enumerate(rows):
+        row.val_accuracy = 0.9 + i / 100
+    kernel, padding = pictures.summary_panels(rows)[:2]
+    assert kernel.ticks == [(2.0, "2"), (3.0, "3"), (5.0, "5")]  # not 2.4, 3.2, 4.0, 4.8
+    # every job sits within the marked band of its category, in whatever order the jobs ran
+    category = {"same": 0.0, "crop": 1.0}
+    for x, _, job in padding.ok:
+        assert abs(x - category[rows[int(job)].params["model.net.padding"]]) <= pictures.CATEGORY_BAND
+    # swept values too close to label legibly (Optuna's continuous draws): even ticks instead
+    assert pictures.value_ticks({0.001: "0.001", 0.00102: "0.00102", 0.01: "0.01"}, "log") == []
 
 
 def test_category_ticks_are_thinned_to_stay_legible():

@@ -6,6 +6,7 @@ import csv
 import json
 import os
 import shlex
+from pathlib import Path
 
 import pytest
 import torch
@@ -15,7 +16,7 @@ from layoutnet.errors import ConfigError
 from layoutnet.models import CompactCNN, TransformerClassifier
 from layoutnet.module import LayoutClassifierModule, warmup_cosine
 
-from .conftest import in_process_run_config, run_module
+from .conftest import in_process_run_config, read_fields, run_module
 
 
 def run_layoutnet_args(*args):
@@ -42,7 +43,7 @@ def test_smoke_run_trains_exports_and_reports(smoke_run):
     run_dir, result = smoke_run
     report = json.loads((run_dir / "report.json").read_text())
     assert report["status"] == "ok" and report["experiment"] == "smoke"
-    assert report["training"]["family"] == "cnn" and report["training"]["parameters"] > 0
+    assert report["training"]["family"] == "compact_cnn" and report["training"]["parameters"] > 0
     assert 0 < report["training"]["best_val_accuracy"] <= 1
     assert set(report["validation"]["per_class_accuracy"]) == set(CLASSES)
     assert {"torch", "coremltools", "layoutnet"} <= set(report["versions"])
@@ -116,19 +117,22 @@ def test_console_starts_with_the_run_and_ends_with_a_whole_summary_at_80_columns
     run_dir, result = smoke_run
     out = result.stdout
     lines = [line for line in out.replace("\r", "\n").splitlines() if line.strip()]
-    assert lines[0].split() == ["run", str(run_dir)]  # the run directory comes first
-    assert lines[1].startswith("task") and any(line.startswith("model ") for line in lines[:6])
-    model_line = next(line for line in lines[:6] if line.startswith("model "))
-    assert model_line.split()[1:3] == ["compact_cnn", "(compact_cnn),"]  # the config choice and its family
-    summary = {line.split(maxsplit=1)[0]: line.split(maxsplit=1)[1] for line in lines[-9:] if " " in line}
+    assert lines[0] == "training run: starting"  # the command names itself, then the run directory
+    start = lines.index("training run: starting")
+    header = read_fields(lines[start + 1 : start + 9])
+    assert header["run"] == str(run_dir) and header["task"].startswith("smoke,")
+    assert header["model"].split(",")[0] == "compact_cnn"  # one name: the choice is the family
+    end = lines.index("training run: ok")
+    summary = read_fields(lines[end + 1 : -1])
     report = json.loads((run_dir / "report.json").read_text())
-    assert summary["artifact"] == str(run_dir / "export" / "LayoutClassifier.mlmodel")
+    assert summary["run"] == str(run_dir)
+    assert summary["model"].startswith("compact_cnn, ")  # the family as the header and the report name it
+    assert summary["artifact"] == "export/LayoutClassifier.mlmodel"  # inside the run directory
     assert summary["val/acc"].startswith(f"{report['training']['best_val_accuracy']:.4f}")
     assert "reference-executor" in summary["parity"]
-    assert summary["pictures"] == ", ".join(
-        str(run_dir / "plots" / n) for n in ("confusion_matrix.png", "training_curves.png")
-    )
-    assert summary["report"] == str(run_dir / "report.json")
+    assert summary["pictures"] == "plots/confusion_matrix.png, plots/training_curves.png"
+    assert lines[-1] == f"report: {run_dir / 'report.json'}"  # whole, for scripts and copy-paste
+    assert all(len(line) <= 80 for line in lines[start : start + 9] + lines[end:-1])
     # The progress bar shows val/acc: off a TTY tqdm draws a fixed 10-character bar; without it the line
     # fits 80 columns, so on an 80-column terminal tqdm shrinks the bar instead of cutting metrics.
     output = (result.stdout + result.stderr).replace("\r", "\n").splitlines()
@@ -400,6 +404,41 @@ def test_unique_dir_resolver_never_hands_out_a_directory_twice(tmp_path):
     made = [unique_dir(base) for _ in range(3)]
     assert made == [base, f"{base}_1", f"{base}_2"]
     assert all((tmp_path / "runs" / p).is_dir() for p in made)
+
+
+def test_latest_points_at_the_newest_run_of_a_task(tmp_path):
+    from layoutnet.rundir import link_latest, unique_dir
+
+    base = str(tmp_path / "smoke" / "runs" / "2026-01-01_00-00-00")
+    first = unique_dir(base)
+    link = link_latest(first)
+    assert link == tmp_path / "smoke" / "latest" and os.readlink(link) == "runs/2026-01-01_00-00-00"
+    second = unique_dir(base)  # started in the same second: <time>_1, and the link follows it
+    link_latest(second)
+    assert os.readlink(link) == "runs/2026-01-01_00-00-00_1" and link.resolve() == Path(second).resolve()
+    sweep = tmp_path / "smoke" / "multiruns" / "2026-01-01_00-00-05"
+    sweep.mkdir(parents=True)
+    assert link_latest(sweep).resolve() == sweep.resolve() and link.name == "latest"
+    assert (tmp_path / "smoke" / "latest_multirun").is_symlink()
+    assert link_latest(tmp_path / "elsewhere") is None  # hydra.run.dir=<anywhere>: no task, no link
+    taken = tmp_path / "mine"
+    (taken / "latest").mkdir(parents=True)  # a real folder of that name is left alone; the run goes on
+    (taken / "runs" / "a").mkdir(parents=True)
+    assert link_latest(taken / "runs" / "a") is None and (taken / "latest").is_dir()
+    assert not [p for p in taken.iterdir() if p.name.startswith(".latest")]  # no staged link left behind
+
+
+@pytest.mark.slow
+def test_a_run_in_the_default_place_is_linked_as_latest_and_shown_from_there(tmp_path):
+    args = ["+experiment=smoke", "export=none", "trainer.max_epochs=1", "data.train_size=512"]
+    done = run_module("layoutnet", [*args, "data.val_size=128", "test=false"], tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (run_dir,) = (tmp_path / "outputs" / "smoke" / "runs").iterdir()
+    assert (tmp_path / "outputs" / "smoke" / "latest").resolve() == run_dir.resolve()
+    lines = done.stdout.splitlines()
+    summary = read_fields(lines[lines.index("training run: ok") + 1 : -1])
+    # paths as typed from where the command ran, and the link that will name it until the next run
+    assert summary["run"] == f"outputs/smoke/runs/{run_dir.name} (also outputs/smoke/latest)"
 
 
 @pytest.mark.parametrize(

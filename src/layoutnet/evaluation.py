@@ -1,7 +1,8 @@
 """Scoring a model file on labelled rows: the rows (a CSV, or the generated test set of the run's own data
 config), accuracy, per-class accuracy, confusion matrix, the most confident mistakes, the quality figures,
-and the real-text set's figures with the app's correction threshold. `python -m layoutnet.evaluate` runs
-it, prints it (`reporting.console`) and records it (`reporting.record`)."""
+the real-text set's figures with the app's correction threshold, and typed text scored token by token as
+the app applies the model (`score_pairs`). `python -m layoutnet.evaluate` runs it, prints it
+(`reporting.console`) and records it (`reporting.record`)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from layoutnet.config import build, build_from_file
-from layoutnet.contract import CLASSES, decode
+from layoutnet.contract import CLASSES, decode, encode_batch
+from layoutnet.correction import Corrector
 from layoutnet.data import csvfile
 from layoutnet.data.sources import KNOWN_SOURCES
 from layoutnet.errors import ConfigError, DataError
@@ -23,10 +25,16 @@ from layoutnet.metrics import classification_summary, softmax
 from layoutnet.modelfile import Scorer
 from layoutnet.quality import (
     APP_BUDGET,
+    METADATA_KEY,
+    PAIRS_FILE,
     THRESHOLD_SPLIT,
+    TYPED_RIGHT_OUTCOMES,
+    WRONG_LAYOUT_OUTCOMES,
     budget_key,
     evaluate_realtext,
+    parse_threshold,
     quality_summary,
+    realtext_dir,
 )
 
 MISTAKES_KEPT = 25
@@ -68,7 +76,15 @@ def run_data_config(model_path: Path) -> tuple[DictConfig, Path] | None:
     except Exception as exc:
         raise DataError(f"{resolved} is not a readable run config ({type(exc).__name__}: {exc})") from exc
     data = run_cfg.get("data") if isinstance(run_cfg, DictConfig) else None
-    return (data, resolved) if isinstance(data, DictConfig) and "_target_" in data else None
+    if not (isinstance(data, DictConfig) and "_target_" in data):
+        return None
+    if data.get("_target_") == SYNTHETIC_TARGET and "prior" not in data:
+        # written before the typing prior: its samples were labelled as they were generated
+        data.prior = {"labels": "generating"}
+    return data, resolved
+
+
+SYNTHETIC_TARGET = "layoutnet.data.synthetic.SyntheticSource"
 
 
 def _data_given_on_command_line() -> bool:
@@ -128,9 +144,12 @@ def _mistakes(data: EvalData, probs: np.ndarray, predictions: np.ndarray, limit:
     ]
 
 
-def evaluate(scorer: Scorer, data: EvalData, mistakes: int = MISTAKES_KEPT) -> dict:
+def evaluate(
+    scorer: Scorer, data: EvalData, mistakes: int = MISTAKES_KEPT, threshold: float | None = None
+) -> dict:
     """The evaluation section: accuracy, per-class accuracy, support, confusion matrix, worst mistakes, and
-    the quality figures (accuracy by length, harmful corrections and fixes by threshold)."""
+    the quality figures (accuracy by length, harmful corrections and fixes by threshold, calibration, and
+    with a `threshold` the figures at it)."""
     start = time.perf_counter()
     logits = scorer.logits(data.ids)
     seconds = time.perf_counter() - start
@@ -140,17 +159,25 @@ def evaluate(scorer: Scorer, data: EvalData, mistakes: int = MISTAKES_KEPT) -> d
     summary["classes"] = list(CLASSES)
     summary["mistakes"] = _mistakes(data, probs, predictions, mistakes)
     summary["quality"] = quality_summary(
-        [data.text(i) for i in range(len(data.labels))], probs, data.labels.numpy()
+        [data.text(i) for i in range(len(data.labels))], probs, data.labels.numpy(), threshold
     )
     summary["predict_seconds"] = round(seconds, 3)
     return summary
 
 
-def realtext_section(scorer: Scorer) -> dict:
+def metadata_threshold(scorer: Scorer) -> float | None:
+    """The correction threshold an artifact carries in its metadata (what the app applies), or None."""
+    metadata = getattr(scorer, "metadata", None) or {}
+    value = metadata.get(METADATA_KEY)
+    return None if value in (None, "") else parse_threshold(value, f"{scorer.source} metadata {METADATA_KEY}")
+
+
+def realtext_section(scorer: Scorer, threshold: float | None = None) -> dict:
     """The real-text set's figures per split and the app's correction threshold (harmful <= 0.1% of the
-    correctly typed rows of the `words` split)."""
+    correctly typed rows of the `words` split). Every split's `at_threshold` figures are at `threshold`
+    (an artifact's own, from its metadata) or, when None, at the threshold chosen here."""
     start = time.perf_counter()
-    splits = evaluate_realtext(scorer)
+    splits = evaluate_realtext(scorer, threshold=threshold)
     chosen = splits[THRESHOLD_SPLIT]["thresholds"][budget_key(APP_BUDGET)]
     return {
         "splits": splits,
@@ -161,5 +188,81 @@ def realtext_section(scorer: Scorer) -> dict:
             "harmful": chosen["harmful"],
             "fixed": chosen["fixed"],
         },
+        "applied_threshold": {
+            "value": chosen["threshold"] if threshold is None else threshold,
+            "from": f"chosen on {THRESHOLD_SPLIT}" if threshold is None else "model metadata",
+        },
         "seconds": round(time.perf_counter() - start, 3),
+    }
+
+
+# Typed text, token by token -----------------------------------------------------------------------------
+
+
+def shipped_pairs_path() -> Path:
+    """The real-text set's own typed,expected file."""
+    return realtext_dir() / PAIRS_FILE
+
+
+def score_pairs(
+    scorer: Scorer, corrector: Corrector, pairs: csvfile.TextPairs, threshold: float | None, worst: int
+) -> dict:
+    """Each whitespace token of the typed lines classified alone, corrected when its top class is some
+    X_from_Y with top probability >= `threshold` (re-typed by `corrector`), compared with the expected
+    token. Counts and shares of the outcomes (WRONG_LAYOUT_OUTCOMES of the tokens typed on the wrong
+    layout, TYPED_RIGHT_OUTCOMES of the others), lines whose every token came out right, and the `worst`
+    most confident wrong tokens."""
+    tokens: list[tuple[int, str, str]] = [
+        (line, shown, meant)
+        for line, typed, expected in zip(pairs.lines, pairs.typed, pairs.expected, strict=True)
+        for shown, meant in zip(typed.split(), expected.split(), strict=True)
+    ]
+    probs = (
+        softmax(scorer.logits(encode_batch([shown for _, shown, _ in tokens])))
+        if tokens
+        else np.zeros((0, 1))
+    )
+    counts = dict.fromkeys((*WRONG_LAYOUT_OUTCOMES, *TYPED_RIGHT_OUTCOMES), 0)
+    wrong: list[dict] = []
+    right_lines = dict.fromkeys(pairs.lines, True)
+    for (line, shown, meant), row in zip(tokens, probs, strict=True):
+        top = int(row.argmax())
+        output = corrector.apply(shown, CLASSES[top], float(row[top]), threshold)
+        if shown != meant:
+            outcome = "fixed" if output == meant else "missed" if output == shown else "miscorrected"
+        else:
+            outcome = "kept" if output == shown else "harmed"
+        counts[outcome] += 1
+        if output != meant:
+            right_lines[line] = False
+            wrong.append(
+                {
+                    "line": line,
+                    "typed": shown,
+                    "expected": meant,
+                    "output": output,
+                    "outcome": outcome,
+                    "class": CLASSES[top],
+                    "probability": round(float(row[top]), 4),
+                }
+            )
+    wrong_layout = sum(counts[outcome] for outcome in WRONG_LAYOUT_OUTCOMES)
+    typed_right = sum(counts[outcome] for outcome in TYPED_RIGHT_OUTCOMES)
+
+    def share(count: int, total: int) -> float | None:
+        return count / total if total else None
+
+    wrong.sort(key=lambda item: -item["probability"])
+    return {
+        "path": str(pairs.path),
+        "threshold": threshold,
+        "lines": len(pairs),
+        "lines_right": sum(right_lines.values()),
+        "tokens": len(tokens),
+        "wrong_layout_tokens": wrong_layout,
+        "correct_tokens": typed_right,
+        "counts": counts,
+        **{outcome: share(counts[outcome], wrong_layout) for outcome in WRONG_LAYOUT_OUTCOMES},
+        **{outcome: share(counts[outcome], typed_right) for outcome in TYPED_RIGHT_OUTCOMES},
+        "worst": wrong[:worst],
     }

@@ -20,7 +20,6 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from pytorch_lightning.utilities import rank_zero_only
 from rich.console import Console
-from rich.markup import escape
 
 from layoutnet.callbacks import AdaptiveThreads
 from layoutnet.config import build, check_trainer_settings, require_values
@@ -29,7 +28,7 @@ from layoutnet.export.callback import CoreMLExportCallback
 from layoutnet.export.settings import ExportSettings
 from layoutnet.metrics import classification_summary
 from layoutnet.modelfile import best_checkpoint_path, check_resume_checkpoint, load_net, predict_logits
-from layoutnet.reporting.console import print_run_result
+from layoutnet.reporting.console import display_path, print_fields, print_run_result
 from layoutnet.reporting.objective import objective_name, objective_value
 from layoutnet.reporting.pictures import save_confusion_matrix, save_training_curves
 from layoutnet.reporting.runreport import read_report, update_report, versions
@@ -387,7 +386,7 @@ def _adapt_to_missing_validation(cfg: DictConfig) -> str | None:
 
 def _print_header(cfg: DictConfig, run_dir: Path, threads: dict, no_validation: str | None) -> None:
     """The run directory and a compact view of the config, before anything else happens."""
-    console = Console(soft_wrap=True, highlight=False)
+    console = Console(highlight=False)
     choices = dict(HydraConfig.get().runtime.choices) if HydraConfig.initialized() else {}
     data, trainer, export = cfg.get("data") or {}, cfg.get("trainer") or {}, cfg.get("export") or {}
     net = cfg.get("model", {}).get("net") or {}
@@ -395,10 +394,14 @@ def _print_header(cfg: DictConfig, run_dir: Path, threads: dict, no_validation: 
     sizes = ", ".join(
         f"{k.removesuffix('_size')} {data[k]:,}" for k in ("train_size", "val_size", "test_size") if k in data
     )
+    model = choices.get("model", "?")
     rows = [
-        ("run", str(run_dir)),
-        ("task", f"{cfg.get('task_name')}  seed {cfg.get('seed')}"),
-        ("model", f"{choices.get('model', '?')} ({family}), lr {cfg.get('model', {}).get('lr')}"),
+        ("run", display_path(run_dir)),
+        ("task", f"{cfg.get('task_name')}, seed {cfg.get('seed')}"),
+        (
+            "model",
+            f"{model if model == family else f'{model} ({family})'}, lr {cfg.get('model', {}).get('lr')}",
+        ),
         ("data", f"{choices.get('data', '?')}: {sizes or data.get('path')}, batch {data.get('batch_size')}"),
         (
             "trainer",
@@ -411,5 +414,4 @@ def _print_header(cfg: DictConfig, run_dir: Path, threads: dict, no_validation: 
         rows.append(("resume", str(cfg.ckpt_path)))
     if choices.get("debug"):
         rows.append(("debug", str(choices["debug"])))
-    for key, value in rows:
-        console.print(f"[bold]{key:<8}[/] {escape(value)}")
+    print_fields(console, rows, title="training run: starting")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import hydra
@@ -20,14 +20,11 @@ from omegaconf import DictConfig
 
 from layoutnet.commandline import exit_on_user_error
 from layoutnet.config import CONF_DIR
-from layoutnet.contract import CLASSES, LANGUAGES, encode_batch, split_class
+from layoutnet.contract import CLASSES, encode_batch
+from layoutnet.correction import Corrector, build_corrector
 from layoutnet.errors import ConfigError
-from layoutnet.layouts import LayoutSet
 from layoutnet.metrics import softmax
 from layoutnet.modelfile import Scorer, open_model
-
-DEFAULT_LAYOUTS: dict[str, str] = {"en": "us", "ru": "russianwin", "he": "hebrew"}
-"""The layout whose keys are read for each language when correcting a text."""
 
 OUTPUT_FORMATS = ("text", "json")
 BATCH = 1024
@@ -69,31 +66,6 @@ class Prediction:
         return json.dumps(payload, ensure_ascii=False)
 
 
-class Corrector:
-    """Re-types a text on the layout of the language it was meant in."""
-
-    def __init__(self, layouts: LayoutSet, layout_for: Mapping[str, str]):
-        self.layouts = layouts
-        self.layout_for = dict(layout_for)
-        for language in LANGUAGES:
-            if language not in self.layout_for:
-                raise ConfigError(f"layouts.{language}", None, "needs a layout id", sorted(layouts))
-            layout = self.layouts.resolve(self.layout_for[language])  # unknown ids raise a DataError
-            if layout.language and layout.language != language:
-                raise ConfigError(
-                    f"layouts.{language}",
-                    self.layout_for[language],
-                    f"is a {layout.language} layout",
-                    [lid for lid in layouts if layouts[lid].language == language],
-                )
-
-    def correct(self, text: str, class_name: str) -> str:
-        meant, active = split_class(class_name)
-        if meant == active:
-            return text
-        return self.layouts.convert(text, self.layout_for[active], self.layout_for[meant])
-
-
 def predict_texts(
     scorer: Scorer, corrector: Corrector, texts: Sequence[str], top_k: int = 3, threshold: float | None = None
 ) -> list[Prediction]:
@@ -120,13 +92,6 @@ def _stdin_batches(stream) -> Iterator[list[str]]:
             batch = []
     if batch:
         yield batch
-
-
-def build_corrector(cfg: DictConfig) -> Corrector:
-    dump = cfg.get("layouts_dump")
-    layouts = LayoutSet.from_dump(dump) if dump else LayoutSet.builtin()
-    chosen = {**DEFAULT_LAYOUTS, **dict(cfg.get("layouts") or {})}
-    return Corrector(layouts, chosen)
 
 
 def correction_threshold_for(cfg: DictConfig, scorer: Scorer) -> float | None:

@@ -1,6 +1,6 @@
 """`python -m layoutnet.summarize <sweep dir> [--tolerance T]`: rebuild summary.md, summary.csv and
 summary.png of a multirun directory (for example after a SLURM sweep was cut short) and print its table.
-The summary itself is `layoutnet.reporting.sweepsummary`."""
+The summary itself is `layoutnet.reporting.multirun`."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from layoutnet.reporting.console import print_sweep_summary
-from layoutnet.reporting.sweepsummary import ACCURACY_TOLERANCE, collect, write_summary
+from layoutnet.reporting.multirun import summarize
+from layoutnet.reporting.sweepsummary import ACCURACY_TOLERANCE, collect
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -42,10 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "(numbered folders with report.json or .hydra); pass a multirun directory"
         )
         return 1
-    paths = write_summary(sweep_dir, args.tolerance)
-    print_sweep_summary(rows, Console())
-    for path in paths.values():
-        print(path)
+    summarize(sweep_dir, args.tolerance)
     return 0
 
 

@@ -1,5 +1,6 @@
 """The one `text,label` CSV format: read by training (the csv source), evaluate and the real-text set,
-written by generate.
+written by generate. Its sibling, the `typed,expected` file of text as typed and as meant that evaluate
+scores token by token (`read_pairs`), follows the same rules with those two columns.
 
 Rules (the same for every reader):
 - UTF-8 (a leading byte-order mark is ignored); RFC 4180 quoting, so a quoted text may hold commas,
@@ -18,7 +19,7 @@ import io
 import os
 import re
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,22 +66,23 @@ def parse_label(value: str) -> int | None:
     return CLASS_TO_ID.get(name, CLASS_TO_ID.get(name.lower()))
 
 
-def read(path: str | Path) -> LabelledTexts:
-    """Every row of the `text,label` CSV at `path`; a DataError naming the file (and line) otherwise."""
+def _rows(path: str | Path, columns: tuple[str, str], is_row: Callable[[list[str]], bool]) -> Iterator:
+    """(path, line, first cell, second cell) of each row of a two-column CSV file with the given column
+    names; the header is optional (a first row naming a column is the header unless `is_row` says it
+    is a row). A DataError names the file (and line) of the first problem."""
     path = Path(path).expanduser()
+    names = ",".join(columns)
     if path.is_dir():
-        raise DataError(f"CSV file {path} is a directory; give the path of a `text,label` CSV file")
+        raise DataError(f"CSV file {path} is a directory; give the path of a `{names}` CSV file")
     if not path.is_file():
-        raise DataError(f"CSV file {path} not found; give the path of a file with the columns text,label")
+        raise DataError(f"CSV file {path} not found; give the path of a file with the columns {names}")
     if csv.field_size_limit() < _FIELD_LIMIT:
         csv.field_size_limit(_FIELD_LIMIT)
-    texts: list[str] = []
-    labels: list[int] = []
-    lines: list[int] = []
+    rows = 0
     try:
         with path.open(encoding="utf-8-sig", newline="") as handle:
             reader = csv.reader(handle)
-            text_col, label_col, width = 0, 1, 2
+            first_col, second_col, width = 0, 1, 2
             first = True
             line = 1  # the line where the next row starts
             for row in reader:
@@ -90,32 +92,23 @@ def read(path: str | Path) -> LabelledTexts:
                 if first:
                     first = False
                     header = [cell.strip().lower() for cell in row]
-                    is_sample = len(row) == 2 and parse_label(row[1]) is not None
-                    if ("text" in header or "label" in header) and not is_sample:
-                        missing = [name for name in COLUMNS if name not in header]
+                    if any(name in header for name in columns) and not is_row(row):
+                        missing = [name for name in columns if name not in header]
                         if missing:
                             raise DataError(
                                 f"CSV file {path} has no column {', '.join(map(repr, missing))} (its header "
-                                f"is {','.join(row)}); the header must name the columns text,label"
+                                f"is {','.join(row)}); the header must name the columns {names}"
                             )
-                        text_col, label_col = header.index("text"), header.index("label")
+                        first_col, second_col = header.index(columns[0]), header.index(columns[1])
                         width = len(row)
                         continue
-                where = f"CSV file {path}, line {start}"
-                if len(row) < max(text_col, label_col) + 1 or (width == 2 and len(row) != 2):
+                if len(row) < max(first_col, second_col) + 1 or (width == 2 and len(row) != 2):
                     raise DataError(
-                        f"{where}: the row has {len(row)} field(s), expected {width} (text,label); "
-                        "quote texts that contain commas or quotes"
+                        f"CSV file {path}, line {start}: the row has {len(row)} field(s), expected {width} "
+                        f"({names}); quote texts that contain commas or quotes"
                     )
-                label = parse_label(row[label_col])
-                if label is None:
-                    raise DataError(
-                        f"{where}: label {row[label_col]!r} is not one of the 9 classes "
-                        f"({', '.join(CLASSES)}); fix or remove that row"
-                    )
-                texts.append(row[text_col])
-                labels.append(label)
-                lines.append(start)
+                rows += 1
+                yield path, start, row[first_col], row[second_col]
     except UnicodeDecodeError as err:
         raise DataError(f"CSV file {path} is not UTF-8 ({err}); save it as UTF-8") from err
     except csv.Error as err:
@@ -123,10 +116,66 @@ def read(path: str | Path) -> LabelledTexts:
     except OSError as err:
         raise DataError(f"cannot read CSV file {path} ({err.strerror})") from err
     if first:
-        raise DataError(f"CSV file {path} is empty; it needs one `text,label` row per sample")
-    if not texts:
+        raise DataError(f"CSV file {path} is empty; it needs one `{names}` row per sample")
+    if not rows:
         raise DataError(f"CSV file {path} has a header but no rows; add samples")
-    return LabelledTexts(path=path, texts=texts, labels=labels, lines=lines)
+
+
+def read(path: str | Path) -> LabelledTexts:
+    """Every row of the `text,label` CSV at `path`; a DataError naming the file (and line) otherwise."""
+    texts: list[str] = []
+    labels: list[int] = []
+    lines: list[int] = []
+    where = Path(path).expanduser()
+    for where, line, text, label_cell in _rows(
+        path, COLUMNS, lambda row: len(row) == 2 and parse_label(row[1]) is not None
+    ):
+        label = parse_label(label_cell)
+        if label is None:
+            raise DataError(
+                f"CSV file {where}, line {line}: label {label_cell!r} is not one of the 9 classes "
+                f"({', '.join(CLASSES)}); fix or remove that row"
+            )
+        texts.append(text)
+        labels.append(label)
+        lines.append(line)
+    return LabelledTexts(path=where, texts=texts, labels=labels, lines=lines)
+
+
+PAIR_COLUMNS = ("typed", "expected")
+
+
+@dataclass(frozen=True)
+class TextPairs:
+    """The rows of a `typed,expected` CSV: text as typed, the same text as meant, and each row's line."""
+
+    path: Path
+    typed: list[str]
+    expected: list[str]
+    lines: list[int]
+
+    def __len__(self) -> int:
+        return len(self.typed)
+
+
+def read_pairs(path: str | Path) -> TextPairs:
+    """Every row of the `typed,expected` CSV at `path`: a line as typed and as meant, with the same number
+    of whitespace-separated tokens (the token in the same place is its correction); a DataError naming
+    the file and line otherwise."""
+    typed: list[str] = []
+    expected: list[str] = []
+    lines: list[int] = []
+    where = Path(path).expanduser()
+    for where, line, shown, meant in _rows(path, PAIR_COLUMNS, lambda row: False):
+        if len(shown.split()) != len(meant.split()):
+            raise DataError(
+                f"CSV file {where}, line {line}: {len(shown.split())} token(s) typed but "
+                f"{len(meant.split())} expected; each typed token needs the token it should read as"
+            )
+        typed.append(shown)
+        expected.append(meant)
+        lines.append(line)
+    return TextPairs(path=where, typed=typed, expected=expected, lines=lines)
 
 
 def _label_name(label: int | str) -> str:

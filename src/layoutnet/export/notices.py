@@ -2,9 +2,12 @@
 
 Nothing is swallowed: every Python warning and every coremltools log record of level WARNING or
 above raised while exporting is collected, printed once on the console (`warning: ...`) and written
-to the report's export section with the versions of the libraries involved. The one exception is
-coremltools' "Failed to load _ML...Proxy" lines on Linux: they say that Core ML's native runtime is
-macOS-only, which is expected and not actionable there.
+to the report's export section with the versions of the libraries involved. Two exceptions, facts about
+parts of coremltools layoutnet never uses (`_is_platform_noise`): its "Failed to load _ML...Proxy"
+lines on Linux (Core ML's native runtime is macOS-only), and its import-time check of scikit-learn's
+version ("scikit-learn version X is not supported ... Disabling scikit-learn conversion API"), which
+turns off only the conversion of scikit-learn models to Core ML; k-means palettization imports
+`sklearn.cluster` itself and is unaffected.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 _PLATFORM_NOISE = "Failed to load _ML"
+_SKLEARN_CONVERTER_OFF = "Disabling scikit-learn conversion API"
 _NOT_REPORTED = (ResourceWarning,)
 """Python hides these by default: coremltools' temporary folders cleaned up at exit are not news."""
 
@@ -42,6 +46,9 @@ def _source(module_or_path: str) -> str:
 
 
 def _is_platform_noise(message: str) -> bool:
+    """A coremltools message about a part layoutnet never uses (see the module's docstring)."""
+    if _SKLEARN_CONVERTER_OFF in message:
+        return True
     return sys.platform != "darwin" and message.startswith(_PLATFORM_NOISE)
 
 

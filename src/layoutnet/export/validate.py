@@ -26,7 +26,7 @@ from layoutnet.export.result import ExportFailure, ExportResult
 from layoutnet.export.settings import ExportSettings
 from layoutnet.modelfile import open_model
 from layoutnet.reporting.record import record_export
-from layoutnet.reporting.runreport import versions
+from layoutnet.reporting.runreport import REPORT_FILE, versions
 
 
 def check_manifest(artifact: Path) -> str:
@@ -131,6 +131,7 @@ def validate_artifact(cfg: DictConfig, console: Console | None = None) -> Export
         section="validation",
         top_level=True,
         console=console,
+        files={"report": Path(cfg.paths.output_dir) / REPORT_FILE},
         command="validate",
     )
     if not result.ok:

@@ -100,7 +100,7 @@ class CNNClassifier(nn.Module):
 
 
 class CompactCNN(nn.Module):
-    family = "cnn"
+    family = "compact_cnn"
 
     def __init__(
         self,

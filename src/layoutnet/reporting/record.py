@@ -16,6 +16,9 @@ from layoutnet.reporting.runreport import REPORT_FILE, SECTIONS, write_report
 if TYPE_CHECKING:
     from layoutnet.export.result import ExportResult
 
+TITLES = {"export": "Core ML export", "validation": "Core ML validation"}
+"""What the summary of a `record_export` section announces."""
+
 
 def record(
     report_path: Path | None,
@@ -59,6 +62,6 @@ def record_export(
         None if run_dir is None else Path(run_dir) / REPORT_FILE,
         sections,
         console=console,
-        summary=lambda out: print_export_summary(result, out),
+        summary=lambda out: print_export_summary(result, out, TITLES.get(section, f"Core ML {section}")),
         files=files,
     )

@@ -62,10 +62,12 @@ EVALUATION_SECTIONS: dict[str, str] = {
     "confusion_matrix": "confusion[true][predicted]",
     "classes": "the class order of the matrix",
     "mistakes": "the most confident misclassified rows",
-    "quality": "accuracy by text length, harmful corrections and fixes by threshold",
+    "quality": "accuracy by text length, harmful corrections and fixes by threshold, calibration, and the "
+    "figures at the correction threshold",
     "predict_seconds": "time spent scoring",
     "realtext": "the same figures on every split of the real-text set",
     "correction_threshold": "the app's threshold measured on the real-text set",
+    "pairs": "typed,expected text scored token by token at the correction threshold",
     "paths": "the report and the pictures",
     "timings": "total_seconds",
     "versions": "as in report.json",

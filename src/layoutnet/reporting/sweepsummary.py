@@ -1,16 +1,14 @@
-"""The summary of a multirun: one row per job from its `report.json`, written into the sweep directory
-as `summary.md`, `summary.csv` and `summary.png` (drawn by `pictures.plot_summary`). Jobs that train the
-same network as an earlier job are flagged.
-
-`SweepSummaryCallback` writes it at the end of every multirun (registered in `conf/hydra/default.yaml`);
-`python -m layoutnet.summarize <sweep dir>` rebuilds it (for example after a SLURM sweep was cut short).
+"""The summary of a multirun as data: one row per job from its `report.json`, the jobs that train the
+same network as an earlier job, and the text of `summary.md` and `summary.csv`. It draws and prints
+nothing: `pictures.plot_summary` draws `summary.png` from these rows, `console.print_sweep_summary`
+prints them, and `multirun` writes all three at the end of a multirun (or for
+`python -m layoutnet.summarize <sweep dir>`).
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,12 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
 
 from layoutnet.reporting.runreport import REPORT_FILE, read_report
-
-log = logging.getLogger(__name__)
 
 SUMMARY_MD = "summary.md"
 SUMMARY_CSV = "summary.csv"
@@ -535,49 +529,3 @@ def smallest_within_tolerance(rows: Sequence[JobRow], tolerance: float = ACCURAC
 def row_accuracy(row: JobRow) -> float | None:
     """The artifact's own accuracy, else the best validation accuracy."""
     return _first(row.artifact_accuracy, row.val_accuracy)
-
-
-def write_summary(sweep_dir: str | Path, tolerance: float = ACCURACY_TOLERANCE) -> dict[str, Path]:
-    """Write summary.md, summary.csv and summary.png into `sweep_dir`; returns their paths. `tolerance`:
-    how much accuracy below the best artifact still counts when picking the smallest artifact."""
-    sweep_dir = Path(sweep_dir)
-    rows = collect(sweep_dir)
-    paths = {"md": sweep_dir / SUMMARY_MD, "csv": sweep_dir / SUMMARY_CSV, "png": sweep_dir / SUMMARY_PNG}
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    from layoutnet.reporting.pictures import plot_summary  # matplotlib loads only to draw
-
-    paths["md"].write_text(render_markdown(sweep_dir, rows, tolerance), encoding="utf-8")
-    write_csv(paths["csv"], rows)
-    plot_summary(paths["png"], rows, f"{sweep_dir}: {len(rows)} jobs", log_swept_keys(sweep_dir), tolerance)
-    return paths
-
-
-class SweepSummaryCallback(Callback):
-    """Writes summary.md, summary.csv and summary.png into the sweep directory (`hydra.sweep.dir`) and
-    prints the table. It runs in the process that launched the sweep, after every job (local, joblib,
-    submitit or Optuna trial) has finished."""
-
-    def __init__(self, enabled: bool = True):
-        self.enabled = enabled
-
-    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        if not self.enabled:
-            return
-        sweep_dir = Path(str(config.hydra.sweep.dir)).absolute()
-        # A summary that cannot be written must not turn a finished sweep into a failed command.
-        try:
-            from layoutnet.reporting.console import print_sweep_summary
-
-            paths = write_summary(sweep_dir)
-            print_sweep_summary(collect(sweep_dir))
-        except Exception as exc:
-            log.error(
-                "could not write the sweep summary into %s: %s: %s; rebuild it with "
-                "`python -m layoutnet.summarize %s`",
-                sweep_dir,
-                type(exc).__name__,
-                exc,
-                sweep_dir,
-            )
-            return
-        log.info("sweep summary: %s", ", ".join(str(p) for p in paths.values()))
