@@ -22,6 +22,7 @@ import pytest
 import torch
 from torch import nn
 
+from layoutnet.export.compression import with_file_weights
 from layoutnet.export.executor import MIL_OPS, kernels, load_executor
 from layoutnet.export.executor.engine import OpContext, Unsupported
 from tests.test_executor_models import build, convert
@@ -161,44 +162,6 @@ def compress(base: Path, kind: str, out: Path) -> Path:
     return out
 
 
-def _dequantized(executor) -> dict[str, np.ndarray]:
-    graph = executor._graph
-    return {
-        name: np.asarray(graph._static[name], dtype=np.float32)
-        for node in graph._nodes
-        if node.op_type.startswith("constexpr_")
-        for name in node.outputs
-    }
-
-
-def _torch_with(model: nn.Module, weights: dict[str, np.ndarray]) -> nn.Module:
-    """A copy of `model` whose parameters (and float buffers) are replaced by the dequantized
-    tensors: each goes to the parameter of its size that it is closest to, and must be close to it
-    (within a tenth of the parameter's range: compression keeps each weight near its value)."""
-    import copy
-
-    twin = copy.deepcopy(model)
-    params = dict(twin.named_parameters())
-    params.update((n, b) for n, b in twin.named_buffers() if b.is_floating_point())  # e.g. sinusoidal tables
-    used = set()
-    with torch.no_grad():
-        for key, value in weights.items():
-            candidates = []
-            for name, p in params.items():
-                if name in used or p.numel() != value.size:
-                    continue
-                dense = value.reshape(p.shape)
-                candidates.append((float(np.abs(p.numpy() - dense).max()), name, dense))
-            assert candidates, f"{key}: no parameter of size {value.size}"
-            distance, best, dense = min(candidates, key=lambda c: c[0])
-            spread = float(params[best].max() - params[best].min())
-            assert distance <= 0.1 * spread, f"{key}: nearest parameter {best} is {distance} away"
-            used.add(best)
-            params[best].copy_(torch.from_numpy(dense))
-    assert used, "nothing was compressed"
-    return twin.eval()
-
-
 def _probs(logits: np.ndarray) -> np.ndarray:
     e = np.exp(logits - logits.max(1, keepdims=True))
     return e / e.sum(1, keepdims=True)
@@ -232,11 +195,10 @@ def test_compressed_artifact_runs_from_its_packed_weights(model, bases, tmp_path
 def test_pytorch_with_the_dequantized_weights_matches_the_compressed_artifact(tmp_path, target, kind):
     transformer = build("transformer-nomask-sinusoidal-postnorm")
     base = convert(transformer, tmp_path / "base.mlpackage", "mlprogram-fp32", target)
-    executor = load_executor(compress(base, kind, tmp_path / "small.mlpackage"))
-    ours = executor.predict(IDS)
-    weights = _dequantized(executor)
-    assert len(weights) >= 4
-    twin = _torch_with(transformer, weights)
+    small = compress(base, kind, tmp_path / "small.mlpackage")
+    ours = load_executor(small).predict(IDS)
+    twin, placed = with_file_weights(transformer, small)
+    assert len(placed) >= 4 and len(set(placed.values())) == len(placed)
     with torch.no_grad():
         reference = twin(torch.from_numpy(IDS).long()).numpy()
         original = transformer(torch.from_numpy(IDS).long()).numpy()

@@ -12,9 +12,11 @@ shows where the two differ and by how much.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import warnings
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -37,6 +39,16 @@ with warnings.catch_warnings():
 
 U = 2.0**-11  # fp16 unit roundoff
 RNG = np.random.default_rng(20260)
+
+
+@pytest.fixture(autouse=True)
+def _seeded_per_test(request):
+    """Each test draws the same numbers whichever tests ran before it in this process (xdist
+    spreads them differently from run to run)."""
+    global RNG
+    RNG = np.random.default_rng(zlib.crc32(request.node.name.encode()))
+
+
 FP16 = OpContext("op", "test", None, frozenset(), fp16=True)
 FP32 = OpContext("op", "test", None, frozenset())
 
@@ -272,27 +284,76 @@ def _pairwise_fp16(terms: np.ndarray) -> np.ndarray:
     return level[0].astype(np.float32)
 
 
+def _wide_fp16(terms: np.ndarray) -> np.ndarray:
+    """The terms rounded to fp16, summed exactly (Python's exact rational sum of each output's
+    terms), the total rounded once to fp16."""
+    from fractions import Fraction
+
+    halves = terms.astype(np.float16).astype(np.float64).reshape(len(terms), -1)
+    out = np.empty(halves.shape[1], np.float64)
+    for j in range(halves.shape[1]):
+        column = halves[:, j]
+        out[j] = np.nan if np.isnan(column).any() else float(sum(map(Fraction, column)))
+    with np.errstate(over="ignore"):
+        return out.astype(np.float16).astype(np.float32).reshape(terms.shape[1:])
+
+
+def _sequential_fp16(terms: np.ndarray) -> np.ndarray:
+    """One running fp16 sum in index order: each term (an exact float32 product, or an fp16 number)
+    added to it in float32 and the result rounded by NumPy's float16 cast."""
+    acc = np.zeros(terms.shape[1:], np.float16)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for term in terms.astype(np.float32):
+            acc = (acc.astype(np.float32) + term).astype(np.float16)
+    return acc.astype(np.float32)
+
+
+FP16_DEFINITIONS = {"tree": _pairwise_fp16, "wide": _wide_fp16, "sequential": _sequential_fp16}
+
+
+def test_every_accumulation_order_has_its_definition():
+    assert set(FP16_DEFINITIONS) == set(kernels.ACCUMULATIONS)
+
+
+@pytest.mark.parametrize("accumulation", sorted(FP16_DEFINITIONS))
 @pytest.mark.parametrize("scale", [1.0, 1e-3, 3e-5, 40.0])
-def test_tiled_fp16_products_and_sums_equal_the_pairwise_fp16_definition(scale: float, monkeypatch):
+def test_tiled_fp16_products_and_sums_equal_their_fp16_definition(
+    scale: float, accumulation: str, monkeypatch
+):
     """gemm16 / sum16 reduce tiles of outputs at once; scales from fp16 subnormals (3e-5 * 3e-5
-    products) to sums near fp16's limit must give the same numbers as the plain definition, also for
-    batched products, sums over several axes, and tiles smaller than the output."""
+    products) to sums near fp16's limit must give the same numbers as the plain definition of each
+    order (pairwise tree, wide accumulator, running sum), also for batched products, sums over
+    several axes, and tiles smaller than the output."""
+    define = FP16_DEFINITIONS[accumulation]
     a, b = h(37, 70, scale=scale), h(70, 29, scale=scale)
-    products = a.T[:, :, None] * b[:, None, :]  # [K, M, N]
-    assert np.array_equal(kernels.gemm16(a, b), _pairwise_fp16(products), equal_nan=True)
+    products = a.T[:, :, None] * b[:, None, :]  # [K, M, N], exact in float32
+    gemm = functools.partial(kernels.gemm16, accumulation=accumulation)
+    assert np.array_equal(gemm(a, b), define(products), equal_nan=True)
     x, y = h(3, 5, 20, 16, scale=scale), h(3, 5, 16, 20, scale=scale)
     batched = np.moveaxis(x, -1, 0)[..., :, None] * np.moveaxis(y, -2, 0)[..., None, :]
-    assert np.array_equal(kernels.gemm16(x, y), _pairwise_fp16(batched), equal_nan=True)
+    assert np.array_equal(gemm(x, y), define(batched), equal_nan=True)
     z = h(6, 130, 4, scale=scale)
-    assert np.array_equal(kernels.sum16(z, [1]), _pairwise_fp16(np.moveaxis(z, 1, 0)))
+    sums = functools.partial(kernels.sum16, accumulation=accumulation)
+    assert np.array_equal(sums(z, [1]), define(np.moveaxis(z, 1, 0)))
     terms_02 = z.transpose(0, 2, 1).reshape(24, 130)  # axes 0 and 2, in index order
-    assert np.array_equal(kernels.sum16(z, [0, 2]), _pairwise_fp16(terms_02))
+    assert np.array_equal(sums(z, [0, 2]), define(terms_02))
     monkeypatch.setattr(kernels, "_TERMS", 700)  # a few outputs per tile
-    assert np.array_equal(kernels.gemm16(a, b), _pairwise_fp16(products), equal_nan=True)
+    assert np.array_equal(gemm(a, b), define(products), equal_nan=True)
     monkeypatch.setattr(kernels, "_TERMS", 140)  # one row's products split over several column tiles
-    assert np.array_equal(kernels.gemm16(a, b), _pairwise_fp16(products), equal_nan=True)
-    assert np.array_equal(kernels.gemm16(x, y), _pairwise_fp16(batched), equal_nan=True)
-    assert np.array_equal(kernels.sum16(z, [1]), _pairwise_fp16(np.moveaxis(z, 1, 0)))
+    assert np.array_equal(gemm(a, b), define(products), equal_nan=True)
+    assert np.array_equal(gemm(x, y), define(batched), equal_nan=True)
+    assert np.array_equal(sums(z, [1]), define(np.moveaxis(z, 1, 0)))
+
+
+def test_the_three_orders_give_three_answers_where_fp16_partial_sums_round():
+    """One row whose terms need more than fp16's 11 bits in a partial sum: the wide accumulator
+    keeps them until the end, the tree and the running sum each lose their own share."""
+    row = kernels.round_to_fp16(np.array([[2048.0] + [1.0, 0.5, 0.25] * 12], np.float32))
+    ones = np.ones((row.shape[1], 1), np.float32)
+    results = {a: float(kernels.gemm16(row, ones, a)[0, 0]) for a in kernels.ACCUMULATIONS}
+    assert results["wide"] == 2068.0  # 2069 exact, rounded once (spacing 4 above 2048)
+    assert results["sequential"] == 2048.0  # every term below half the spacing at 2048 is lost
+    assert len(set(results.values())) == 3, results
 
 
 def test_fp16_sums_over_an_empty_axis_are_zero():
@@ -300,14 +361,25 @@ def test_fp16_sums_over_an_empty_axis_are_zero():
     assert kernels.sum16(np.zeros((4, 0), np.float32), [0]).shape == (0,)
 
 
-def test_fp16_partial_sums_overflow_to_inf_as_on_a_device():
+@pytest.mark.parametrize("accumulation", ["tree", "sequential"])
+def test_fp16_partial_sums_overflow_to_inf_as_on_a_device(accumulation: str):
     """A partial sum beyond 65504 is inf in fp16 and stays inf, even when later terms would bring
     an fp32 sum back into range."""
     x = np.array([[60000.0, 60000.0, -60000.0]], np.float32)
     ones = np.ones((3, 1), np.float32)
-    assert np.isposinf(kernels.gemm16(x, ones)[0, 0])
-    assert np.isposinf(kernels.sum16(x, [1])[0])
-    assert float(kernels.gemm16(x, ones * 0.5)[0, 0]) == 30000.0  # within range: the exact sum
+    assert np.isposinf(kernels.gemm16(x, ones, accumulation)[0, 0])
+    assert np.isposinf(kernels.sum16(x, [1], accumulation=accumulation)[0])
+    assert float(kernels.gemm16(x, ones * 0.5, accumulation)[0, 0]) == 30000.0  # within range: exact
+
+
+def test_a_wide_accumulator_overflows_only_in_the_result():
+    """fp16 products into a wide accumulator: a partial sum beyond 65504 is kept, only the rounded
+    total must fit fp16 (and one that does not is inf)."""
+    x = np.array([[60000.0, 60000.0, -60000.0]], np.float32)
+    ones = np.ones((3, 1), np.float32)
+    assert float(kernels.gemm16(x, ones, "wide")[0, 0]) == 60000.0
+    assert float(kernels.sum16(x, [1], accumulation="wide")[0]) == 60000.0
+    assert np.isposinf(kernels.gemm16(x[:, :2], ones[:2], "wide")[0, 0])
 
 
 # ----------------------------------------------------------------------------- NeuralNetwork layers
@@ -476,11 +548,14 @@ def test_every_precision_runs_the_model_within_its_tolerance(artifacts, family: 
     # declared: fp32 for NeuralNetworks and fp32 programs, fp16 storage for an fp16 program
     expected_declared = results["fp16_storage"] if fp16_program else results["fp32"]
     np.testing.assert_array_equal(results["declared"], expected_declared)
-    for precision in ("fp16_storage", "fp16"):
+    for precision in ("fp16_storage", "fp16_wide", "fp16", "fp16_sequential"):
         assert is_fp16(results[precision]), precision
         assert np.abs(_probs(results[precision]) - ref).max() <= 1e-2, precision
     assert not np.array_equal(results["fp16_storage"], results["fp32"])
-    assert not np.array_equal(results["fp16"], results["fp16_storage"])
+    for precision in ("fp16_wide", "fp16", "fp16_sequential"):  # each sums in its own order
+        assert not np.array_equal(results[precision], results["fp16_storage"]), precision
+    assert not np.array_equal(results["fp16"], results["fp16_wide"])
+    assert not np.array_equal(results["fp16_sequential"], results["fp16"])
 
 
 def test_true_fp16_is_further_from_pytorch_than_fp16_storage_on_average(artifacts):

@@ -218,7 +218,14 @@ def test_export_folder_holds_artifact_vectors_and_manifest_that_agree(published)
     assert manifest["parity_vectors"]["file"] == "parity_vectors.json"
     assert {"torch", "coremltools", "layoutnet"} <= set(manifest["versions"])
     assert manifest["settings"]["format"] == "neuralnetwork" and manifest["parity"]["passed"]
-    assert set(manifest["parity_by_precision"]) == {"fp32", "fp16_storage", "fp16"}
+    assert set(manifest["parity_by_precision"]) == {
+        "fp32",
+        "fp16_storage",
+        "fp16_wide",
+        "fp16",
+        "fp16_sequential",
+    }
+    assert manifest["range_guards"]["values"]["passed"] and manifest["compression_cost"] is None
 
 
 def test_killed_after_staging_leaves_old_artifact_with_old_vectors_and_next_export_cleans_up(

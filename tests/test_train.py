@@ -255,6 +255,50 @@ def test_parity_failure_fails_the_run_and_publishes_nothing(tmp_path):
 
 
 @pytest.mark.slow
+def test_compressed_export_commands_of_the_docs_publish_and_validate(smoke_run, tmp_path):
+    """docs/export.md's compression commands on the smoke run's checkpoint: int8 through
+    torch.export publishes at the default tolerance and budget (parity against the file's own
+    weights), validate passes it, and auto publishes the smallest level within budget."""
+    from layoutnet.export.executor import load_executor
+
+    best = smoke_run[0] / "checkpoints" / "best.ckpt"
+    common = [f"ckpt_path={best}", "export=mlprogram", "data=tiny"]
+    done = run_module(
+        "layoutnet.export",
+        [
+            *common,
+            "export.compression=int8",
+            "export.frontend=torch_export",
+            f"hydra.run.dir={tmp_path / 'int8'}",
+        ],
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    export = json.loads((tmp_path / "int8" / "report.json").read_text())["export"]
+    assert (
+        export["compression"] == "int8"
+        and export["parity"]["passed"]
+        and export["parity"]["tolerance"] == 0.01
+    )
+    assert export["compression_cost"]["within_budget"] and export["compression_cost"]["size_ratio"] < 1
+    assert "compression cost" in done.stdout
+    artifact = tmp_path / "int8" / "export" / "LayoutClassifier.mlpackage"
+    assert "constexpr_affine_dequantize" in load_executor(artifact).op_types
+    validate = [f"artifact={artifact}", f"ckpt_path={best}", "data=tiny", f"hydra.run.dir={tmp_path / 'v'}"]
+    done = run_module("layoutnet.export.validate", validate)
+    assert done.returncode == 0, done.stderr[-3000:]
+    validation = json.loads((tmp_path / "v" / "report.json").read_text())["validation"]
+    assert validation["compression_cost"]["level"] == "int8" and validation["parity"]["passed"]
+
+    done = run_module(
+        "layoutnet.export", [*common, "export.compression=auto", f"hydra.run.dir={tmp_path / 'auto'}"]
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    export = json.loads((tmp_path / "auto" / "report.json").read_text())["export"]
+    assert export["compression_trials"][-1] == {**export["compression_trials"][-1], "outcome": "published"}
+    assert export["compression"] == export["compression_trials"][-1]["level"] and "auto tried" in done.stdout
+
+
+@pytest.mark.slow
 def test_reexport_and_validate_commands(smoke_run, tmp_path):
     run_dir, _ = smoke_run
     best = run_dir / "checkpoints" / "best.ckpt"
@@ -275,10 +319,12 @@ def test_reexport_and_validate_commands(smoke_run, tmp_path):
     assert report["status"] == "ok" and report["export"]["path"] == str(artifact)
     by_precision = report["export"]["parity_by_precision"]
     assert by_precision["fp32"]["samples"] >= 1000 and by_precision["fp16_storage"]["samples"] >= 1000
-    assert by_precision["fp16"]["samples"] == 256  # true fp16 runs on the spread rows only
-    parity = report["export"]["parity"]  # the app's precision, by default fp16 arithmetic
-    assert parity["precision"] == "fp16" and parity["required"] == ["fp16"]
-    assert parity["samples"] == by_precision["fp16"]["samples"]
+    for mode in ("fp16_wide", "fp16", "fp16_sequential"):  # true fp16 runs on the spread rows only
+        assert by_precision[mode]["samples"] == 256
+    parity = report["export"]["parity"]  # the worst of the app's bracket, by default fp32 to the fp16 tree
+    assert parity["required"] == ["fp32", "fp16_storage", "fp16_wide", "fp16"]
+    assert parity["precision"] in parity["required"]
+    assert parity["samples"] == by_precision[parity["precision"]]["samples"]
 
     validate = ["data=tiny", f"ckpt_path={best}", f"hydra.run.dir={tmp_path / 'validate_run'}"]
     done = run_module("layoutnet.export.validate", [f"artifact={artifact}", *validate])

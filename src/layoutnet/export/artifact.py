@@ -18,9 +18,9 @@ import numpy as np
 
 from layoutnet.contract import ALPHABET, CLASSES, INPUT_NAME, NUM_CLASSES, OUTPUT_NAME, SEQ_LEN
 from layoutnet.errors import ExportError
+from layoutnet.export.executor.engine import PRECISIONS as RUNNER_PRECISIONS
 
 COREML_SUFFIXES = (".mlpackage", ".mlmodel")
-RUNNER_PRECISIONS = ("declared", "fp32", "fp16_storage", "fp16")
 
 _INT32 = 131104
 _ARRAY_TYPES = {
@@ -242,8 +242,9 @@ class Artifact:
 def open_artifact(path: str | Path, *, precision: str = "declared") -> Artifact:
     """Check the artifact's interface against the contract, then return it with its runner.
 
-    precision (reference executor only): declared (the file's own types), fp32, fp16_storage or
-    fp16; on a Mac with Core ML the artifact runs with all compute units, as in the app.
+    precision (reference executor only): declared (the file's own types), fp32, fp16_storage,
+    fp16_wide, fp16 or fp16_sequential (`executor.load_executor`); on a Mac with Core ML the
+    artifact runs with all compute units, as in the app.
     Raises InterfaceError (an ExportError) for a file that breaks the contract.
     """
     if precision not in RUNNER_PRECISIONS:

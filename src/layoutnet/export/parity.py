@@ -8,6 +8,7 @@ arithmetic.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,9 @@ from torch import nn
 
 from layoutnet.contract import PAD_ID, SEQ_LEN, VOCAB_SIZE, decode, encode
 from layoutnet.errors import ExportError
+from layoutnet.export.executor.engine import ACCUMULATION_OF
+from layoutnet.export.executor.ranges import OpRange
+from layoutnet.export.settings import APP_PRECISIONS, ExportSettings
 from layoutnet.metrics import softmax
 from layoutnet.modelfile import predict_logits
 
@@ -188,27 +192,133 @@ def _compare(
     )
 
 
-PRECISION_ORDER = ("fp32", "fp16_storage", "fp16")
-"""The executor's precision modes, most to least precise."""
+PRECISION_ORDER = APP_PRECISIONS
+"""The executor's precision modes, most to least precise (`settings.APP_PRECISIONS`)."""
+
+DEVICES = {
+    "fp32": "CPU (.cpuOnly): float32",
+    "fp16_storage": "GPU, Core ML's default: float16 tensors, float32 accumulation",
+    "fp16_wide": "Neural Engine hypothesis: float16 products into a wide accumulator",
+    "fp16": "float16 products summed in a pairwise float16 tree",
+    "fp16_sequential": "GPU allowed low-precision accumulation: one running float16 sum",
+}
+"""What each precision mode stands for on Apple hardware (reported beside its figures)."""
+
+FP16_ARITHMETIC = tuple(ACCUMULATION_OF)
+"""The modes with true fp16 arithmetic: checked on `samples.spread(fp16_arithmetic_samples)` rows."""
 
 
-def required_precision(app_precision: str, file_precision: str) -> str:
-    """The precision whose parity must hold: the app's, but never more precise than the file's own
-    storage (an fp16 file is never computed from fp32 weights)."""
-    floor = "fp16_storage" if file_precision == "fp16" else "fp32"
-    return max(app_precision, floor, key=PRECISION_ORDER.index)
+def bracket(app_precision: str, file_precision: str) -> list[str]:
+    """The precisions whose parity must hold: every mode from the most precise the file can run at
+    (an fp16 file is never computed from fp32 weights: fp16 storage) to the app's."""
+    floor = PRECISION_ORDER.index("fp16_storage" if file_precision == "fp16" else "fp32")
+    top = max(floor, PRECISION_ORDER.index(app_precision))
+    return list(PRECISION_ORDER[floor : top + 1])
+
+
+FP16_MAX = 65504.0
+"""The largest finite float16."""
+MATRIX_OUTPUT_CEILING = 32768.0
+"""The output ceiling of the Neural Engine's matrix and convolution units (reverse-engineering write-up)."""
+EXP_LIMIT = math.log(FP16_MAX)
+"""The largest x whose exp(x) is a finite float16 (11.09)."""
+
+
+@dataclass
+class RangeGuard:
+    """One range check of the largest values the model computes (`executor.ranges`) against a limit."""
+
+    name: str
+    what: str
+    limit: float
+    largest: float
+    op: str  # where the largest value is: "<op name> (<op type>)"
+    gates: bool  # part of the gate at the app's precision (else reported only)
+
+    @property
+    def passed(self) -> bool:
+        return self.largest < self.limit
+
+    @property
+    def margin(self) -> float:
+        """How far below the limit the largest value stays: a factor (limit / largest), or for the
+        exponent's input a difference (limit - largest)."""
+        if self.name == "exp_inputs":
+            return self.limit - self.largest
+        return math.inf if self.largest <= 0 else self.limit / self.largest
+
+    def report(self) -> dict:
+        return {
+            "what": self.what,
+            "limit": self.limit,
+            "largest": self.largest,
+            "op": self.op,
+            "margin": self.margin,
+            "passed": self.passed,
+            "gates": self.gates,
+        }
+
+
+def range_guards(ranges: list[OpRange], bracket_modes: list[str]) -> list[RangeGuard]:
+    """The range guards of a model's op ranges; which gate depends on the modes of the bracket:
+    fp16 storage (values), the Neural Engine hypothesis (matrix outputs) and fp16 partial sums."""
+
+    def largest(entries: list[tuple[float, OpRange]]) -> tuple[float, str]:
+        value, entry = max(entries, key=lambda e: e[0], default=(0.0, None))
+        return value, "" if entry is None else f"{entry.name} ({entry.op_type})"
+
+    stored = any(m != "fp32" for m in bracket_modes)
+    fp16_sums = any(m in ("fp16", "fp16_sequential") for m in bracket_modes)
+    guards = [
+        RangeGuard(
+            "values",
+            "largest |value| of every op against float16's largest (65504)",
+            FP16_MAX,
+            *largest([(r.output, r) for r in ranges]),
+            gates=stored,
+        ),
+        RangeGuard(
+            "matrix_outputs",
+            "largest |output| of matrix products and convolutions against the Neural Engine's 32768",
+            MATRIX_OUTPUT_CEILING,
+            *largest([(r.output, r) for r in ranges if r.matrix]),
+            gates="fp16_wide" in bracket_modes,
+        ),
+        RangeGuard(
+            "accumulators",
+            "largest |partial sum| of matrix products and convolutions in any order against 65504",
+            FP16_MAX,
+            *largest([(r.accumulator, r) for r in ranges if r.accumulator is not None]),
+            gates=fp16_sums,
+        ),
+    ]
+    exp_inputs = [(r.exp_input, r) for r in ranges if r.exp_input is not None]
+    if exp_inputs:
+        guards.append(
+            RangeGuard(
+                "exp_inputs",
+                "largest input of softmax / exp against ln(65504) = 11.09, the headroom of a device that "
+                "exponentiates before subtracting the row maximum",
+                EXP_LIMIT,
+                *largest(exp_inputs),
+                gates=False,
+            )
+        )
+    return guards
 
 
 @dataclass
 class ParityCheck:
-    """Parity at every precision the artifact may run at here, and which one must pass."""
+    """Parity at every precision the artifact may run at here, which must pass, and the range guards."""
 
     results: dict[str, ParityResult]  # precision (or Core ML compute units) -> result
     required: list[str]
+    guards: list[RangeGuard] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
-        return all(self.results[name].passed for name in self.required)
+        results_pass = all(self.results[name].passed for name in self.required)
+        return results_pass and all(g.passed for g in self.guards if g.gates)
 
     @property
     def governing(self) -> ParityResult:
@@ -221,24 +331,46 @@ class ParityCheck:
     def by_precision(self) -> dict:
         return {
             name: {
+                "device": DEVICES.get(name, name),
                 "samples": r.samples,
                 "max_prob_diff": r.max_prob_diff,
+                "margin": r.tolerance - r.max_prob_diff,
                 "max_logit_diff": r.max_logit_diff,
                 "argmax_agreement": r.argmax_agreement,
                 "artifact_accuracy": r.artifact_accuracy,
                 "passed": r.passed,
                 "required": name in self.required,
+                "seconds": round(r.seconds, 3),
             }
             for name, r in self.results.items()
         }
 
+    def guards_report(self) -> dict:
+        return {g.name: g.report() for g in self.guards}
+
     def failure_message(self) -> str:
         failed = [n for n in self.required if not self.results[n].passed]
-        figures = ", ".join(f"{n} {r.max_prob_diff:.3g}" for n, r in self.results.items())
-        return (
-            f"parity failed at {', '.join(failed)} (the precision the app runs at, export.app_precision); "
-            f"max |softmax difference| by precision: {figures}.\n" + self.results[failed[0]].failure_message()
+        guards = [g for g in self.guards if g.gates and not g.passed]
+        lines = []
+        if failed:
+            figures = ", ".join(f"{n} {r.max_prob_diff:.3g}" for n, r in self.results.items())
+            lines.append(
+                f"parity failed at {', '.join(failed)} (in the bracket of export.app_precision: "
+                f"{', '.join(self.required)}); max |softmax difference| by precision: {figures}."
+            )
+        for g in guards:
+            lines.append(
+                f"range guard {g.name} failed: {g.op} reaches {g.largest:.6g} >= {g.limit:.6g} ({g.what})."
+            )
+        detail = (
+            self.results[failed[0]].failure_message()
+            if failed
+            else (
+                "Scale the layer's inputs down (normalise before it), or set export.app_precision to a "
+                "bracket the app really uses (fp32 for .cpuOnly)."
+            )
         )
+        return "\n".join(lines) + "\n" + detail
 
 
 def check_parity(
@@ -250,32 +382,56 @@ def check_parity(
     file_precision: str = "fp32",
     fp16_arithmetic_samples: int = 0,
 ) -> ParityCheck:
-    """Parity of the artifact on disk with `model`.
+    """Parity of the artifact on disk with `model` (for a compressed artifact: the model carrying the
+    artifact's own decompressed weights, `compression.with_file_weights`), and the range guards.
 
     The artifact's interface is checked first (`open_artifact`). On a Mac it is run by Core ML with
     CPU only and with all compute units, and both must pass. Elsewhere the reference executor runs
-    it at fp32, fp16 storage and fp16 arithmetic; all are reported and the one the app runs at
-    (`required_precision`) must pass. fp16 arithmetic runs on `samples.spread(fp16_arithmetic_samples)`
-    (0: every row), the others on every row.
+    it at every precision of `PRECISION_ORDER`; all are reported and those of the app's bracket
+    (`bracket`) must pass. The fp16-arithmetic modes run on `samples.spread(fp16_arithmetic_samples)`
+    (0: every row), the others on every row. The range guards read the fp32 run (every row).
     """
     from layoutnet.export.artifact import CoreMLRuntime, coreml_runtime_available, open_artifact
+    from layoutnet.export.executor import load_executor
+    from layoutnet.export.executor.ranges import observed_run
 
     reference = torch_logits(model, samples.ids)
+    modes = bracket(app_precision, file_precision)
+    ranges = None
     if coreml_runtime_available():
         open_artifact(artifact)  # the interface check
         runners = {f"coreml {u}": CoreMLRuntime(Path(artifact), u) for u in ("CPU_ONLY", "ALL")}
         required = list(runners)
+        _, ranges = observed_run(load_executor(artifact, precision="fp32"), samples.ids)
     else:
         runners = {p: open_artifact(artifact, precision=p).runner for p in PRECISION_ORDER}
-        required = [required_precision(app_precision, file_precision)]
+        required = modes
     results = {}
     for name, runner in runners.items():
-        index = samples.spread(fp16_arithmetic_samples if name == "fp16" else 0)
+        index = samples.spread(fp16_arithmetic_samples if name in FP16_ARITHMETIC else 0)
         rows, expected = samples.take(index), reference[index]
         start = time.perf_counter()
-        candidate = runner.predict(rows.ids)
+        if ranges is None and name == "fp32":  # the fp32 run records the op ranges too
+            candidate, ranges = observed_run(runner.executor, rows.ids)
+        else:
+            candidate = runner.predict(rows.ids)
         if candidate.shape != expected.shape:
             raise ExportError(f"artifact output has shape {candidate.shape}, expected {expected.shape}")
         results[name] = _compare(runner, expected, candidate, rows, tolerance, time.perf_counter() - start)
         results[name].precision = name
-    return ParityCheck(results, required)
+    return ParityCheck(results, required, range_guards(ranges or [], modes))
+
+
+def check_with_settings(
+    artifact: Path, model: nn.Module, samples: ParitySamples, settings: ExportSettings, file_precision: str
+) -> ParityCheck:
+    """`check_parity` with an export's settings: its tolerance, app precision and fp16-arithmetic rows."""
+    return check_parity(
+        artifact,
+        model,
+        samples,
+        settings.tolerance,
+        settings.app_precision,
+        file_precision,
+        settings.fp16_arithmetic_samples,
+    )

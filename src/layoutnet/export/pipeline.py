@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,10 +23,11 @@ import layoutnet
 from layoutnet.contract import CLASSES, contract_metadata
 from layoutnet.errors import ExportError
 from layoutnet.export.artifact import read_interface
+from layoutnet.export.compression import CostMeter, with_file_weights
 from layoutnet.export.convert import compress, convert, coremltools_version, settings_metadata
 from layoutnet.export.frontend import capture
 from layoutnet.export.notices import NoticeCollector
-from layoutnet.export.parity import ParitySamples, build_parity_samples, check_parity, torch_logits
+from layoutnet.export.parity import ParitySamples, build_parity_samples, check_with_settings, torch_logits
 from layoutnet.export.publish import (
     MANIFEST_FILE,
     PARITY_VECTORS_FILE,
@@ -149,6 +151,9 @@ def write_manifest(staging: Path, artifact: Path, result: ExportResult) -> None:
         "app_metadata": result.app_metadata,
         "parity": result.parity,
         "parity_by_precision": result.parity_by_precision,
+        "range_guards": result.range_guards,
+        "compression_cost": result.compression_cost,
+        "compression_trials": result.compression_trials,
         "accuracy": result.accuracy,
         "weights": result.weights,
         "settings": result.settings,
@@ -255,36 +260,20 @@ def _export(model, settings, folder, info, val_ids, val_labels, result, step) ->
     with step("capture", f" ({settings.frontend})"):
         captured = capture(model, trace_inputs(torch.from_numpy(samples.ids[:3])), settings.frontend)
     result.capture = captured.report()
-    result.app_metadata = {**_measured_app_metadata(model, result.app_metadata), **result.app_metadata}
+    measured = _measured_app_metadata(model, result.app_metadata)
+    result.app_metadata = {**measured, **result.app_metadata}
     with step("convert", f" ({settings.format}, {settings.precision})"):
         mlmodel = convert(captured.graph, settings, info.metadata(model, result.app_metadata))
-    if settings.compression != "none":
-        with step("compress", f" ({settings.compression})"):
-            mlmodel = compress(mlmodel, settings)
     staging = folder.stage()
     try:
         artifact = staging / Path(result.path).name
-        with step("save"):
-            _save(mlmodel, artifact)
-        result.artifact_size_bytes = artifact_size(artifact)
-        result.interface = read_interface(artifact).report()
-        with step("parity"):
-            check = check_parity(
-                artifact,
-                model,
-                samples,
-                settings.tolerance,
-                settings.app_precision,
-                settings.precision,
-                settings.fp16_arithmetic_samples,
-            )
-        result.take_parity(check)
-        if not check.passed:
-            raise ExportError(check.failure_message() + "\nThe artifact was not published.")
+        reference = _publishable(
+            mlmodel, model, settings, artifact, samples, val_ids, val_labels, result, step, bool(measured)
+        )
         with step("hand-off"):
             write_parity_vectors(
                 staging / PARITY_VECTORS_FILE,
-                model,
+                reference,
                 samples,
                 settings.parity_vectors,
                 settings.tolerance,
@@ -298,6 +287,110 @@ def _export(model, settings, folder, info, val_ids, val_labels, result, step) ->
         raise
     result.parity_vectors = str(folder.directory / PARITY_VECTORS_FILE)
     result.manifest = str(folder.directory / MANIFEST_FILE)
+
+
+def _publishable(
+    mlmodel, model, settings, artifact, samples, val_ids, val_labels, result, step, own_threshold
+) -> nn.Module:
+    """Save the artifact at its compression level into `artifact` and check it: the compression's cost
+    against `export.compression_budget`, then parity and the range guards at the app's bracket.
+    `own_threshold`: the correction threshold was measured (not given), so a compressed artifact
+    carries the one measured on its own weights.
+    `export.compression=auto` tries `LEVELS_BY_SIZE` in turn and keeps the first that passes both
+    (each try is listed in `result.compression_trials`). Returns the PyTorch model the artifact was
+    checked against (for a compressed artifact: `model` with the file's weights); raises ExportError
+    when nothing can be published."""
+    meter = uncompressed_size = None
+    if settings.compression != "none":
+        with step("compression baseline"):
+            _save(mlmodel, artifact)
+            uncompressed_size = artifact_size(artifact)
+            _discard(artifact)
+            meter = CostMeter(model, val_ids, val_labels, _threshold(result.app_metadata))
+    budget = settings.compression_budget
+    tried: list[dict] = []
+    uncompressed_metadata = dict(result.app_metadata)
+    for level in settings.levels():
+        result.compression, result.compression_cost = level, None
+        result.app_metadata = dict(uncompressed_metadata)
+        try:
+            reference = model
+            candidate = mlmodel
+            if level != "none":
+                with step("compress", f" ({level})"):
+                    candidate = compress(mlmodel, settings.at_level(level))
+            if level != settings.compression:  # auto: the file says which level it holds
+                candidate.user_defined_metadata["compression"] = level
+            with step("save"):
+                _save(candidate, artifact)
+            result.artifact_size_bytes = artifact_size(artifact)
+            result.interface = read_interface(artifact).report()
+            if level != "none":
+                with step("compression cost", f" ({level})"):
+                    reference, placed = with_file_weights(model, artifact)
+                    if own_threshold:  # the threshold of the weights the file holds
+                        result.app_metadata.update(_measured_app_metadata(reference, {}))
+                        candidate.user_defined_metadata.update(result.app_metadata)
+                        _discard(artifact)
+                        _save(candidate, artifact)
+                    cost = meter.cost(level, reference, _threshold(result.app_metadata))
+                cost.size_bytes, cost.uncompressed_size_bytes = result.artifact_size_bytes, uncompressed_size
+                cost.weights = placed
+                result.compression_cost = cost.report(budget)
+                over = cost.violations(budget)
+                if over:
+                    raise ExportError(
+                        f"export.compression={level} costs more than export.compression_budget allows: "
+                        f"{'; '.join(over)}. Use a larger level (int8 keeps the most), "
+                        "export.compression=auto, or raise export.compression_budget."
+                    )
+            with step("parity", f" ({level})" if level != "none" else ""):
+                check = check_with_settings(artifact, reference, samples, settings, settings.precision)
+            result.take_parity(check)
+            if not check.passed:
+                raise ExportError(check.failure_message() + "\nThe artifact was not published.")
+            tried.append(_trial(level, result, "published"))
+            return reference
+        except ExportError as exc:
+            tried.append(_trial(level, result, str(exc).splitlines()[0]))
+            if settings.compression != "auto":
+                raise
+            _discard(artifact)
+        finally:
+            if settings.compression == "auto":
+                result.compression_trials = tried
+    raise ExportError(
+        "export.compression=auto published nothing: "
+        + "; ".join(f"{t['level']}: {t['outcome']}" for t in tried)
+    )
+
+
+def _discard(artifact: Path) -> None:
+    """Remove a staged artifact that will not be published (a package folder or a file)."""
+    if artifact.is_dir():
+        shutil.rmtree(artifact)
+    else:
+        artifact.unlink(missing_ok=True)
+
+
+def _trial(level: str, result: ExportResult, outcome: str) -> dict:
+    """One level `auto` tried: its size, its cost within budget or not, and what became of it."""
+    cost = result.compression_cost or {}
+    return {
+        "level": level,
+        "size_bytes": result.artifact_size_bytes,
+        "size_ratio": cost.get("size_ratio"),
+        "within_budget": cost.get("within_budget", True),
+        "parity_passed": (result.parity or {}).get("passed") if outcome == "published" else None,
+        "outcome": outcome,
+    }
+
+
+def _threshold(app_metadata: dict[str, str]) -> float:
+    """The correction threshold the artifact carries (harmful rewrites are counted at it)."""
+    from layoutnet.quality import METADATA_KEY, parse_threshold
+
+    return parse_threshold(app_metadata[METADATA_KEY], f"export.app_metadata.{METADATA_KEY}")
 
 
 def _save(mlmodel, path: Path) -> None:

@@ -17,14 +17,18 @@ class ExportResult:
     format: str | None = None
     precision: str | None = None
     frontend: str | None = None
-    compression: str | None = None
+    compression: str | None = None  # the level of the artifact (what export.compression=auto chose)
     app_precision: str | None = None
     weights: str | None = None  # where the PyTorch weights came from
     artifact_size_bytes: int | None = None
     interface: dict | None = None
     capture: dict | None = None
     parity: dict | None = None  # the required precision's figures (backend, max_prob_diff, ...)
-    parity_by_precision: dict | None = None  # fp32 / fp16_storage / fp16 figures
+    parity_by_precision: dict | None = None  # every precision mode's figures (the device bracket)
+    range_guards: dict | None = None  # largest values against float16's and the Neural Engine's limits
+    # a compressed artifact: its size and cost against the uncompressed model (accuracy, real text, harm)
+    compression_cost: dict | None = None
+    compression_trials: list | None = None  # export.compression=auto: each level tried, and its outcome
     accuracy: dict | None = None  # {"torch": ..., "artifact": ..., "labelled_samples": ...}
     parity_vectors: str | None = None
     manifest: str | None = None
@@ -48,6 +52,7 @@ class ExportResult:
         accuracies of PyTorch and the artifact on the labelled rows."""
         self.parity = check.report()
         self.parity_by_precision = check.by_precision()
+        self.range_guards = check.guards_report()
         governing = check.governing
         self.accuracy = {
             "torch": governing.torch_accuracy,

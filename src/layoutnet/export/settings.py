@@ -10,7 +10,8 @@ checks that need more than a type (allowed values, combinations) are in `check()
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +27,17 @@ PRECISIONS = ("fp32", "fp16")
 ML_PROGRAM_TARGETS = ("iOS15", "iOS16", "iOS17", "iOS18", "macOS12", "macOS13", "macOS14", "macOS15")
 NEURAL_NETWORK_TARGETS = ("iOS13", "iOS14", "macOS10_15", "macOS11")
 FRONTENDS = ("trace", "torch_export")
-APP_PRECISIONS = ("fp32", "fp16_storage", "fp16")
-"""How the app's device may compute: `fp32`; `fp16_storage` (every tensor stored in float16, arithmetic
-in float32); `fp16` (float16 arithmetic everywhere, accumulation included: a GPU allowed low-precision
-accumulation, or a Neural Engine without wider accumulators)."""
-COMPRESSIONS = ("none", "int8", "palettize6", "palettize4")
+APP_PRECISIONS = ("fp32", "fp16_storage", "fp16_wide", "fp16", "fp16_sequential")
+"""How a device may compute the model, most to least precise (the reference executor's precision modes):
+`fp32` (a CPU); `fp16_storage` (every tensor stored in float16, arithmetic and accumulation in float32:
+Core ML's GPU default); `fp16_wide` (float16 arithmetic, products rounded to float16 and summed in a
+wide accumulator: the Neural Engine as a reverse-engineering write-up describes it); `fp16` (float16
+products summed in a pairwise float16 tree: adder trees, SIMD lanes folded in halves); `fp16_sequential`
+(one running float16 sum: a GPU with `allowLowPrecisionAccumulationOnGPU`). `export.app_precision` names
+the least precise one the app's device may use; parity must hold at it and at every one before it."""
+COMPRESSIONS = ("none", "int8", "palettize6", "palettize4", "auto")
+LEVELS_BY_SIZE = ("palettize4", "palettize6", "int8", "none")
+"""What `export.compression=auto` tries, smallest artifact first: 4-, 6- and 8-bit weights, then none."""
 GRANULARITIES = {
     "int8": ("per_channel", "per_tensor", "per_block"),
     "palettize6": ("per_tensor", "per_grouped_channel"),
@@ -45,6 +52,22 @@ MODES = {
 
 
 @dataclass
+class CompressionBudget:
+    """How much a compression level may cost against the uncompressed model (percentage points)."""
+
+    # Accuracy lost on each real-text split (layoutnet.quality.REALTEXT_SPLITS: words typed by people,
+    # sentences, short texts): a careful default, the size of one or two real words in a thousand.
+    realtext_points: float = 0.2
+    # Accuracy lost on the export's validation rows.
+    validation_points: float = 0.2
+    # Harmful rewrites added on each real-text split (points of its correctly typed rows), each model
+    # at its own correction threshold - the pair the app would run. The threshold keeps harm on real
+    # words <= 0.1% for either model; 0.2 allows the one or two rows (a row is 0.08-0.11 points) that
+    # re-measuring the threshold on the compressed weights moves on the other splits.
+    harm_points: float = 0.2
+
+
+@dataclass
 class ExportSettings:
     # Export at the end of every fit (export=none sets false).
     enabled: bool = True
@@ -52,22 +75,32 @@ class ExportSettings:
     format: str = "neuralnetwork"
     # Storage/compute precision of the saved file: fp32, or fp16 (ML Programs only).
     precision: str = "fp32"
-    # null: iOS15 for mlprogram (iOS16 when compressed), the converter's default for neuralnetwork.
+    # null: the lowest target the file needs: iOS15 for mlprogram, iOS16 when compressed, iOS18 for
+    # per_block / per_grouped_channel compression; the converter's default for neuralnetwork. A target
+    # set here is kept, and a compression it cannot hold is refused.
     minimum_deployment_target: str | None = None
     # How the PyTorch graph is captured: trace (torch.jit.trace, strict) or torch_export (torch.export).
     frontend: str = "trace"
-    # Weight compression of an ML Program: none, int8 (linear quantization), palettize6, palettize4.
+    # Weight compression of an ML Program: none, int8 (linear quantization), palettize6, palettize4,
+    # or auto: the smallest of palettize4, palettize6, int8, none within compression_budget.
     compression: str = "none"
-    # null: per_channel for int8, per_tensor for palettization (per_block and per_grouped_channel need iOS18).
+    # Largest cost of compression against the uncompressed model; a level past it is refused.
+    compression_budget: CompressionBudget = field(default_factory=CompressionBudget)
+    # null: per_channel for int8, per_tensor for palettization (per_block and per_grouped_channel need
+    # iOS18, which the deployment target then becomes unless it is set).
     compression_granularity: str | None = None
     # null: linear_symmetric for int8, kmeans for palettization.
     compression_mode: str | None = None
     # Block size (int8 per_block) or channel group size (palettization per_grouped_channel).
     compression_group_size: int = 32
-    # The precision the app's device computes in; parity at this precision must be within tolerance.
-    # fp16 (the default, for compute units `.all`): float16 arithmetic everywhere, sums reduced in
-    # float16 (a Neural Engine, or a GPU allowed low-precision accumulation). fp16_storage: float16
-    # tensors with float32 arithmetic (Core ML's GPU default); fp32: an app that pins `.cpuOnly`.
+    # The least precise way the app's device may compute (APP_PRECISIONS); parity must be within
+    # tolerance at it and at every more precise one (the bracket), the others are reported.
+    # fp16, the default, is what compute units `.all` with MLModelConfiguration() defaults may run:
+    # the CPU (fp32), the GPU with its default float32 accumulation (fp16_storage: the app has not
+    # set allowLowPrecisionAccumulationOnGPU) and the Neural Engine, which computes in float16 and
+    # whose summation order is not documented: fp16 products into a wide accumulator (fp16_wide) or
+    # an fp16 adder tree (fp16) - both gate. fp16_sequential: an app that allows low-precision
+    # accumulation on the GPU; fp16_storage: `.cpuAndGPU`; fp32: `.cpuOnly`.
     app_precision: str = "fp16"
     # String values the app reads from the model's metadata (e.g. correction_threshold); also written into
     # parity_vectors.json and manifest.json.
@@ -89,6 +122,12 @@ class ExportSettings:
     version: str = "1.0"
     description: str = "Keyboard-layout classifier for OMFK: 20 character ids in, 9 class logits out."
 
+    def __post_init__(self) -> None:
+        if isinstance(self.compression_budget, Mapping):  # from a plain dict or a composed config
+            budget = dict(self.compression_budget)
+            _known_keys("export.compression_budget", budget, CompressionBudget)
+            self.compression_budget = CompressionBudget(**budget)
+
     @classmethod
     def from_config(cls, config: Any) -> ExportSettings:
         """Settings from the `export` config node (or a plain dict), checked."""
@@ -98,12 +137,7 @@ class ExportSettings:
         if isinstance(config, DictConfig):
             config = OmegaConf.to_container(config, resolve=True)
         values = dict(config or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(
-                f"export.{unknown[0]}", values[unknown[0]], "unknown export setting", sorted(known)
-            )
+        _known_keys("export", values, cls)
         settings = cls(**values)
         settings.check()
         return settings
@@ -129,8 +163,18 @@ class ExportSettings:
                     "weight compression needs an ML Program; add export.format=mlprogram",
                     ["none"],
                 )
-            _one_of("compression_granularity", self.granularity, GRANULARITIES[self.compression])
-            _one_of("compression_mode", self.mode, MODES[self.compression])
+            if self.compression == "auto":
+                for key in ("compression_granularity", "compression_mode"):
+                    if getattr(self, key) is not None:
+                        raise ConfigError(
+                            f"export.{key}",
+                            getattr(self, key),
+                            "export.compression=auto takes each level's default; unset it or pick a level",
+                            ["null"],
+                        )
+            else:
+                _one_of("compression_granularity", self.granularity, GRANULARITIES[self.compression])
+                _one_of("compression_mode", self.mode, MODES[self.compression])
             if self.mode == "kmeans" and importlib.util.find_spec("sklearn") is None:
                 raise ConfigError(
                     "export.compression_mode",
@@ -159,6 +203,10 @@ class ExportSettings:
                 f"needs export.minimum_deployment_target=iOS18 or macOS15 (it is {self.deployment_target})",
                 GRANULARITIES[self.compression],
             )
+        for name in ("realtext_points", "validation_points", "harm_points"):
+            value = getattr(self.compression_budget, name)
+            if not 0 <= value <= 100:
+                raise ConfigError(f"export.compression_budget.{name}", value, "must be in [0, 100] points")
         if not 0 < self.tolerance <= 1:
             raise ConfigError("export.tolerance", self.tolerance, "must be in (0, 1]")
         for name in ("parity_samples", "random_samples", "parity_vectors", "fp16_arithmetic_samples"):
@@ -167,15 +215,23 @@ class ExportSettings:
         if not self.filename or "/" in self.filename or self.filename.startswith("."):
             raise ConfigError("export.filename", self.filename, "must be a plain file name without extension")
 
+    def levels(self) -> tuple[str, ...]:
+        """The compression levels the export tries, in order (one unless `auto`)."""
+        return LEVELS_BY_SIZE if self.compression == "auto" else (self.compression,)
+
+    def at_level(self, level: str) -> ExportSettings:
+        """These settings with `compression` one concrete level (what `auto` tries)."""
+        return replace(self, compression=level)
+
     @property
     def granularity(self) -> str | None:
-        if self.compression == "none":
+        if self.compression in ("none", "auto"):
             return None
         return self.compression_granularity or ("per_channel" if self.compression == "int8" else "per_tensor")
 
     @property
     def mode(self) -> str | None:
-        if self.compression == "none":
+        if self.compression in ("none", "auto"):
             return None
         return self.compression_mode or ("linear_symmetric" if self.compression == "int8" else "kmeans")
 
@@ -185,6 +241,8 @@ class ExportSettings:
         if self.minimum_deployment_target:
             return self.minimum_deployment_target
         if self.format == "mlprogram":
+            if self.granularity in IOS18_GRANULARITIES:
+                return "iOS18"
             return "iOS16" if self.compression != "none" else "iOS15"
         return None
 
@@ -197,6 +255,15 @@ class ExportSettings:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+def _known_keys(prefix: str, values: dict, schema: type) -> None:
+    known = {f.name for f in fields(schema)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(
+            f"{prefix}.{unknown[0]}", values[unknown[0]], "unknown export setting", sorted(known)
+        )
 
 
 def _one_of(name: str, value: object, allowed) -> None:

@@ -1,7 +1,9 @@
 """`python -m layoutnet.export.validate artifact=<.mlpackage|.mlmodel> ckpt_path=<.ckpt|.pth>`: check
 an existing artifact as an export does, without publishing anything: its interface against the
 contract, the checksums in the `manifest.json` beside it, and parity with the checkpoint it came
-from at every precision (the one in `export.app_precision` must pass)."""
+from at every precision (those of the `export.app_precision` bracket must pass) - for a compressed
+artifact, with the file's own decompressed weights, after the compression's cost against the
+checkpoint is held to `export.compression_budget`."""
 
 from __future__ import annotations
 
@@ -15,8 +17,9 @@ from layoutnet.commandline import run_command
 from layoutnet.config import CONF_DIR
 from layoutnet.errors import ConfigError, ExportError
 from layoutnet.export.artifact import COREML_SUFFIXES, read_interface
+from layoutnet.export.compression import CostMeter, with_file_weights
 from layoutnet.export.notices import NoticeCollector
-from layoutnet.export.parity import build_parity_samples, check_parity, validation_tensors
+from layoutnet.export.parity import build_parity_samples, check_with_settings, validation_tensors
 from layoutnet.export.pipeline import read_manifest
 from layoutnet.export.publish import ExportFolder, artifact_size, verify_manifest
 from layoutnet.export.result import ExportFailure, ExportResult
@@ -45,6 +48,30 @@ def check_manifest(artifact: Path) -> str:
             "after export (or copied incompletely); re-export or copy the whole export folder again."
         )
     return f"ok ({len(manifest['files'])} files, sha256)"
+
+
+def _compression_checked(artifact, model, interface, settings, result, val_ids, val_labels):
+    """A compressed artifact: the checkpoint's model with the file's decompressed weights (what its
+    parity is measured against), after its cost against the checkpoint is measured and held to
+    `export.compression_budget` (at the correction threshold the file carries, else its own)."""
+    from layoutnet.quality import METADATA_KEY, correction_threshold, parse_threshold
+
+    twin, placed = with_file_weights(model, artifact)
+    given = interface.metadata.get(METADATA_KEY)
+    threshold = parse_threshold(given, f"{artifact} metadata {METADATA_KEY}") if given else None
+    meter = CostMeter(model, val_ids, val_labels, correction_threshold(model))
+    cost = meter.cost(
+        result.compression, twin, correction_threshold(twin) if threshold is None else threshold
+    )
+    cost.size_bytes, cost.weights = result.artifact_size_bytes, placed
+    result.compression_cost = cost.report(settings.compression_budget)
+    over = cost.violations(settings.compression_budget)
+    if over:
+        raise ExportError(
+            f"{artifact} ({result.compression}) costs more than export.compression_budget allows: "
+            + "; ".join(over)
+        )
+    return twin
 
 
 def validate_artifact(cfg: DictConfig, console: Console | None = None) -> ExportResult:
@@ -85,15 +112,12 @@ def validate_artifact(cfg: DictConfig, console: Console | None = None) -> Export
             samples = build_parity_samples(
                 val_ids, val_labels, settings.parity_samples, settings.random_samples
             )
-            check = check_parity(
-                artifact,
-                loaded.net,
-                samples,
-                settings.tolerance,
-                settings.app_precision,
-                result.precision,
-                settings.fp16_arithmetic_samples,
-            )
+            reference = loaded.net
+            if result.compression != "none":
+                reference = _compression_checked(
+                    artifact, loaded.net, interface, settings, result, val_ids, val_labels
+                )
+            check = check_with_settings(artifact, reference, samples, settings, result.precision)
             result.take_parity(check)
             if not check.passed:
                 raise ExportError(check.failure_message())

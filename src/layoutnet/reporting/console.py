@@ -406,18 +406,32 @@ def export_rows(result: ExportResult) -> list[tuple[str, str]]:
         rows.append(("weights", display_path(str(result.weights))))
     parity = result.parity or {}
     if parity:
-        rows.append(("parity", f"{parity.get('backend')}, {parity.get('samples')} samples"))
+        against = ", against the file's own (decompressed) weights" if result.compression_cost else ""
+        rows.append(("parity", f"{parity.get('backend')}, {parity.get('samples')} samples{against}"))
         for name, figures in (result.parity_by_precision or {}).items():
-            mark = " (app, required)" if figures.get("required") else ""
+            mark = " (app bracket, required)" if figures.get("required") else ""
             rows.append(
                 (
                     f"{name}{mark}",
-                    f"max |Δprob| {_fmt(figures['max_prob_diff'])}, argmax agreement "
-                    f"{_fmt(figures['argmax_agreement'], '.4f')}"
+                    f"max |Δprob| {_fmt(figures['max_prob_diff'])} (margin {_fmt(figures.get('margin'))}), "
+                    f"argmax agreement {_fmt(figures['argmax_agreement'], '.4f')}"
+                    + (f" - {figures['device']}" if figures.get("device") else "")
                     + ("" if figures.get("passed") else ", OVER TOLERANCE"),
                 )
             )
         rows.append(("tolerance", str(parity.get("tolerance"))))
+    for name, guard in (result.range_guards or {}).items():
+        verdict = (
+            "" if guard["passed"] else (", OVER THE LIMIT" if guard["gates"] else ", over (reported only)")
+        )
+        rows.append(
+            (
+                f"range {name}" + (" (required)" if guard["gates"] else ""),
+                f"{_fmt(guard['largest'])} at {guard['op']}, limit {_fmt(guard['limit'], '.6g')}, "
+                f"margin {_fmt(guard['margin'])}{verdict}",
+            )
+        )
+    rows.extend(_compression_rows(result))
     accuracy = result.accuracy or {}
     if accuracy.get("torch") is not None:
         rows.append(
@@ -441,6 +455,45 @@ def export_rows(result: ExportResult) -> list[tuple[str, str]]:
         rows.append(("error", str(result.error)[:2000]))
         if result.failed_dir:
             rows.append(("kept in", display_path(result.failed_dir)))
+    return rows
+
+
+def _compression_rows(result: ExportResult) -> list[tuple[str, str]]:
+    """The compression's size and cost against the uncompressed model, beside the parity rows, and
+    what `export.compression=auto` tried."""
+    rows = []
+    cost = result.compression_cost
+    if cost:
+        budget = cost["budget"]
+        sizes = [_fmt((cost[k] or 0) / 1e6, ".3f") for k in ("size_bytes", "uncompressed_size_bytes")]
+        rows.append(
+            (
+                "compression size",
+                f"{cost['level']}: {sizes[0]} MB, {_fmt(cost['size_ratio'], '.1%')} of {sizes[1]} MB (none)",
+            )
+        )
+        parts = []
+        if cost.get("validation"):
+            v = cost["validation"]
+            parts.append(
+                f"validation {v['uncompressed']:.4f} -> {v['compressed']:.4f} ({-v['points_lost']:+.2f} pt)"
+            )
+        for split, f in cost["realtext"].items():
+            parts.append(
+                f"{split} {f['uncompressed']:.4f} -> {f['compressed']:.4f} ({-f['points_lost']:+.2f} pt, "
+                f"harm {f['harm_added_points']:+.2f} pt)"
+            )
+        thresholds = f"{cost['threshold_uncompressed']:.4g} -> {cost['threshold']:.4g}"
+        parts.append(f"harm at each model's correction threshold ({thresholds})")
+        parts.append(
+            f"budget {budget['realtext_points']:g} pt real text, {budget['validation_points']:g} pt "
+            f"validation, {budget['harm_points']:g} pt harm: "
+            + ("within budget" if cost["within_budget"] else "OVER BUDGET")
+        )
+        rows.append(("compression cost", "; ".join(parts)))
+    for trial in result.compression_trials or []:
+        size = "-" if trial["size_bytes"] is None else f"{trial['size_bytes'] / 1e6:.3f} MB"
+        rows.append((f"auto tried {trial['level']}", f"{size}: {trial['outcome']}"))
     return rows
 
 

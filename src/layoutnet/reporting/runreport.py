@@ -41,7 +41,8 @@ SECTIONS: dict[str, str] = {
     "validation": "training: accuracy, per-class accuracy, confusion matrix of the best weights on the "
     "validation set; `export.validate`: the validated artifact (an ExportResult)",
     "test": "the logged test metrics (test=true)",
-    "export": "the export (an ExportResult: artifact, parity figures, settings, warnings, timings)",
+    "export": "the export (an ExportResult: artifact, parity figures per precision of the device bracket, "
+    "range guards, a compressed artifact's cost against the uncompressed model, settings, warnings, timings)",
     "paths": "checkpoints, config and pictures",
     "timings": "seconds per stage and total_seconds",
 }

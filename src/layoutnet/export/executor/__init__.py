@@ -92,12 +92,16 @@ def load_executor(
       "fp32"         everything in fp32, fp16 declarations ignored;
       "fp16_storage" every op's inputs, weights and outputs rounded to fp16, arithmetic in fp32
                      (also for NeuralNetworks and fp32 programs: a GPU storing fp16 tensors);
-      "fp16"         true fp16 arithmetic: inputs, weights, every intermediate step inside an op
-                     (matmul/conv accumulation, softmax, normalisation, reductions, GELU) and
-                     outputs in fp16, as a device without fp32 accumulation. NumPy's own float16
-                     matmul/sum accumulate in fp32, so the executor rounds every product and every
-                     partial sum of a pairwise tree itself (see `kernels`, "true fp16 arithmetic");
-                     the slowest mode.
+      "fp16_wide", "fp16", "fp16_sequential"
+                     true fp16 arithmetic: inputs, weights, every intermediate step inside an op
+                     (softmax, normalisation, GELU) and outputs in fp16; the terms of every matrix
+                     product, convolution and reduction summed in one of three orders, the device
+                     bracket: fp16 products into a wide accumulator (fp16_wide: the Neural Engine
+                     as a reverse-engineering write-up describes it), fp16 products in a pairwise
+                     fp16 tree (fp16), or one running fp16 sum (fp16_sequential: a GPU allowed
+                     low-precision accumulation). NumPy's own float16 matmul/sum accumulate in
+                     fp32, so the executor rounds every product and partial sum itself (see
+                     `kernels`, "true fp16 arithmetic"); the slowest modes.
     blob_reader: "auto" or "python" (the executor's own reader of weight.bin, which checks every
     record and refuses a corrupted or truncated file with an ExportError naming the blob), or
     "native" (coremltools' storage reader, after the same checks; for cross-checks).

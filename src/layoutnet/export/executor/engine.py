@@ -36,10 +36,12 @@ Precision (`Graph(precision=...)`, `load_executor(..., precision=...)`), one of 
   weights included: MIL `const` outputs, NeuralNetwork layer weights) and outputs - while each op
   computes in float32, as a GPU storing fp16 tensors with fp32 arithmetic would; applies to
   NeuralNetworks and fp32 programs alike.
-- "fp16": fp16_storage plus true fp16 arithmetic inside every op (`OpContext.fp16`): each
-  intermediate step, every product and every partial sum of a reduction, matrix product or
-  convolution (summed in a pairwise tree), softmax, normalisation and activation is rounded to fp16
-  (see `kernels`, "true fp16 arithmetic").
+- "fp16_wide", "fp16", "fp16_sequential": fp16_storage plus true fp16 arithmetic inside every op
+  (`OpContext.fp16`): each intermediate step of softmax, normalisation and activation is rounded to
+  fp16, and the terms of every reduction, matrix product and convolution are summed as
+  `OpContext.accumulation` says (`ACCUMULATION_OF`): fp16 products into a wide accumulator
+  ("fp16_wide"), fp16 products in a pairwise fp16 tree ("fp16"), or one running fp16 sum
+  ("fp16_sequential"); see `kernels`, "true fp16 arithmetic".
 
 Ops that only move or select values (transpose, concat, max, relu, ...) skip the rounding when
 their inputs are fp16 already.
@@ -47,10 +49,13 @@ their inputs are fp16 already.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -60,8 +65,14 @@ from layoutnet.export.executor import kernels
 
 Shape = tuple[int, ...]
 
-PRECISIONS = ("declared", "fp32", "fp16_storage", "fp16")
+PRECISIONS = ("declared", "fp32", "fp16_storage", "fp16_wide", "fp16", "fp16_sequential")
 """Precision modes of the executor (see the module docstring)."""
+
+ACCUMULATION_OF = {"fp16_wide": "wide", "fp16": "tree", "fp16_sequential": "sequential"}
+"""The precisions with true fp16 arithmetic, and how each sums (`kernels.ACCUMULATIONS`)."""
+
+FP16_STORED = ("fp16_storage", *ACCUMULATION_OF)
+"""The precisions that store every floating value (inputs, weights, outputs) as fp16."""
 
 
 class UnsupportedOpError(ExportError):
@@ -103,7 +114,13 @@ class OpContext:
     op_type: str
     batch: int | None  # N when this node runs on N stacked samples (axis 0), else None
     batched: frozenset[str]  # parameters whose argument carries the batch axis
-    fp16: bool = False  # compute in true fp16 arithmetic (precision "fp16")
+    fp16: bool = False  # compute in true fp16 arithmetic (the precisions of ACCUMULATION_OF)
+    accumulation: str = "tree"  # how fp16 arithmetic sums (kernels.ACCUMULATIONS)
+
+    def pick(self, fp32: Callable[..., Any], fp16: Callable[..., Any]) -> Callable[..., Any]:
+        """The kernel to run: `fp32`, or under fp16 arithmetic `fp16` summing as `accumulation` says
+        (an fp16 kernel of `kernels` taking the `accumulation` keyword)."""
+        return functools.partial(fp16, accumulation=self.accumulation) if self.fp16 else fp32
 
 
 @dataclass(frozen=True)
@@ -152,6 +169,25 @@ class Node:
     impl: Callable[[OpContext, dict[str, Any]], Any]
     rule: BatchRule
     preserves: bool = False  # the result holds only values of the inputs (or fixed constants)
+    # A matrix product or convolution: `magnitude` computes it on the absolute values of every floating
+    # input and weight, the largest any partial sum of its products can reach, in any order.
+    magnitude: Callable[[OpContext, dict[str, Any]], Any] | None = None
+
+
+def floating_mapped(value: Any, fn: Callable[[np.ndarray], np.ndarray]) -> Any:
+    """`value` with `fn` applied to every floating array in it (arguments: arrays, lists of them;
+    a NeuralNetwork layer's prepared weights: a namespace of them); anything else unchanged."""
+    if isinstance(value, np.ndarray | np.floating) and np.asarray(value).dtype.kind == "f":
+        return fn(np.asarray(value))
+    if isinstance(value, list):
+        return [floating_mapped(v, fn) for v in value]
+    if isinstance(value, SimpleNamespace):
+        return SimpleNamespace(**{k: floating_mapped(v, fn) for k, v in vars(value).items()})
+    return value
+
+
+Observer = Callable[[Node, OpContext, dict[str, Any], list[Any]], None]
+"""Called after every executed node with the node, its context, its arguments and its results."""
 
 
 # ----------------------------------------------------------------------------- batching rules
@@ -246,14 +282,14 @@ def _effective_dtype(dtype: np.dtype | None, precision: str) -> np.dtype | None:
         return dtype
     if precision == "fp32":
         return np.dtype(np.float32)
-    if precision in ("fp16_storage", "fp16"):
+    if precision in FP16_STORED:
         return _FP16
     return dtype
 
 
 def _round_const(value: Any, precision: str) -> Any:
     """Inline floating constants as an op sees them under `precision` (fp16 modes: fp16 values)."""
-    if precision in ("fp16_storage", "fp16") and isinstance(value, np.ndarray | np.floating):
+    if precision in FP16_STORED and isinstance(value, np.ndarray | np.floating):
         arr = np.asarray(value)
         if arr.dtype.kind == "f":
             return kernels.round_to_fp16(arr)
@@ -317,6 +353,7 @@ class Graph:
             raise UnsupportedOpError(source, unsupported)
         self._constants = dict(constants)
         self._nodes = nodes
+        self.observer: Observer | None = None
         self.shapes: dict[str, Shape] = {}
         self._probe()
         self.batched, self.batch_fallback = self._analyse_batching()
@@ -441,7 +478,12 @@ class Graph:
             values = [_as_compute(env[key]) if is_value else key for is_value, key in refs]
             args[param] = values if param in node.variadic else values[0]
         ctx = OpContext(
-            node.name, node.op_type, batch if step.batched else None, step.batched, self.precision == "fp16"
+            node.name,
+            node.op_type,
+            batch if step.batched else None,
+            step.batched,
+            self.precision in ACCUMULATION_OF,
+            ACCUMULATION_OF.get(self.precision, "tree"),
         )
         try:
             result = node.impl(ctx, args)
@@ -450,6 +492,8 @@ class Graph:
         except (ValueError, IndexError, TypeError) as exc:
             raise ExportError(f"{self.source}: {node.op_type} '{node.name}' failed: {exc}") from exc
         results = list(result) if isinstance(result, tuple | list) else [result]
+        if self.observer is not None:  # set only after loading: sees the runs of `predict`
+            self.observer(node, ctx, args, results)
         if len(results) != len(node.outputs):
             raise ExportError(
                 f"{self.source}: {node.op_type} '{node.name}' gave {len(results)} outputs, "
@@ -480,10 +524,21 @@ class Graph:
         """One execution: `x` is the declared input (batch None) or N of them stacked on axis 0."""
         return self._execute(x, batch)
 
+    def folded(self, op_prefix: str) -> dict[str, np.ndarray]:
+        """The values of the outputs of nodes whose op type starts with `op_prefix` that loading
+        evaluated once (their inputs are all constants), by output name."""
+        return {
+            name: self._static[name]
+            for node in self._nodes
+            if node.op_type.startswith(op_prefix)
+            for name in node.outputs
+            if name in self._static
+        }
+
 
 def _floats_all_fp16(step: _Step, typed: dict[str, np.dtype], precision: str) -> bool:
     """Whether every floating input of the step is typed fp16 (so holds fp16-exact values)."""
-    if precision in ("fp16_storage", "fp16"):
+    if precision in FP16_STORED:
         return True  # inputs, inline constants and weights are all rounded to fp16
     for _, refs in step.args:
         for is_value, key in refs:
@@ -535,6 +590,20 @@ class Executor:
             f"Executor({self.path.name}, {self.format}, precision {self.precision}, "
             f"{len(self.op_types)} op types, {mode})"
         )
+
+    @contextlib.contextmanager
+    def observed(self, observer: Observer) -> Iterator[None]:
+        """Inside this block `predict` calls `observer` after every node it runs (see `Observer`)."""
+        previous, self._graph.observer = self._graph.observer, observer
+        try:
+            yield
+        finally:
+            self._graph.observer = previous
+
+    def compressed_weights(self) -> dict[str, np.ndarray]:
+        """The dense values of an ML Program's compressed weights (the outputs of its `constexpr_*`
+        ops, decoded from the file at load) by name, as float32; empty for an uncompressed file."""
+        return {k: np.asarray(v, dtype=np.float32) for k, v in self._graph.folded("constexpr_").items()}
 
     def predict(self, input_ids: np.ndarray) -> np.ndarray:
         ids = np.asarray(input_ids)

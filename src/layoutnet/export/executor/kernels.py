@@ -7,6 +7,7 @@ loop runs over positions or samples.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -325,8 +326,10 @@ def conv(
     pads: Sequence[tuple[int, int]],
     groups: int = 1,
     fp16: bool = False,
+    accumulation: str = "tree",
 ) -> np.ndarray:
-    """Cross-correlation of x [N, C, *S] with weight [O, C/groups, *K] -> [N, O, *Out].
+    """Cross-correlation of x [N, C, *S] with weight [O, C/groups, *K] -> [N, O, *Out] (fp16: in
+    fp16 arithmetic, the window reduced as `accumulation` says, in the im2col column order).
 
     im2col in channels-last order: the input is padded as [N, *S, C], every output position gathers
     its window as contiguous runs of C, and one matrix product per group does the rest. The result
@@ -344,7 +347,7 @@ def conv(
     rows = n * int(np.prod(out_sp))
     out_ch = weight.shape[0]
     wl = np.moveaxis(weight, 1, -1)  # [O, *K, C/groups], matching the column order
-    product = gemm16 if fp16 else gemm
+    product = functools.partial(gemm16, accumulation=accumulation) if fp16 else gemm
     if groups == 1:
         y = product(cols.reshape(rows, -1), wl.reshape(out_ch, -1).T)
     else:
@@ -372,6 +375,7 @@ def pool(
     pads: Sequence[tuple[int, int]],
     exclude_padding: bool = True,
     fp16: bool = False,
+    accumulation: str = "tree",
 ) -> np.ndarray:
     """Max or average pooling over the trailing len(kernel) axes of x (fp16: the window sum
     accumulated in fp16 and the division rounded)."""
@@ -387,7 +391,7 @@ def pool(
     axes = tuple(range(win.ndim - nsp, win.ndim))
     if kind == "max":
         return np.max(win, axis=axes)
-    total = sum16(win, axes) if fp16 else np.sum(win, axis=axes)
+    total = sum16(win, axes, accumulation=accumulation) if fp16 else np.sum(win, axis=axes)
     divide = (lambda a, b: r16(a / b)) if fp16 else np.true_divide
     if exclude_padding and any(lo or hi for lo, hi in pads):
         ones = np.pad(np.ones(x.shape[x.ndim - nsp :], dtype=x.dtype), [tuple(p) for p in pads])
@@ -400,30 +404,40 @@ def pool(
 
 # ----------------------------------------------------------------------------- true fp16 arithmetic
 #
-# The "fp16" precision of the executor models a device that computes in float16 throughout, with
-# no wider accumulator: every value, every intermediate of an op and every partial sum is a float16
-# number. NumPy cannot be trusted to do that by itself: its float16 `matmul`, `dot`, `einsum`,
-# `sum` and `mean` convert to float32 internally and round only the final result. So these kernels
-# keep values as float32 arrays holding float16 numbers and round after every arithmetic step:
+# The fp16-arithmetic precisions of the executor model a device that computes in float16: every
+# value and every intermediate step of an op is a float16 number. NumPy cannot be trusted to do that
+# by itself: its float16 `matmul`, `dot`, `einsum`, `sum` and `mean` convert to float32 internally and
+# round only the final result. So these kernels keep values as float32 arrays holding float16
+# numbers and round after every arithmetic step:
 #
 # - +, -, *, /, sqrt of two fp16 numbers computed in float32 and rounded once to fp16 give the
 #   correctly rounded fp16 result (float32 has at least 2 * 11 + 2 significant bits);
 # - transcendental functions (exp, tanh, erf, log) are fp16 primitives: the float32 value rounded;
-# - sums, matrix products and convolutions reduce in a pairwise tree, as vector and matrix units
-#   do (adder trees, SIMD lanes folded in halves): every product is rounded to fp16, then neighbours
-#   are added level by level, (t0 + t1), (t2 + t3), ..., each sum rounded to fp16, an odd last term
-#   carried up unchanged, until one fp16 number is left (`tree_sum16`).
+# - sums, matrix products and convolutions reduce in one of three orders (`ACCUMULATIONS`), the
+#   device bracket: which one a given GPU or Neural Engine uses is not documented, and the sources
+#   disagree (BENCHMARKS.md, "Parity at the device's precisions"):
+#   "wide"       every product rounded to fp16, the products summed in a wide accumulator (exactly,
+#                here: in float64, which holds the sum of up to 2**13 fp16 numbers without rounding),
+#                the sum rounded once to fp16 - the Neural Engine as a reverse-engineering write-up
+#                describes it (fp16 tiles reduced into an fp32-class accumulator);
+#   "tree"       every product rounded to fp16, then neighbours added level by level, (t0 + t1),
+#                (t2 + t3), ..., each sum rounded to fp16, an odd last term carried up, until one fp16
+#                number is left (`tree_sum16`) - adder trees and SIMD lanes folded in halves;
+#   "sequential" one running fp16 sum in index order, one multiply-accumulate per term: the exact
+#                product (two fp16 numbers multiply exactly in float32) added to the running sum in
+#                float32 and the result rounded to fp16 - the multiply-accumulate of Apple's MPS
+#                headers with an fp16 accumulator (a GPU allowed low-precision accumulation). For a
+#                convolution the index order is the im2col column order: kernel position, then channel.
+#   Every order is bit for bit its definition in NumPy's own float16 arithmetic (tests).
 #
-# Why a tree and not one running sum: no fp16 unit that reduces a dot product adds its terms one by
-# one through a single register, and the running sum is the pessimistic end by far. Measured on the
-# default network fully trained (BENCHMARKS.md, "Parity at the device's precisions"): max |dprob| on
-# the same 572 rows was 0.0174 with a running fp16 sum (argmax agreement 99.8%), 0.0033 with the tree,
-# and 0.0035 at fp16 storage with fp32 arithmetic.
-#
-# Memory and speed: a reduction of K terms holds its K products for a tile of outputs at a time
-# (`_TERMS` floats in all), so each level is one NumPy pass over the tile.
+# Memory and speed: "wide" and "tree" hold the K products of a tile of outputs at a time (`_TERMS`
+# floats in all), so each step is one NumPy pass over the tile; "sequential" holds one running sum
+# per output and makes K passes.
 
 r16 = round_to_fp16
+
+ACCUMULATIONS = ("wide", "tree", "sequential")
+"""How fp16 arithmetic reduces the terms of a sum, matrix product or convolution (see above)."""
 
 _TERMS = 1 << 21  # floats of products held at once by one tile of a reduction
 
@@ -439,13 +453,42 @@ def tree_sum16(terms: np.ndarray) -> np.ndarray:
     return level[0] if len(level) else np.zeros(terms.shape[1:], dtype=np.float32)
 
 
+def wide_sum16(terms: np.ndarray) -> np.ndarray:
+    """The sum over axis 0 of `terms` (fp16 numbers) in a wide accumulator, rounded once to fp16:
+    float64 adds fp16 numbers without rounding (up to 2**13 of them), and the total is rounded
+    straight from float64 to fp16 (no float32 step in between)."""
+    total = np.sum(terms, axis=0, dtype=np.float64)
+    with np.errstate(over="ignore"):
+        return np.asarray(total).astype(np.float16).astype(np.float32)
+
+
+def sequential_sum16(terms: np.ndarray) -> np.ndarray:
+    """The running fp16 sum over axis 0 of `terms` (fp16 numbers), in index order."""
+    acc = np.zeros(terms.shape[1:], dtype=np.float32)
+    for term in terms:
+        acc = r16(acc + term)
+    return acc
+
+
+_REDUCE16 = {"wide": wide_sum16, "tree": tree_sum16, "sequential": sequential_sum16}
+
+
+def reduce16(terms: np.ndarray, accumulation: str = "tree") -> np.ndarray:
+    """The fp16 sum over axis 0 of `terms` (float32 holding fp16 numbers) in one of `ACCUMULATIONS`."""
+    if accumulation not in _REDUCE16:
+        raise ValueError(f"accumulation must be one of {', '.join(ACCUMULATIONS)}, not {accumulation!r}")
+    return _REDUCE16[accumulation](terms)
+
+
 def _tile(terms: int) -> int:
     """Outputs per tile of a reduction over `terms` terms."""
     return max(1, _TERMS // max(terms, 1))
 
 
-def sum16(x: np.ndarray, axes: Sequence[int] | None, keepdims: bool = False) -> np.ndarray:
-    """Sum over `axes` (all when None) in fp16, a pairwise tree over the terms in index order."""
+def sum16(
+    x: np.ndarray, axes: Sequence[int] | None, keepdims: bool = False, accumulation: str = "tree"
+) -> np.ndarray:
+    """Sum over `axes` (all when None) in fp16, the terms in index order reduced as `accumulation` says."""
     x = np.asarray(x, dtype=np.float32)
     axes = tuple(range(x.ndim)) if axes is None else tuple(a % x.ndim for a in axes)
     rest = [a for a in range(x.ndim) if a not in axes]
@@ -457,21 +500,27 @@ def sum16(x: np.ndarray, axes: Sequence[int] | None, keepdims: bool = False) -> 
     step = _tile(count)
     with np.errstate(over="ignore", invalid="ignore"):
         for lo in range(0, width, step):
-            acc[lo : lo + step] = tree_sum16(r16(terms[:, lo : lo + step]))
+            acc[lo : lo + step] = reduce16(r16(terms[:, lo : lo + step]), accumulation)
     acc = acc.reshape(moved.shape[: len(rest)])
     if keepdims:
         acc = acc.reshape([1 if a in axes else x.shape[a] for a in range(x.ndim)])
     return acc
 
 
-def mean16(x: np.ndarray, axes: Sequence[int] | None, keepdims: bool = False) -> np.ndarray:
+def mean16(
+    x: np.ndarray, axes: Sequence[int] | None, keepdims: bool = False, accumulation: str = "tree"
+) -> np.ndarray:
     x = np.asarray(x, dtype=np.float32)
     axes_t = tuple(range(x.ndim)) if axes is None else tuple(a % x.ndim for a in axes)
     count = int(np.prod([x.shape[a] for a in axes_t])) if axes_t else 1
-    return r16(sum16(x, axes_t, keepdims) / r16(np.float32(max(count, 1))))
+    return r16(sum16(x, axes_t, keepdims, accumulation) / r16(np.float32(max(count, 1))))
 
 
-def prod16(x: np.ndarray, axes: Sequence[int] | None, keepdims: bool = False) -> np.ndarray:
+def prod16(
+    x: np.ndarray, axes: Sequence[int] | None, keepdims: bool = False, accumulation: str = "tree"
+) -> np.ndarray:
+    """Product over `axes` in fp16, one rounding per factor in index order (every order alike: a
+    product has no wide accumulator to model)."""
     x = np.asarray(x, dtype=np.float32)
     axes = tuple(range(x.ndim)) if axes is None else tuple(a % x.ndim for a in axes)
     rest = [a for a in range(x.ndim) if a not in axes]
@@ -485,10 +534,13 @@ def prod16(x: np.ndarray, axes: Sequence[int] | None, keepdims: bool = False) ->
     return acc
 
 
-def gemm16(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """a [..., M, K] @ b [..., K, N] in fp16: each product rounded to fp16, the K products of an
-    output summed in a pairwise tree (`tree_sum16`). Each output depends only on its own row of `a`
-    and column of `b`, so the outputs are cut into tiles that hold their K products at once."""
+def gemm16(a: np.ndarray, b: np.ndarray, accumulation: str = "tree") -> np.ndarray:
+    """a [..., M, K] @ b [..., K, N] in fp16, the K terms of each output reduced as `accumulation`
+    says ("wide", "tree": each product rounded to fp16 first; "sequential": fused multiply-adds into
+    a running fp16 sum). Each output depends only on its own row of `a` and column of `b`, so the
+    outputs are cut into tiles ("wide", "tree": tiles that hold their K products at once)."""
+    if accumulation not in _REDUCE16:
+        raise ValueError(f"accumulation must be one of {', '.join(ACCUMULATIONS)}, not {accumulation!r}")
     a = np.asarray(a, dtype=np.float32)
     b = np.asarray(b, dtype=np.float32)
     lead = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
@@ -501,10 +553,11 @@ def gemm16(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.zeros((*lead, m, n), dtype=np.float32)
     a_k = a3.transpose(2, 0, 1)  # [K, L, M]
     b_k = b3.transpose(1, 0, 2)  # [K, L, N]
-    # tiles of [K, rows, cols] products: over (L, M) rows, and over the N columns when one row's
-    # products alone exceed the tile
-    rows = max(1, _tile(k_dim) // n)
-    cols = n if rows > 1 else min(n, _tile(k_dim))
+    # tiles of [rows, cols] outputs (times K products unless sequential): over (L, M) rows, and over
+    # the N columns when one row alone exceeds the tile
+    held = 1 if accumulation == "sequential" else k_dim
+    rows = max(1, _tile(held) // n)
+    cols = n if rows > 1 else min(n, _tile(held))
     flat_a = a_k.reshape(k_dim, count * m)
     pairs = np.repeat(np.arange(count), m)  # which b of the batch each row multiplies
     flat_out = out.reshape(count * m, n)
@@ -514,12 +567,19 @@ def gemm16(a: np.ndarray, b: np.ndarray) -> np.ndarray:
             right = b_k[:, :1, :] if count == 1 else b_k[:, pairs[sel], :]
             for start in range(0, n, cols):
                 part = slice(start, start + cols)
-                products = r16(flat_a[:, sel, None] * right[:, :, part])
-                flat_out[sel, part] = tree_sum16(products)
+                if accumulation == "sequential":
+                    shape = np.broadcast_shapes(flat_a[0, sel, None].shape, right[0, :, part].shape)
+                    acc = np.zeros(shape, dtype=np.float32)
+                    for k in range(k_dim):
+                        acc = r16(acc + flat_a[k, sel, None] * right[k, :, part])
+                    flat_out[sel, part] = acc
+                else:
+                    products = r16(flat_a[:, sel, None] * right[:, :, part])
+                    flat_out[sel, part] = _REDUCE16[accumulation](products)
     return out.reshape(*lead, m, n)
 
 
-def matmul16(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+def matmul16(x: np.ndarray, y: np.ndarray, accumulation: str = "tree") -> np.ndarray:
     """numpy matmul semantics (1-D operands promoted and the added axis dropped) in fp16."""
     x = np.asarray(x, dtype=np.float32)
     y = np.asarray(y, dtype=np.float32)
@@ -532,31 +592,33 @@ def matmul16(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         squeeze.append(-1)
     if x.ndim >= 3 and y.ndim == 2:
         lead = x.shape[:-1]
-        out = gemm16(x.reshape(-1, x.shape[-1]), y).reshape(*lead, y.shape[-1])
+        out = gemm16(x.reshape(-1, x.shape[-1]), y, accumulation).reshape(*lead, y.shape[-1])
     else:
-        out = gemm16(x, y)
+        out = gemm16(x, y, accumulation)
     return np.squeeze(out, axis=tuple(squeeze)) if squeeze else out
 
 
-def linear16(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+def linear16(
+    x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, accumulation: str = "tree"
+) -> np.ndarray:
     lead = x.shape[:-1]
-    out = gemm16(x.reshape(-1, x.shape[-1]), weight.T)
+    out = gemm16(x.reshape(-1, x.shape[-1]), weight.T, accumulation)
     if bias is not None:
         out = r16(out + bias)
     return out.reshape(*lead, weight.shape[0])
 
 
-def softmax16(x: np.ndarray, axis: int) -> np.ndarray:
+def softmax16(x: np.ndarray, axis: int, accumulation: str = "tree") -> np.ndarray:
     shifted = r16(x - np.max(x, axis=axis, keepdims=True))
     e = r16(np.exp(shifted))
-    return r16(e / sum16(e, [axis], keepdims=True))
+    return r16(e / sum16(e, [axis], keepdims=True, accumulation=accumulation))
 
 
-def normalize16(x: np.ndarray, axes: Sequence[int], eps: float) -> np.ndarray:
+def normalize16(x: np.ndarray, axes: Sequence[int], eps: float, accumulation: str = "tree") -> np.ndarray:
     """(x - mean) / sqrt(var + eps) over `axes`, every step in fp16."""
     axes = tuple(axes)
-    centered = r16(x - mean16(x, axes, keepdims=True))
-    var = mean16(r16(centered * centered), axes, keepdims=True)
+    centered = r16(x - mean16(x, axes, keepdims=True, accumulation=accumulation))
+    var = mean16(r16(centered * centered), axes, keepdims=True, accumulation=accumulation)
     return r16(centered / r16(np.sqrt(r16(var + r16(np.float32(eps))))))
 
 
@@ -602,9 +664,10 @@ def conv16(
     dilations: Sequence[int],
     pads: Sequence[tuple[int, int]],
     groups: int = 1,
+    accumulation: str = "tree",
 ) -> np.ndarray:
-    """`conv` with fp16 accumulation over the window (in the same channels-last column order)."""
-    return conv(x, weight, bias, strides, dilations, pads, groups, fp16=True)
+    """`conv` in fp16 arithmetic, the window reduced as `accumulation` says (channels-last columns)."""
+    return conv(x, weight, bias, strides, dilations, pads, groups, fp16=True, accumulation=accumulation)
 
 
 def pool16(
@@ -614,5 +677,6 @@ def pool16(
     strides: Sequence[int],
     pads: Sequence[tuple[int, int]],
     exclude_padding: bool = True,
+    accumulation: str = "tree",
 ) -> np.ndarray:
-    return pool(x, kind, kernel, strides, pads, exclude_padding, fp16=True)
+    return pool(x, kind, kernel, strides, pads, exclude_padding, fp16=True, accumulation=accumulation)

@@ -47,6 +47,7 @@ class MilOp:
     batch: BatchRule
     variadic: frozenset[str]
     preserves: bool  # output values are input values (or constants): no fp16 re-rounding needed
+    matrix: bool = False  # a matrix product or convolution (range guards: its accumulator and output)
 
 
 MIL_OPS: dict[str, MilOp] = {}
@@ -68,18 +69,24 @@ NUMPY_DTYPES = {
 
 
 def mil_op(
-    *names: str, batch: BatchRule = elementwise, variadic: tuple[str, ...] = (), preserves: bool = False
+    *names: str,
+    batch: BatchRule = elementwise,
+    variadic: tuple[str, ...] = (),
+    preserves: bool = False,
+    matrix: bool = False,
 ):
     """Register the decorated function as the implementation of the MIL op type(s) `names`.
 
     preserves: the op only moves, selects or compares values (transpose, concat, max, relu, ...).
+    matrix: a matrix product or convolution, a sum of products of its inputs (so computing it on the
+    inputs' absolute values bounds every partial sum: the range guards read that).
     """
 
     def register(fn: Callable[..., Any]) -> Callable[..., Any]:
         for name in names:
             if name in MIL_OPS:
                 raise ValueError(f"MIL op {name!r} registered twice")
-            MIL_OPS[name] = MilOp(name, fn, batch, frozenset(variadic), preserves)
+            MIL_OPS[name] = MilOp(name, fn, batch, frozenset(variadic), preserves, matrix)
         return fn
 
     return register
@@ -329,7 +336,7 @@ def _reduction(fn: Callable[..., np.ndarray], fn16: Callable[..., np.ndarray] | 
     def op(ctx: OpContext, x: np.ndarray, axes: Any = None, keep_dims: Any = False) -> np.ndarray:
         axis = None if axes is None else tuple(normalize_axes(axes, x.ndim))
         if ctx.fp16 and fn16 is not None:
-            return fn16(x, axis, bool(_scalar(keep_dims)))
+            return ctx.pick(fn, fn16)(x, axis, bool(_scalar(keep_dims)))
         return fn(x, axis=axis, keepdims=bool(_scalar(keep_dims)))
 
     op.__doc__ = f"{fn.__name__} over `axes` (all when absent)"
@@ -351,17 +358,17 @@ for _name, (_fn, _fn16) in _REDUCTIONS.items():
 
 @mil_op("softmax", batch=axes_rule("axis"))
 def softmax(ctx: OpContext, x: np.ndarray, axis: Any = -1) -> np.ndarray:
-    if ctx.fp16:
-        return kernels.softmax16(x, int(_scalar(axis)))
-    return kernels.softmax(x, int(_scalar(axis)))
+    """exp(x - max) / sum over `axis` (fp16: every step rounded, summed in ctx.accumulation order)."""
+    return ctx.pick(kernels.softmax, kernels.softmax16)(x, int(_scalar(axis)))
 
 
 # ----------------------------------------------------------------------------- linear algebra
 
 
-@mil_op("linear", batch=all_of(only_batched("x"), leading_rule(2)))
+@mil_op("linear", batch=all_of(only_batched("x"), leading_rule(2)), matrix=True)
 def linear(ctx: OpContext, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
-    return (kernels.linear16 if ctx.fp16 else kernels.linear)(x, weight, bias)
+    """x @ weight.T + bias over the last axis of x (weight [out, in])."""
+    return ctx.pick(kernels.linear, kernels.linear16)(x, weight, bias)
 
 
 def _matmul_rule(info: BatchInfo) -> str | None:
@@ -378,15 +385,16 @@ def _matmul_rule(info: BatchInfo) -> str | None:
     return None
 
 
-@mil_op("matmul", batch=_matmul_rule)
+@mil_op("matmul", batch=_matmul_rule, matrix=True)
 def matmul(
     ctx: OpContext, x: np.ndarray, y: np.ndarray, transpose_x: Any = False, transpose_y: Any = False
 ) -> np.ndarray:
+    """x @ y with numpy broadcasting, either side transposed first (transpose_x / transpose_y)."""
     if bool(_scalar(transpose_x)) and x.ndim >= 2:
         x = np.swapaxes(x, -1, -2)
     if bool(_scalar(transpose_y)) and y.ndim >= 2:
         y = np.swapaxes(y, -1, -2)
-    return (kernels.matmul16 if ctx.fp16 else kernels.matmul)(x, y)
+    return ctx.pick(kernels.matmul, kernels.matmul16)(x, y)
 
 
 # ----------------------------------------------------------------------------- convolution, pooling
@@ -415,7 +423,7 @@ def _pads(
     raise Unsupported(f"pad_type={pad_type}")
 
 
-@mil_op("conv", batch=all_of(only_batched("x"), leading_rule(3)))
+@mil_op("conv", batch=all_of(only_batched("x"), leading_rule(3)), matrix=True)
 def conv(
     ctx: OpContext,
     x: np.ndarray,
@@ -427,11 +435,14 @@ def conv(
     dilations: Any = None,
     groups: Any = 1,
 ) -> np.ndarray:
+    """N-d cross-correlation of x [N, C, *S] with weight [O, C/groups, *K], MIL padding modes."""
     nsp = weight.ndim - 2
     strides = _ints(strides) if strides is not None else [1] * nsp
     dilations = _ints(dilations) if dilations is not None else [1] * nsp
     pads = _pads(_str(pad_type), pad, x.shape[2:], weight.shape[2:], strides, dilations)
-    return kernels.conv(x, weight, bias, strides, dilations, pads, int(_scalar(groups)), fp16=ctx.fp16)
+    return kernels.conv(
+        x, weight, bias, strides, dilations, pads, int(_scalar(groups)), ctx.fp16, ctx.accumulation
+    )
 
 
 def _pool(kind: str) -> Callable[..., Any]:
@@ -462,7 +473,7 @@ def _pool(kind: str) -> Callable[..., Any]:
                 grown.append((lo, hi + extra))
             pads = grown
         exclude = bool(_scalar(exclude_padding_from_average))
-        return kernels.pool(x, kind, kernel, strides, pads, exclude, fp16=ctx.fp16)
+        return kernels.pool(x, kind, kernel, strides, pads, exclude, ctx.fp16, ctx.accumulation)
 
     op.__doc__ = f"{kind} pooling over the spatial axes of [N, C, *S]"
     return op
@@ -505,9 +516,10 @@ def layer_norm(
     beta: np.ndarray | None = None,
     epsilon: Any = 1e-5,
 ) -> np.ndarray:
+    """(x - mean) / sqrt(var + epsilon) over `axes` (all when absent), then * gamma + beta."""
     axes = list(range(x.ndim)) if axes is None else sorted(normalize_axes(axes, x.ndim))
-    normalize = kernels.normalize16 if ctx.fp16 else kernels.normalize
-    y = normalize(x, axes, float(_scalar(epsilon)))
+    eps = float(_scalar(epsilon))
+    y = ctx.pick(kernels.normalize, kernels.normalize16)(x, axes, eps)
     shape = [x.shape[i] if i in axes else 1 for i in range(x.ndim)]
     if gamma is not None:
         y = _r(ctx, y * gamma.reshape(shape))

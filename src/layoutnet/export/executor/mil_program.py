@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from layoutnet.errors import ExportError
-from layoutnet.export.executor.engine import Const, Graph, Node, OpContext, Ref, Unsupported
+from layoutnet.export.executor.engine import Const, Graph, Node, OpContext, Ref, Unsupported, floating_mapped
 from layoutnet.export.executor.kernels import unpack_bits
 from layoutnet.export.executor.mil_ops import MIL_OPS, MilOp
 
@@ -271,11 +271,12 @@ def _attribute_str(op: Any, key: str) -> str | None:
     return None
 
 
-def _impl(op: MilOp):
+def _impl(op: MilOp, each: Any = None):
+    """The node's function: `op` on its arguments (with `each` applied to every floating one)."""
     fn = op.fn
 
     def call(ctx: OpContext, args: dict[str, Any]) -> Any:
-        return fn(ctx, **args)
+        return fn(ctx, **(args if each is None else {k: floating_mapped(v, each) for k, v in args.items()}))
 
     return call
 
@@ -365,4 +366,5 @@ def _node(op: Any, name: str, registered: MilOp, blobs: _BlobFiles, source: str)
         impl=_impl(registered),
         rule=registered.batch,
         preserves=registered.preserves,
+        magnitude=_impl(registered, np.abs) if registered.matrix else None,
     )

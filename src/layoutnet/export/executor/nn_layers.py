@@ -42,6 +42,7 @@ class NnLayer:
     fn: Callable[..., Any]
     prepare: Callable[[Any], Any]
     batch: BatchRule
+    matrix: bool = False  # a matrix product or convolution (see `mil_ops.mil_op`)
 
 
 NN_LAYERS: dict[str, NnLayer] = {}
@@ -51,13 +52,16 @@ def _keep(params: Any) -> Any:
     return params
 
 
-def nn_layer(name: str, *, prepare: Callable[[Any], Any] = _keep, batch: BatchRule = elementwise):
-    """Register the decorated function as the implementation of NeuralNetwork layer `name`."""
+def nn_layer(
+    name: str, *, prepare: Callable[[Any], Any] = _keep, batch: BatchRule = elementwise, matrix: bool = False
+):
+    """Register the decorated function as the implementation of NeuralNetwork layer `name` (matrix:
+    a matrix product or convolution, see `mil_ops.mil_op`)."""
 
     def register(fn: Callable[..., Any]) -> Callable[..., Any]:
         if name in NN_LAYERS:
             raise ValueError(f"NN layer {name!r} registered twice")
-        NN_LAYERS[name] = NnLayer(name, fn, prepare, batch)
+        NN_LAYERS[name] = NnLayer(name, fn, prepare, batch, matrix)
         return fn
 
     return register
@@ -273,10 +277,11 @@ def _prepare_inner_product(params: Any) -> Any:
     return SimpleNamespace(weight=w, bias=b)
 
 
-@nn_layer("innerProduct", prepare=_prepare_inner_product, batch=leading_rule(2))
+@nn_layer("innerProduct", prepare=_prepare_inner_product, batch=leading_rule(2), matrix=True)
 def inner_product(ctx: OpContext, p: Any, x: np.ndarray) -> np.ndarray:
+    """x @ weight.T + bias over the last axis (rank <= 3) or over C*H*W of [..., C, 1, 1] inputs."""
     out_ch = p.weight.shape[0]
-    linear = kernels.linear16 if ctx.fp16 else kernels.linear
+    linear = ctx.pick(kernels.linear, kernels.linear16)
     if x.ndim <= 3:
         return linear(x, p.weight, p.bias)
     if x.ndim == 4:
@@ -305,15 +310,16 @@ def _batched_matmul_rule(info: BatchInfo) -> str | None:
     return None
 
 
-@nn_layer("batchedMatmul", prepare=_prepare_batched_matmul, batch=_batched_matmul_rule)
+@nn_layer("batchedMatmul", prepare=_prepare_batched_matmul, batch=_batched_matmul_rule, matrix=True)
 def batched_matmul(ctx: OpContext, p: Any, a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+    """a @ b (or a @ the layer's weight + bias when there is one input), either side transposed first."""
     if p.ta and a.ndim >= 2:
         a = np.swapaxes(a, -1, -2)
     if b is None:
-        return (kernels.linear16 if ctx.fp16 else kernels.linear)(a, p.weight, p.bias)
+        return ctx.pick(kernels.linear, kernels.linear16)(a, p.weight, p.bias)
     if p.tb and b.ndim >= 2:
         b = np.swapaxes(b, -1, -2)
-    return (kernels.matmul16 if ctx.fp16 else kernels.matmul)(a, b)
+    return ctx.pick(kernels.matmul, kernels.matmul16)(a, b)
 
 
 # ----------------------------------------------------------------------------- convolution, pooling, padding
@@ -365,8 +371,9 @@ def _same(
     return [(hi, lo) for lo, hi in pads] if top_left_heavy else pads
 
 
-@nn_layer("convolution", prepare=_prepare_convolution, batch=leading_rule(4))
+@nn_layer("convolution", prepare=_prepare_convolution, batch=leading_rule(4), matrix=True)
 def convolution(ctx: OpContext, p: Any, x: np.ndarray) -> np.ndarray:
+    """2-d cross-correlation of [..., C, H, W] with the layer's weight, valid or same padding."""
     lead, (c, h, w) = x.shape[:-3], x.shape[-3:]
     kernel = p.weight.shape[2:]
     if p.padding == "same":
@@ -374,7 +381,15 @@ def convolution(ctx: OpContext, p: Any, x: np.ndarray) -> np.ndarray:
     else:
         pads = _border(p.params.valid.paddingAmounts)
     y = kernels.conv(
-        x.reshape(-1, c, h, w), p.weight, p.bias, p.strides, p.dilations, pads, p.groups, fp16=ctx.fp16
+        x.reshape(-1, c, h, w),
+        p.weight,
+        p.bias,
+        p.strides,
+        p.dilations,
+        pads,
+        p.groups,
+        ctx.fp16,
+        ctx.accumulation,
     )
     return y.reshape(*lead, *y.shape[1:])
 
@@ -394,13 +409,12 @@ def _prepare_pooling(params: Any) -> Any:
 
 @nn_layer("pooling", prepare=_prepare_pooling, batch=leading_rule(3))
 def pooling(ctx: OpContext, p: Any, x: np.ndarray) -> np.ndarray:
+    """Max or average pooling over H, W (global, valid, same or includeLastPixel padding)."""
     q = p.params
     if q.globalPooling:
         if p.kind == "max":
             return np.max(x, axis=(-2, -1), keepdims=True)
-        if ctx.fp16:
-            return kernels.mean16(x, (-2, -1), keepdims=True)
-        return np.mean(x, axis=(-2, -1), keepdims=True)
+        return ctx.pick(np.mean, kernels.mean16)(x, (-2, -1), keepdims=True)
     sizes = x.shape[-2:]
     if p.padding == "same":
         pads = _same(sizes, tuple(p.kernel), p.strides, [1, 1], q.same.asymmetryMode == 1)
@@ -414,7 +428,8 @@ def pooling(ctx: OpContext, p: Any, x: np.ndarray) -> np.ndarray:
             pads.append((pad, max((out - 1) * s + k - size - pad, 0)))
     else:
         pads = _border(q.valid.paddingAmounts)
-    return kernels.pool(x, p.kind, p.kernel, p.strides, pads, bool(q.avgPoolExcludePadding), fp16=ctx.fp16)
+    exclude = bool(q.avgPoolExcludePadding)
+    return kernels.pool(x, p.kind, p.kernel, p.strides, pads, exclude, ctx.fp16, ctx.accumulation)
 
 
 def _prepare_padding(params: Any) -> Any:
@@ -465,10 +480,8 @@ def mvn(ctx: OpContext, p: Any, x: np.ndarray) -> np.ndarray:
     in converted models."""
     axes = (-3, -2, -1) if p.acrossChannels else (-2, -1)
     if not p.normalizeVariance:
-        mean = kernels.mean16(x, axes, keepdims=True) if ctx.fp16 else np.mean(x, axis=axes, keepdims=True)
-        return x - mean
-    normalize = kernels.normalize16 if ctx.fp16 else kernels.normalize
-    return normalize(x, [a % x.ndim for a in axes], p.epsilon)
+        return x - ctx.pick(np.mean, kernels.mean16)(x, axes, keepdims=True)
+    return ctx.pick(kernels.normalize, kernels.normalize16)(x, [a % x.ndim for a in axes], p.epsilon)
 
 
 def _prepare_scale(params: Any) -> Any:
@@ -506,8 +519,9 @@ def _layer_norm_rule(info: BatchInfo) -> str | None:
 
 @nn_layer("layerNormalization", prepare=_prepare_layer_norm, batch=_layer_norm_rule)
 def layer_normalization(ctx: OpContext, p: Any, x: np.ndarray) -> np.ndarray:
+    """(x - mean) / sqrt(var + eps) over the trailing normalizedShape axes, then * gamma + beta."""
     axes = list(range(x.ndim - len(p.shape), x.ndim))
-    y = (kernels.normalize16 if ctx.fp16 else kernels.normalize)(x, axes, p.eps)
+    y = ctx.pick(kernels.normalize, kernels.normalize16)(x, axes, p.eps)
     if p.gamma is not None:
         y = _fp16_steps(ctx)(y * p.gamma)
     return y + p.beta if p.beta is not None else y
@@ -540,7 +554,7 @@ def _reduce(fn: Callable[..., np.ndarray], fn16: Callable[..., np.ndarray] | Non
     def layer(ctx: OpContext, p: Any, x: np.ndarray) -> np.ndarray:
         axis = None if p.reduceAll else tuple(normalize_axes(list(p.axes), x.ndim))
         if ctx.fp16 and fn16 is not None:
-            return fn16(x, axis, bool(p.keepDims))
+            return ctx.pick(fn, fn16)(x, axis, bool(p.keepDims))
         return fn(x, axis=axis, keepdims=bool(p.keepDims))
 
     layer.__doc__ = f"{fn.__name__} over `axes` (all with reduceAll)"
@@ -559,12 +573,14 @@ for _name, (_fn, _fn16) in {
 
 @nn_layer("softmaxND", batch=_axes_param_rule(lambda params: params.axis))
 def softmax_nd(ctx: OpContext, p: Any, x: np.ndarray) -> np.ndarray:
-    return (kernels.softmax16 if ctx.fp16 else kernels.softmax)(x, int(p.axis))
+    """Softmax over the layer's `axis`."""
+    return ctx.pick(kernels.softmax, kernels.softmax16)(x, int(p.axis))
 
 
 @nn_layer("softmax", batch=_axes_param_rule(lambda params: -3))
 def softmax(ctx: OpContext, p: Any, x: np.ndarray) -> np.ndarray:
-    return (kernels.softmax16 if ctx.fp16 else kernels.softmax)(x, -3)
+    """Softmax over the channel axis (-3) of [..., C, H, W]."""
+    return ctx.pick(kernels.softmax, kernels.softmax16)(x, -3)
 
 
 # ----------------------------------------------------------------------------- shape and layout

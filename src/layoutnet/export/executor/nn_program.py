@@ -9,24 +9,34 @@ intermediate shapes, so the reference shapes for batching come from the load-tim
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
 from layoutnet.errors import ExportError
 from layoutnet.export.executor import kernels
-from layoutnet.export.executor.engine import Const, Graph, Node, OpContext, Unsupported
+from layoutnet.export.executor.engine import (
+    FP16_STORED,
+    Const,
+    Graph,
+    Node,
+    OpContext,
+    Unsupported,
+    floating_mapped,
+)
 from layoutnet.export.executor.nn_layers import NN_LAYERS, NnLayer
 
 _EXACT_ARRAY_MAPPING = 1
 
 
-def _impl(layer: NnLayer, prepared: Any):
+def _impl(layer: NnLayer, prepared: Any, each: Any = None):
+    """The node's function: `layer` with its prepared weights on its inputs (with `each` applied
+    to every input)."""
     fn = layer.fn
 
     def call(ctx: OpContext, args: dict[str, Any]) -> Any:
-        return fn(ctx, prepared, *args["inputs"])
+        inputs = args["inputs"] if each is None else floating_mapped(list(args["inputs"]), each)
+        return fn(ctx, prepared, *inputs)
 
     return call
 
@@ -42,11 +52,7 @@ def _array_shape(feature: Any, source: str) -> tuple[int, ...]:
 
 def _fp16_weights(prepared: Any) -> Any:
     """A layer's prepared weights with every floating array rounded to fp16 (fp16 precisions)."""
-    if isinstance(prepared, np.ndarray) and prepared.dtype.kind == "f":
-        return kernels.round_to_fp16(prepared)
-    if isinstance(prepared, SimpleNamespace):
-        return SimpleNamespace(**{k: _fp16_weights(v) for k, v in vars(prepared).items()})
-    return prepared
+    return floating_mapped(prepared, kernels.round_to_fp16)
 
 
 def load_network(spec: Any, source: str, precision: str = "declared") -> Graph:
@@ -76,7 +82,7 @@ def load_network(spec: Any, source: str, precision: str = "declared") -> Graph:
         params = getattr(layer, kind_name)
         try:
             prepared = registered.prepare(params)
-            if precision in ("fp16_storage", "fp16"):
+            if precision in FP16_STORED:
                 prepared = _fp16_weights(prepared)
         except Unsupported as exc:
             unsupported.setdefault(f"{kind_name} ({exc})", []).append(repr(layer.name))
@@ -101,6 +107,9 @@ def load_network(spec: Any, source: str, precision: str = "declared") -> Graph:
                 declared=[None] * len(out_names),
                 impl=_impl(registered, prepared),
                 rule=registered.batch,
+                magnitude=_impl(registered, floating_mapped(prepared, np.abs), np.abs)
+                if registered.matrix
+                else None,
             )
         )
     return Graph(
