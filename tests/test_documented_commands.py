@@ -177,18 +177,7 @@ def documented_commands() -> tuple[DocCommand, ...]:
 # Commands documented that do not work today: (doc file, command as the doc shows it) -> the reason, with
 # the issue that fixes it. Each still runs, as a strict xfail: when it starts to work, remove its entry.
 
-KNOWN_BROKEN: dict[tuple[str, str], str] = {
-    (
-        "docs/export.md",
-        "python -m layoutnet.export ckpt_path=... export=mlprogram export.compression=int8 "
-        "export.frontend=torch_export",
-    ): "issue 20: the mlprogram preset pins iOS15 and compressed weights need iOS16",
-    (
-        "docs/sweeps.md",
-        "python -m layoutnet -m +experiment=cnn export=mlprogram "
-        "export.compression=none,int8,palettize6,palettize4",
-    ): "issue 20: the mlprogram preset pins iOS15 and compressed weights need iOS16 (jobs 2-4 are refused)",
-}
+KNOWN_BROKEN: dict[tuple[str, str], str] = {}
 
 
 def _params() -> list:
